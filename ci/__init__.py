@@ -1,0 +1,1 @@
+"""Build, test and release tooling behind tasks.py, noxfile.py and CI."""
