@@ -1,0 +1,3 @@
+from clickvote.cli import main
+
+raise SystemExit(main())

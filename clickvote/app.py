@@ -1,0 +1,104 @@
+"""ASGI application factory: FastAPI (JSON API, dashboard files) + Socket.IO at /socket.io."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import socketio
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from clickvote import __version__
+from clickvote.config import Settings
+from clickvote.context import Context
+from clickvote.realtime import Realtime
+from clickvote.routes import build_router, error_body, install_error_handlers
+
+log = logging.getLogger("clickvote")
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings", "/analytics")
+
+
+def create_app(settings: Settings | None = None) -> Any:
+    settings = settings or Settings.from_env()
+    ctx = Context.build(settings)
+    realtime = Realtime(ctx)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ctx.start()
+        await realtime.start()
+        task = asyncio.create_task(_housekeeping(ctx))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await ctx.close()
+
+    api = FastAPI(
+        title="ClickVote", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
+    )
+    api.state.ctx = ctx
+    api.state.realtime = realtime
+    install_error_handlers(api)
+
+    @api.middleware("http")
+    async def public_cors(request: Request, call_next: Any) -> Response:
+        """The /api/ endpoints are read by embeds on any site: any origin, no credentials."""
+        if not request.url.path.startswith("/api/"):
+            response: Response = await call_next(request)
+            return response
+        if request.method == "OPTIONS":
+            response = Response(status_code=204)
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # pragma: no cover - handlers answer user errors themselves
+                log.exception("unhandled error")
+                response = JSONResponse(error_body(500, "internal error"), 500)
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        return response
+
+    @api.get("/healthz", tags=["meta"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    api.include_router(build_router())
+
+    @api.get("/embed.js", include_in_schema=False)
+    async def embed_js() -> FileResponse:
+        return FileResponse(
+            STATIC_DIR / "embed.js",
+            media_type="text/javascript",
+            headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+        )
+
+    async def index_page() -> FileResponse:
+        return FileResponse(
+            STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
+        )
+
+    for page in PAGES:
+        api.add_api_route(page, index_page, methods=["GET"], include_in_schema=False)
+    api.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    return socketio.ASGIApp(realtime.sio, other_asgi_app=api, socketio_path="socket.io")
+
+
+async def _housekeeping(ctx: Context) -> None:
+    while True:
+        try:
+            await ctx.housekeeping()
+        except Exception:  # pragma: no cover - logged, retried next hour
+            log.exception("housekeeping failed")
+        await asyncio.sleep(3600)

@@ -1,0 +1,75 @@
+"""Settings from command-line flags and CLICKVOTE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _default_data_dir() -> str:
+    return "./var"
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = field(default_factory=_default_data_dir)
+    database_url: str = ""  # empty: sqlite:///<data_dir>/clickvote.db
+    redis_url: str = ""  # empty: in-process fan-out
+    master_key: str = ""  # empty: <data_dir>/master.key (created 0600)
+    session_ttl: int = 7 * 24 * 3600  # seconds
+    login_token_ttl: int = 30 * 60  # seconds, socket login tokens
+    voter_token_ttl: int = 365 * 24 * 3600  # seconds, anonymous voter tokens
+    require_signed: bool = False  # default for new environments
+    # token buckets: capacity (burst) and refill rate (tokens per second)
+    rate_voter_burst: float = 20.0
+    rate_voter_per_sec: float = 5.0
+    rate_ip_burst: float = 200.0
+    rate_ip_per_sec: float = 50.0
+    max_payload: int = 4096  # bytes, socket event payloads
+    secure_cookies: bool = False
+    bcrypt_rounds: int = 12
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return "sqlite:///" + str(Path(self.data_dir) / "clickvote.db")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings: defaults < CLICKVOTE_* environment < explicit overrides (not None)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("CLICKVOTE_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.type, raw, f.name)
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = value
+        return replace(cls(), **values)
+
+
+def _convert(type_name: Any, raw: str, name: str) -> Any:
+    t = str(type_name)
+    try:
+        if t == "int":
+            return int(raw)
+        if t == "float":
+            return float(raw)
+        if t == "bool":
+            return _bool(raw)
+    except ValueError as exc:
+        raise ValueError(f"CLICKVOTE_{name.upper()}: invalid value {raw!r}") from exc
+    return raw

@@ -1,0 +1,223 @@
+"""Socket.IO protocol, compatible with @clickvote/react 0.0.8 (socket.io-client 4).
+
+Client -> server events (each also answers through a Socket.IO acknowledgement if requested):
+  login      {apiKey}                          -> emits `login` {token, expiration}
+  get-votes  {id, voteTo, userId?, type?, token, signature?, voterToken?}
+             -> emits to the caller `get-votes-{id}-{voteTo}` {voted, voteValue, total, startEnd}
+  vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?}
+             -> other pages watching env+group+voteTo get `get-votes-{id}-{voteTo}`
+                {total: {initial, count, avg, ...}, poster: {id, value}};
+                the voter's own pages (this one included) get {voted, voteValue, total, startEnd}
+Instead of `token`, new clients may pass `key` (the public key).
+Errors: the event `clickvote:error` {message, code, event, id?, voteTo?, msgId?, retryAfter?};
+acknowledgements get {ok: false, error: {...}}; successes {ok: true, ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import socketio
+
+from clickvote.context import Context
+from clickvote.fanout import Message
+from clickvote.storage import Env, Group
+from clickvote.votes import MAX_VOTE_TO, VoteError, cast_vote, current_state, own_message
+from clickvote.votes import poster_message as make_poster_message
+
+log = logging.getLogger("clickvote.realtime")
+ERROR_EVENT = "clickvote:error"
+NAMESPACE = "/"
+
+
+def item_room(env_id: str, group_id: str, vote_to: str) -> str:
+    return f"i|{env_id}|{group_id}|{vote_to}"
+
+
+def user_room(env_id: str, group_id: str, vote_to: str, voter: str) -> str:
+    return f"u|{env_id}|{group_id}|{vote_to}|{voter}"
+
+
+class Realtime:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            cors_allowed_origins="*",
+            max_http_buffer_size=64 * 1024,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.conns: dict[str, dict[str, Any]] = {}
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        self.sio.on("login", self._wrap("login", self.login))
+        self.sio.on("get-votes", self._wrap("get-votes", self.get_votes))
+        self.sio.on("vote", self._wrap("vote", self.vote))
+
+    async def start(self) -> None:
+        await self.ctx.fanout.start(self.deliver)
+
+    async def deliver(self, msg: Message, local_origin: bool) -> None:
+        skip = list(msg.skip_sid) if local_origin else []
+        if msg.exclude_room:
+            skip += [
+                sid for sid, _ in self.sio.manager.get_participants(NAMESPACE, msg.exclude_room)
+            ]
+        await self.sio.emit(msg.event, msg.payload, room=msg.room, skip_sid=skip)
+
+    # --- connection -----------------------------------------------------------------------
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        scope = environ.get("asgi.scope") or {}
+        client = scope.get("client") or ("unknown", 0)
+        info: dict[str, Any] = {
+            "ip": str(client[0]),
+            "ua": (environ.get("HTTP_USER_AGENT") or "")[:512] or None,
+            "referrer": (environ.get("HTTP_REFERER") or environ.get("HTTP_ORIGIN") or "")[:1024]
+            or None,
+            "key": None,
+            "user": None,
+        }
+        # handshake auth {token: "<publicKey>:<userId>"} (informational, like the original)
+        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+            key, _, user = auth["token"][:600].partition(":")
+            info["key"], info["user"] = key or None, user or None
+        self.conns[sid] = info
+        return True
+
+    async def on_disconnect(self, sid: str, *args: Any) -> None:
+        self.conns.pop(sid, None)
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _wrap(self, event: str, handler: Any) -> Any:
+        async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
+            data = args[0] if args else None
+            ref: dict[str, Any] = {}
+            try:
+                info = self.conns.get(sid) or {"ip": "unknown"}
+                wait = self.ctx.ip_limiter.take("ip|" + info["ip"])
+                if wait:
+                    raise RateLimited(wait)
+                if not isinstance(data, dict):
+                    raise VoteError("bad_payload", f"{event} expects a JSON object")
+                try:
+                    size = len(json.dumps(data, separators=(",", ":")))
+                except (TypeError, ValueError) as exc:
+                    raise VoteError("bad_payload", "payload is not valid JSON") from exc
+                if size > self.ctx.settings.max_payload:
+                    raise VoteError(
+                        "payload_too_large", f"payload over {self.ctx.settings.max_payload} bytes"
+                    )
+                for k in ("id", "voteTo", "msgId"):
+                    if isinstance(data.get(k), str | int) and not isinstance(data.get(k), bool):
+                        ref[k] = data[k]
+                result = await handler(sid, data, info)
+                return {"ok": True, **result}
+            except RateLimited as exc:
+                err = {
+                    "message": "too many requests, slow down",
+                    "code": "rate_limited",
+                    "retryAfter": round(exc.wait, 3),
+                }
+            except VoteError as exc:
+                err = {"message": exc.message, "code": exc.code}
+            except Exception:  # never let a bad message take the connection down
+                log.exception("error handling %s", event)
+                err = {"message": "internal error", "code": "internal"}
+            err.update(event=event, **ref)
+            await self.sio.emit(ERROR_EVENT, err, to=sid)
+            return {"ok": False, "error": err}
+
+        return wrapped
+
+    async def _env(self, data: dict[str, Any], info: dict[str, Any]) -> Env:
+        if data.get("token") is not None:
+            return await self.ctx.env_from_token(data.get("token"))
+        if data.get("key") is not None:
+            return await self.ctx.env_from_key(data.get("key"))
+        if info.get("key"):
+            return await self.ctx.env_from_key(info["key"])
+        raise VoteError("unauthorized", "a login token is required (emit login first)")
+
+    async def _group(self, env: Env, data: dict[str, Any]) -> tuple[Group, str]:
+        name, vote_to = data.get("id"), data.get("voteTo")
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise VoteError("bad_group", "id (the vote group name) must be a string")
+        if isinstance(vote_to, int) and not isinstance(vote_to, bool):
+            vote_to = str(vote_to)
+        if not isinstance(vote_to, str) or not vote_to or len(vote_to) > MAX_VOTE_TO:
+            raise VoteError("bad_vote_to", f"voteTo must be a string of 1..{MAX_VOTE_TO} chars")
+        group = await self.ctx.storage.get_group_by_name(env.id, name)
+        if group is None:
+            raise VoteError("unknown_group", f"no vote group named {name!r}")
+        return group, vote_to
+
+    # --- events -----------------------------------------------------------------------------
+    async def login(self, sid: str, data: dict[str, Any], info: dict[str, Any]) -> dict:
+        env = await self.ctx.env_from_key(data.get("apiKey"))
+        token, expiration = self.ctx.box.login_token(
+            env.id, env.public_key, self.ctx.settings.login_token_ttl
+        )
+        payload = {"token": token, "expiration": expiration}
+        await self.sio.emit("login", payload, to=sid)
+        return payload
+
+    async def get_votes(self, sid: str, data: dict[str, Any], info: dict[str, Any]) -> dict:
+        env = await self._env(data, info)
+        group, vote_to = await self._group(env, data)
+        voter = self.ctx.resolve_voter(
+            env, data.get("userId"), data.get("signature"), data.get("voterToken"), required=False
+        )
+        state = await current_state(self.ctx.storage, group, vote_to, voter)
+        await self.sio.enter_room(sid, item_room(env.id, group.id, vote_to))
+        if voter is not None:
+            await self.sio.enter_room(sid, user_room(env.id, group.id, vote_to, voter))
+        await self.sio.emit(f"get-votes-{group.name}-{vote_to}", state, to=sid)
+        return state
+
+    async def vote(self, sid: str, data: dict[str, Any], info: dict[str, Any]) -> dict:
+        env = await self._env(data, info)
+        group, vote_to = await self._group(env, data)
+        voter = self.ctx.resolve_voter(
+            env, data.get("userId"), data.get("signature"), data.get("voterToken")
+        )
+        assert voter is not None
+        msg_id = data.get("msgId")
+        if msg_id is not None:
+            if isinstance(msg_id, bool) or not isinstance(msg_id, str | int):
+                raise VoteError("bad_msg_id", "msgId must be a string")
+            msg_id = str(msg_id)
+            if not 1 <= len(msg_id) <= 128:
+                raise VoteError("bad_msg_id", "msgId must be 1..128 characters")
+        if "value" not in data:
+            raise VoteError("bad_value", "value is required")
+        wait = self.ctx.voter_limiter.take(f"v|{env.id}|{voter}")
+        if wait:
+            raise RateLimited(wait)
+        meta = {"user_agent": info.get("ua"), "referrer": info.get("referrer")}
+        response, replayed = await cast_vote(
+            self.ctx.storage, group, vote_to, voter, data.get("value"), msg_id, meta
+        )
+        event = f"get-votes-{group.name}-{vote_to}"
+        iroom, uroom = (
+            item_room(env.id, group.id, vote_to),
+            user_room(env.id, group.id, vote_to, voter),
+        )
+        await self.sio.enter_room(sid, iroom)
+        await self.sio.enter_room(sid, uroom)
+        if replayed:
+            await self.sio.emit(event, own_message(response), to=sid)
+        else:
+            await self.ctx.fanout.publish(
+                iroom, event, make_poster_message(response, voter), exclude_room=uroom
+            )
+            await self.ctx.fanout.publish(uroom, event, own_message(response))
+        return {**own_message(response), "replayed": replayed, "userId": voter}
+
+
+class RateLimited(Exception):
+    def __init__(self, wait: float) -> None:
+        super().__init__("rate limited")
+        self.wait = wait

@@ -1,0 +1,197 @@
+"""Keys, authenticated encryption (stdlib only), passwords, sessions, signatures and tokens.
+
+Authenticated encryption is encrypt-then-MAC:
+    keystream block i = HMAC-SHA256(enc_key, nonce || i)      (counter mode)
+    tag               = HMAC-SHA256(mac_key, purpose || nonce || ciphertext)
+    blob              = version(1) || nonce(16) || ciphertext || tag(32)
+The two keys are derived from the master key with HMAC-SHA256 and different labels, and the
+purpose string binds a blob to its use (a login token can't be replayed as a secret key).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import string
+import time
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+
+ALPHANUM = string.ascii_letters + string.digits
+KEY_BODY_LEN = 32
+_VERSION = b"\x01"
+_NONCE = 16
+_TAG = 32
+
+
+def random_key(prefix: str) -> str:
+    """`pb_`/`sk_` + 32 alphanumerics, drawn independently with `secrets`."""
+    return prefix + "".join(secrets.choice(ALPHANUM) for _ in range(KEY_BODY_LEN))
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class CryptoError(ValueError):
+    """A blob or token failed authentication, or is malformed."""
+
+
+class Box:
+    """Authenticated encryption with keys derived from one master key."""
+
+    def __init__(self, master_key: bytes) -> None:
+        if len(master_key) < 32:
+            raise ValueError("master key must be at least 32 bytes")
+        self._enc = hmac.new(master_key, b"clickvote/enc/v1", hashlib.sha256).digest()
+        self._mac = hmac.new(master_key, b"clickvote/mac/v1", hashlib.sha256).digest()
+        self._sig = hmac.new(master_key, b"clickvote/sig/v1", hashlib.sha256).digest()
+
+    def _keystream(self, nonce: bytes, length: int) -> bytes:
+        out = bytearray()
+        counter = 0
+        while len(out) < length:
+            block = nonce + counter.to_bytes(8, "big")
+            out += hmac.new(self._enc, block, hashlib.sha256).digest()
+            counter += 1
+        return bytes(out[:length])
+
+    def _tag(self, purpose: str, nonce: bytes, ct: bytes) -> bytes:
+        msg = purpose.encode() + b"\x00" + nonce + ct
+        return hmac.new(self._mac, msg, hashlib.sha256).digest()
+
+    def encrypt(self, plaintext: bytes, purpose: str) -> str:
+        nonce = secrets.token_bytes(_NONCE)
+        ks = self._keystream(nonce, len(plaintext))
+        ct = bytes(a ^ b for a, b in zip(plaintext, ks, strict=True))
+        return b64e(_VERSION + nonce + ct + self._tag(purpose, nonce, ct))
+
+    def decrypt(self, blob: str, purpose: str) -> bytes:
+        try:
+            raw = b64d(blob)
+        except (ValueError, TypeError) as exc:
+            raise CryptoError("malformed") from exc
+        if len(raw) < 1 + _NONCE + _TAG or raw[:1] != _VERSION:
+            raise CryptoError("malformed")
+        nonce, ct, tag = raw[1 : 1 + _NONCE], raw[1 + _NONCE : -_TAG], raw[-_TAG:]
+        if not hmac.compare_digest(tag, self._tag(purpose, nonce, ct)):
+            raise CryptoError("authentication failed")
+        ks = self._keystream(nonce, len(ct))
+        return bytes(a ^ b for a, b in zip(ct, ks, strict=True))
+
+    def sign(self, message: str) -> str:
+        return hmac.new(self._sig, message.encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, message: str, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(message), signature)
+
+    # --- secret keys at rest -------------------------------------------------------------
+    def seal_secret(self, secret_key: str) -> str:
+        return self.encrypt(secret_key.encode(), "secret-key")
+
+    def open_secret(self, sealed: str) -> str:
+        return self.decrypt(sealed, "secret-key").decode()
+
+    # --- socket login tokens ---------------------------------------------------------------
+    def login_token(self, env_id: str, key: str, ttl: int) -> tuple[str, int]:
+        expiration = int(time.time() * 1000) + ttl * 1000
+        body = json.dumps({"id": env_id, "key": key, "expiration": expiration})
+        return self.encrypt(body.encode(), "login-token"), expiration
+
+    def read_login_token(self, token: str) -> dict[str, Any]:
+        """Return {id, key, expiration}; raises CryptoError if forged, malformed or expired."""
+        data = json.loads(self.decrypt(token, "login-token"))
+        if not isinstance(data, dict) or not isinstance(data.get("expiration"), int):
+            raise CryptoError("malformed")
+        if data["expiration"] < time.time() * 1000:
+            raise CryptoError("expired")
+        return data
+
+    # --- anonymous voter tokens ------------------------------------------------------------
+    def voter_token(self, env_id: str, ttl: int) -> tuple[str, str, int]:
+        voter_id = "anon_" + secrets.token_hex(12)
+        expiration = int(time.time()) + ttl
+        mac = self.sign(f"voter|{env_id}|{voter_id}|{expiration}")
+        return voter_id, f"{voter_id}.{expiration}.{mac}", expiration
+
+    def read_voter_token(self, env_id: str, token: str) -> str:
+        """Return the voter id the token was issued for; CryptoError if invalid/expired."""
+        parts = token.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            raise CryptoError("malformed")
+        voter_id, exp, mac = parts
+        if not self.verify(f"voter|{env_id}|{voter_id}|{exp}", mac):
+            raise CryptoError("authentication failed")
+        if int(exp) < time.time():
+            raise CryptoError("expired")
+        return voter_id
+
+
+def load_master_key(data_dir: str, configured: str = "") -> bytes:
+    """CLICKVOTE_MASTER_KEY (hex, base64url or raw >= 32 chars), else <data_dir>/master.key."""
+    if configured:
+        try:
+            raw = bytes.fromhex(configured)
+        except ValueError:
+            try:
+                raw = b64d(configured)
+            except ValueError:
+                raw = configured.encode()
+        if len(raw) < 32:
+            raw = hashlib.sha256(configured.encode()).digest() if len(configured) >= 32 else raw
+        if len(raw) < 32:
+            raise ValueError("CLICKVOTE_MASTER_KEY is too short (need 32 bytes)")
+        return raw
+    path = Path(data_dir) / "master.key"
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+    return key
+
+
+def sign_user_id(secret_key: str, user_id: str) -> str:
+    """What a site's backend computes: HMAC-SHA256(secret key, userId) as hex."""
+    return hmac.new(secret_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def check_user_signature(secret_key: str, user_id: str, signature: str) -> bool:
+    return hmac.compare_digest(sign_user_id(secret_key, user_id), signature.lower())
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    return bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=rounds)).decode()
+
+
+def check_password(password: str, hashed: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode()[:72], hashed.encode())
+    except ValueError:
+        return False
+
+
+def new_session_token() -> tuple[str, str]:
+    """Return (token for the cookie, hash to store)."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,33 @@
+"""Storage back ends. `open_storage(settings)` picks one from the database URL."""
+
+from __future__ import annotations
+
+from clickvote.config import Settings
+from clickvote.storage.base import Conflict, Env, Group, NotFound, Org, Storage, User, VoteOutcome
+
+__all__ = [
+    "Conflict",
+    "Env",
+    "Group",
+    "NotFound",
+    "Org",
+    "Storage",
+    "User",
+    "VoteOutcome",
+    "open_storage",
+]
+
+
+def open_storage(settings: Settings) -> Storage:
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:"):
+        from clickvote.storage.sqlite import SQLiteStorage
+
+        return SQLiteStorage(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        try:
+            from clickvote.storage.postgres import PostgresStorage  # type: ignore[import-not-found]
+        except ImportError as exc:  # pragma: no cover - added by another module later
+            raise ValueError("PostgreSQL storage is not available in this build") from exc
+        return PostgresStorage(url)  # type: ignore[no-any-return]
+    raise ValueError(f"unsupported database URL: {url!r} (use sqlite:///path or postgresql://)")

@@ -1,0 +1,152 @@
+"""The storage interface: records and the async Storage protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Conflict(Exception):
+    """A uniqueness rule was violated (duplicate email, duplicate live group name...)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(Exception):
+    """The record does not exist (or is not visible to the caller)."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    password_hash: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Org:
+    id: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Env:
+    id: str
+    org_id: str
+    name: str
+    position: int
+    public_key: str
+    secret_key_sealed: str
+    require_signed: bool
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    env_id: str
+    name: str
+    type: str  # "single" | "range"
+    start: int | None
+    end: int | None
+    created_at: int
+    deleted_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Tally:
+    voters: int  # users holding a non-zero value
+    total: int  # sum of the values
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    previous: int  # the voter's value before
+    value: int  # the voter's value now (0 = no vote)
+    before: Tally
+    after: Tally
+
+
+@dataclass(frozen=True)
+class NewEnv:
+    name: str
+    position: int
+    public_key: str
+    secret_key_sealed: str
+    require_signed: bool = False
+
+
+# Builds the JSON response stored for idempotent replays, inside the vote's transaction.
+Responder = Callable[[VoteOutcome], dict[str, Any]]
+
+
+class Storage(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def migrate(self) -> list[int]: ...
+    async def schema_version(self) -> int: ...
+
+    # users, organisations, environments
+    async def create_user(self, email: str, password_hash: str) -> User: ...
+    async def get_user(self, user_id: str) -> User | None: ...
+    async def get_user_by_email(self, email: str) -> User | None: ...
+    async def create_org(self, user_id: str, name: str, envs: list[NewEnv]) -> Org: ...
+    async def list_orgs(self, user_id: str) -> list[Org]: ...
+    async def rename_org(self, org_id: str, name: str) -> Org: ...
+    async def list_envs(self, org_id: str) -> list[Env]: ...
+    async def get_env(self, env_id: str) -> Env | None: ...
+    async def get_env_by_public_key(self, public_key: str) -> Env | None: ...
+    async def set_env_keys(self, env_id: str, public_key: str, secret_sealed: str) -> Env: ...
+    async def set_env_require_signed(self, env_id: str, required: bool) -> Env: ...
+
+    # dashboard sessions (token hashes only)
+    async def create_session(self, token_hash: str, user_id: str, expires_at: int) -> None: ...
+    async def get_session_user(self, token_hash: str, now: int) -> User | None: ...
+    async def delete_session(self, token_hash: str) -> None: ...
+    async def purge(self, now: int, idempotency_before: int) -> None: ...
+
+    # vote groups
+    async def create_group(
+        self, env_id: str, name: str, type: str, start: int | None, end: int | None
+    ) -> Group: ...
+    async def list_groups(
+        self, env_id: str, offset: int, limit: int
+    ) -> tuple[list[Group], int]: ...
+    async def get_group(self, env_id: str, group_id: str) -> Group | None: ...
+    async def get_group_by_name(self, env_id: str, name: str) -> Group | None: ...
+    async def update_group(self, env_id: str, group_id: str, changes: dict[str, Any]) -> Group: ...
+    async def delete_group(self, env_id: str, group_id: str) -> bool: ...
+    async def group_has_votes(self, group_id: str) -> bool: ...
+
+    # votes
+    async def get_vote(self, group_id: str, vote_to: str, voter: str) -> tuple[int, Tally]: ...
+    async def apply_vote(
+        self,
+        env_id: str,
+        group_id: str,
+        vote_to: str,
+        voter: str,
+        value: int,
+        msg_id: str | None,
+        meta: dict[str, str | None],
+        respond: Responder,
+    ) -> tuple[dict[str, Any], bool]: ...
+    async def recompute_tally(self, group_id: str, vote_to: str) -> Tally: ...
+
+    # analytics
+    async def group_stats(self, group_ids: list[str]) -> dict[str, dict[str, int]]: ...
+    async def item_tallies(self, group_id: str, limit: int) -> list[tuple[str, Tally]]: ...
+    async def distinct_vote_to(self, group_id: str) -> list[str]: ...
+    async def analytics(
+        self, env_id: str, group_id: str | None, vote_to: str | None, since: int
+    ) -> list[tuple[int, int]]: ...
+
+    # export / import
+    async def export_data(self, include_sessions: bool) -> dict[str, Any]: ...
+    async def import_data(self, data: dict[str, Any]) -> None: ...

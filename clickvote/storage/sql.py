@@ -1,0 +1,714 @@
+"""Storage logic in portable SQL, shared by the SQLite and PostgreSQL back ends.
+
+Statements use `?` placeholders; a back end whose driver wants `%s` sets PARAMSTYLE = "format"
+and Tx translates. A back end only provides `_run(fn, write)`: run fn(Tx) in one transaction
+(serialised for writes), plus the exception class it raises on a uniqueness violation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from importlib import resources
+from typing import Any, TypeVar
+
+from clickvote.security import new_id
+from clickvote.storage.base import (
+    Conflict,
+    Env,
+    Group,
+    NewEnv,
+    NotFound,
+    Org,
+    Responder,
+    Tally,
+    User,
+    VoteOutcome,
+)
+
+T = TypeVar("T")
+
+# export order respects foreign keys
+TABLES: tuple[str, ...] = (
+    "users",
+    "orgs",
+    "memberships",
+    "envs",
+    "sessions",
+    "vote_groups",
+    "votes",
+    "tallies",
+    "events",
+    "idempotency",
+)
+ORDER_BY: dict[str, str] = {
+    "users": "id",
+    "orgs": "id",
+    "memberships": "user_id, org_id",
+    "envs": "id",
+    "sessions": "token_hash",
+    "vote_groups": "id",
+    "votes": "group_id, vote_to, voter",
+    "tallies": "group_id, vote_to",
+    "events": "created_at, id",
+    "idempotency": "env_id, voter, msg_id",
+}
+
+GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at"
+ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, require_signed, created_at"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def load_migrations() -> list[tuple[int, str]]:
+    """[(version, sql)] from clickvote/storage/migrations/NNNN_name.sql, sorted."""
+    found: list[tuple[int, str]] = []
+    folder = resources.files("clickvote.storage") / "migrations"
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration into statements (no semicolons inside literals in our files)."""
+    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class Tx:
+    """A transaction handle: execute portable SQL with `?` placeholders."""
+
+    def __init__(self, cursor: Any, paramstyle: str = "qmark") -> None:
+        self.cur = cursor
+        self.paramstyle = paramstyle
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.paramstyle == "qmark" else sql.replace("?", "%s")
+
+    def exec(self, sql: str, *params: Any) -> int:
+        self.cur.execute(self._sql(sql), params)
+        return int(self.cur.rowcount or 0)
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.cur.executemany(self._sql(sql), list(rows))
+
+    def one(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        self.cur.execute(self._sql(sql), params)
+        row = self.cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        self.cur.execute(self._sql(sql), params)
+        return [tuple(r) for r in self.cur.fetchall()]
+
+    def columns(self) -> list[str]:
+        return [d[0] for d in self.cur.description]
+
+
+def _group(row: Sequence[Any]) -> Group:
+    return Group(
+        id=row[0],
+        env_id=row[1],
+        name=row[2],
+        type=row[3],
+        start=row[4],
+        end=row[5],
+        created_at=int(row[6]),
+        deleted_at=row[7],
+    )
+
+
+def _env(row: Sequence[Any]) -> Env:
+    return Env(
+        id=row[0],
+        org_id=row[1],
+        name=row[2],
+        position=int(row[3]),
+        public_key=row[4],
+        secret_key_sealed=row[5],
+        require_signed=bool(row[6]),
+        created_at=int(row[7]),
+    )
+
+
+def _user(row: Sequence[Any]) -> User:
+    return User(id=row[0], email=row[1], password_hash=row[2], created_at=int(row[3]))
+
+
+class SQLStorage:
+    """Everything but connections and transactions. Subclasses implement `_run`."""
+
+    integrity_error: type[Exception] = Exception
+
+    async def _run(self, fn: Callable[[Tx], T], write: bool = True) -> T:
+        raise NotImplementedError
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    # --- schema -----------------------------------------------------------------------------
+    async def schema_version(self) -> int:
+        def fn(tx: Tx) -> int:
+            tx.exec(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            )
+            row = tx.one("SELECT MAX(version) FROM schema_version")
+            return int(row[0]) if row and row[0] is not None else 0
+
+        return await self._run(fn)
+
+    async def migrate(self) -> list[int]:
+        migrations = load_migrations()
+
+        def fn(tx: Tx) -> list[int]:
+            tx.exec(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            )
+            done = {int(r[0]) for r in tx.all("SELECT version FROM schema_version")}
+            applied = []
+            for version, script in migrations:
+                if version in done:
+                    continue
+                for statement in split_sql(script):
+                    tx.exec(statement)
+                tx.exec(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    version,
+                    now_ms(),
+                )
+                applied.append(version)
+            return applied
+
+        return await self._run(fn)
+
+    # --- users, orgs, envs --------------------------------------------------------------
+    async def create_user(self, email: str, password_hash: str) -> User:
+        def fn(tx: Tx) -> User:
+            if tx.one("SELECT 1 FROM users WHERE email = ?", email):
+                raise Conflict("Email already exists", "email")
+            user = User(new_id(), email, password_hash, now_ms())
+            tx.exec(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                user.id,
+                user.email,
+                user.password_hash,
+                user.created_at,
+            )
+            return user
+
+        return await self._guard(fn, "Email already exists", "email")
+
+    async def _guard(self, fn: Callable[[Tx], T], message: str, field: str | None) -> T:
+        try:
+            return await self._run(fn)
+        except self.integrity_error as exc:  # a race the pre-check did not see
+            raise Conflict(message, field) from exc
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._run(
+            lambda tx: tx.one(
+                "SELECT id, email, password_hash, created_at FROM users WHERE id = ?", user_id
+            ),
+            write=False,
+        )
+        return _user(row) if row else None
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        row = await self._run(
+            lambda tx: tx.one(
+                "SELECT id, email, password_hash, created_at FROM users WHERE email = ?", email
+            ),
+            write=False,
+        )
+        return _user(row) if row else None
+
+    async def create_org(self, user_id: str, name: str, envs: list[NewEnv]) -> Org:
+        def fn(tx: Tx) -> Org:
+            ts = now_ms()
+            org = Org(new_id(), name, ts)
+            tx.exec("INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)", org.id, name, ts)
+            tx.exec(
+                "INSERT INTO memberships (user_id, org_id, role, created_at) "
+                "VALUES (?, ?, 'owner', ?)",
+                user_id,
+                org.id,
+                ts,
+            )
+            for env in envs:
+                tx.exec(
+                    f"INSERT INTO envs ({ENV_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    new_id(),
+                    org.id,
+                    env.name,
+                    env.position,
+                    env.public_key,
+                    env.secret_key_sealed,
+                    int(env.require_signed),
+                    ts,
+                )
+            return org
+
+        return await self._run(fn)
+
+    async def list_orgs(self, user_id: str) -> list[Org]:
+        rows = await self._run(
+            lambda tx: tx.all(
+                "SELECT o.id, o.name, o.created_at FROM orgs o "
+                "JOIN memberships m ON m.org_id = o.id WHERE m.user_id = ? "
+                "ORDER BY o.created_at, o.id",
+                user_id,
+            ),
+            write=False,
+        )
+        return [Org(r[0], r[1], int(r[2])) for r in rows]
+
+    async def rename_org(self, org_id: str, name: str) -> Org:
+        def fn(tx: Tx) -> Org:
+            tx.exec("UPDATE orgs SET name = ? WHERE id = ?", name, org_id)
+            row = tx.one("SELECT id, name, created_at FROM orgs WHERE id = ?", org_id)
+            if not row:
+                raise NotFound("organisation")
+            return Org(row[0], row[1], int(row[2]))
+
+        return await self._run(fn)
+
+    async def list_envs(self, org_id: str) -> list[Env]:
+        rows = await self._run(
+            lambda tx: tx.all(
+                f"SELECT {ENV_COLS} FROM envs WHERE org_id = ? ORDER BY position, id", org_id
+            ),
+            write=False,
+        )
+        return [_env(r) for r in rows]
+
+    async def get_env(self, env_id: str) -> Env | None:
+        row = await self._run(
+            lambda tx: tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id), write=False
+        )
+        return _env(row) if row else None
+
+    async def get_env_by_public_key(self, public_key: str) -> Env | None:
+        row = await self._run(
+            lambda tx: tx.one(f"SELECT {ENV_COLS} FROM envs WHERE public_key = ?", public_key),
+            write=False,
+        )
+        return _env(row) if row else None
+
+    async def set_env_keys(self, env_id: str, public_key: str, secret_sealed: str) -> Env:
+        def fn(tx: Tx) -> Env:
+            tx.exec(
+                "UPDATE envs SET public_key = ?, secret_key_sealed = ? WHERE id = ?",
+                public_key,
+                secret_sealed,
+                env_id,
+            )
+            row = tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id)
+            if not row:
+                raise NotFound("environment")
+            return _env(row)
+
+        return await self._run(fn)
+
+    async def set_env_require_signed(self, env_id: str, required: bool) -> Env:
+        def fn(tx: Tx) -> Env:
+            tx.exec("UPDATE envs SET require_signed = ? WHERE id = ?", int(required), env_id)
+            row = tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id)
+            if not row:
+                raise NotFound("environment")
+            return _env(row)
+
+        return await self._run(fn)
+
+    # --- sessions -------------------------------------------------------------------------
+    async def create_session(self, token_hash: str, user_id: str, expires_at: int) -> None:
+        await self._run(
+            lambda tx: tx.exec(
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                token_hash,
+                user_id,
+                now_ms(),
+                expires_at,
+            )
+        )
+
+    async def get_session_user(self, token_hash: str, now: int) -> User | None:
+        row = await self._run(
+            lambda tx: tx.one(
+                "SELECT u.id, u.email, u.password_hash, u.created_at FROM sessions s "
+                "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
+                token_hash,
+                now,
+            ),
+            write=False,
+        )
+        return _user(row) if row else None
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self._run(lambda tx: tx.exec("DELETE FROM sessions WHERE token_hash = ?", token_hash))
+
+    async def purge(self, now: int, idempotency_before: int) -> None:
+        def fn(tx: Tx) -> None:
+            tx.exec("DELETE FROM sessions WHERE expires_at <= ?", now)
+            tx.exec("DELETE FROM idempotency WHERE created_at < ?", idempotency_before)
+
+        await self._run(fn)
+
+    # --- groups ---------------------------------------------------------------------------
+    async def create_group(
+        self, env_id: str, name: str, type: str, start: int | None, end: int | None
+    ) -> Group:
+        def fn(tx: Tx) -> Group:
+            if tx.one(
+                "SELECT 1 FROM vote_groups WHERE env_id = ? AND name = ? AND deleted_at IS NULL",
+                env_id,
+                name,
+            ):
+                raise Conflict("A vote group with this name already exists", "name")
+            group = Group(new_id(), env_id, name, type, start, end, now_ms(), None)
+            tx.exec(
+                f"INSERT INTO vote_groups ({GROUP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                group.id,
+                env_id,
+                name,
+                type,
+                start,
+                end,
+                group.created_at,
+                None,
+            )
+            return group
+
+        return await self._guard(fn, "A vote group with this name already exists", "name")
+
+    async def list_groups(self, env_id: str, offset: int, limit: int) -> tuple[list[Group], int]:
+        def fn(tx: Tx) -> tuple[list[Group], int]:
+            total = tx.one(
+                "SELECT COUNT(*) FROM vote_groups WHERE env_id = ? AND deleted_at IS NULL", env_id
+            )
+            rows = tx.all(
+                f"SELECT {GROUP_COLS} FROM vote_groups WHERE env_id = ? AND "
+                "deleted_at IS NULL ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+                env_id,
+                limit,
+                offset,
+            )
+            return [_group(r) for r in rows], int(total[0]) if total else 0
+
+        return await self._run(fn, write=False)
+
+    async def get_group(self, env_id: str, group_id: str) -> Group | None:
+        row = await self._run(
+            lambda tx: tx.one(
+                f"SELECT {GROUP_COLS} FROM vote_groups WHERE env_id = ? AND id = ? "
+                "AND deleted_at IS NULL",
+                env_id,
+                group_id,
+            ),
+            write=False,
+        )
+        return _group(row) if row else None
+
+    async def get_group_by_name(self, env_id: str, name: str) -> Group | None:
+        row = await self._run(
+            lambda tx: tx.one(
+                f"SELECT {GROUP_COLS} FROM vote_groups WHERE env_id = ? AND name = ? "
+                "AND deleted_at IS NULL",
+                env_id,
+                name,
+            ),
+            write=False,
+        )
+        return _group(row) if row else None
+
+    async def update_group(self, env_id: str, group_id: str, changes: dict[str, Any]) -> Group:
+        columns = {"name": "name", "type": "type", "start": "range_start", "end": "range_end"}
+
+        def fn(tx: Tx) -> Group:
+            row = tx.one(
+                f"SELECT {GROUP_COLS} FROM vote_groups WHERE env_id = ? AND id = ? "
+                "AND deleted_at IS NULL",
+                env_id,
+                group_id,
+            )
+            if not row:
+                raise NotFound("vote group")
+            if "name" in changes and tx.one(
+                "SELECT 1 FROM vote_groups WHERE env_id = ? AND name = ? AND id <> ? "
+                "AND deleted_at IS NULL",
+                env_id,
+                changes["name"],
+                group_id,
+            ):
+                raise Conflict("A vote group with this name already exists", "name")
+            for key, value in changes.items():
+                tx.exec(f"UPDATE vote_groups SET {columns[key]} = ? WHERE id = ?", value, group_id)
+            updated = tx.one(f"SELECT {GROUP_COLS} FROM vote_groups WHERE id = ?", group_id)
+            assert updated is not None
+            return _group(updated)
+
+        return await self._guard(fn, "A vote group with this name already exists", "name")
+
+    async def delete_group(self, env_id: str, group_id: str) -> bool:
+        n = await self._run(
+            lambda tx: tx.exec(
+                "UPDATE vote_groups SET deleted_at = ? WHERE env_id = ? AND id = ? "
+                "AND deleted_at IS NULL",
+                now_ms(),
+                env_id,
+                group_id,
+            )
+        )
+        return n > 0
+
+    async def group_has_votes(self, group_id: str) -> bool:
+        row = await self._run(
+            lambda tx: tx.one("SELECT 1 FROM events WHERE group_id = ? LIMIT 1", group_id),
+            write=False,
+        )
+        return row is not None
+
+    # --- votes ------------------------------------------------------------------------------
+    @staticmethod
+    def _tally(tx: Tx, group_id: str, vote_to: str) -> Tally:
+        row = tx.one(
+            "SELECT voters, total FROM tallies WHERE group_id = ? AND vote_to = ?",
+            group_id,
+            vote_to,
+        )
+        return Tally(int(row[0]), int(row[1])) if row else Tally(0, 0)
+
+    async def get_vote(self, group_id: str, vote_to: str, voter: str) -> tuple[int, Tally]:
+        def fn(tx: Tx) -> tuple[int, Tally]:
+            row = tx.one(
+                "SELECT value FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",
+                group_id,
+                vote_to,
+                voter,
+            )
+            return (int(row[0]) if row else 0), self._tally(tx, group_id, vote_to)
+
+        return await self._run(fn, write=False)
+
+    async def apply_vote(
+        self,
+        env_id: str,
+        group_id: str,
+        vote_to: str,
+        voter: str,
+        value: int,
+        msg_id: str | None,
+        meta: dict[str, str | None],
+        respond: Responder,
+    ) -> tuple[dict[str, Any], bool]:
+        """One transaction: idempotency check, upsert value, adjust tally, event, record."""
+
+        def fn(tx: Tx) -> tuple[dict[str, Any], bool]:
+            if msg_id is not None:
+                row = tx.one(
+                    "SELECT response FROM idempotency WHERE env_id = ? AND voter = ? "
+                    "AND msg_id = ?",
+                    env_id,
+                    voter,
+                    msg_id,
+                )
+                if row:
+                    return json.loads(row[0]), True
+            ts = now_ms()
+            row = tx.one(
+                "SELECT value FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",
+                group_id,
+                vote_to,
+                voter,
+            )
+            previous = int(row[0]) if row else 0
+            before = self._tally(tx, group_id, vote_to)
+            if value == 0:
+                tx.exec(
+                    "DELETE FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",
+                    group_id,
+                    vote_to,
+                    voter,
+                )
+            else:
+                tx.exec(
+                    "INSERT INTO votes (group_id, vote_to, voter, value, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, vote_to, voter) "
+                    "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    group_id,
+                    vote_to,
+                    voter,
+                    value,
+                    ts,
+                )
+            d_voters = int(value != 0) - int(previous != 0)
+            d_total = value - previous
+            tx.exec(
+                "INSERT INTO tallies (group_id, vote_to, voters, total, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, vote_to) DO UPDATE SET "
+                "voters = tallies.voters + excluded.voters, "
+                "total = tallies.total + excluded.total, updated_at = excluded.updated_at",
+                group_id,
+                vote_to,
+                d_voters,
+                d_total,
+                ts,
+            )
+            after = self._tally(tx, group_id, vote_to)
+            tx.exec(
+                "INSERT INTO events (id, env_id, group_id, vote_to, voter, value, previous, "
+                "created_at, user_agent, referrer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                new_id(),
+                env_id,
+                group_id,
+                vote_to,
+                voter,
+                value,
+                previous,
+                ts,
+                meta.get("user_agent"),
+                meta.get("referrer"),
+            )
+            response = respond(VoteOutcome(previous, value, before, after))
+            if msg_id is not None:
+                tx.exec(
+                    "INSERT INTO idempotency (env_id, voter, msg_id, response, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    env_id,
+                    voter,
+                    msg_id,
+                    json.dumps(response, separators=(",", ":")),
+                    ts,
+                )
+            return response, False
+
+        return await self._run(fn)
+
+    async def recompute_tally(self, group_id: str, vote_to: str) -> Tally:
+        """The truth from per-user values (used by checks and tests)."""
+        row = await self._run(
+            lambda tx: tx.one(
+                "SELECT COUNT(*), COALESCE(SUM(value), 0) FROM votes WHERE group_id = ? "
+                "AND vote_to = ? AND value <> 0",
+                group_id,
+                vote_to,
+            ),
+            write=False,
+        )
+        assert row is not None
+        return Tally(int(row[0]), int(row[1]))
+
+    # --- analytics --------------------------------------------------------------------------
+    async def group_stats(self, group_ids: list[str]) -> dict[str, dict[str, int]]:
+        if not group_ids:
+            return {}
+        marks = ", ".join("?" for _ in group_ids)
+
+        def fn(tx: Tx) -> dict[str, dict[str, int]]:
+            out = {g: {"voters": 0, "score": 0, "items": 0, "clicks": 0} for g in group_ids}
+            for gid, voters, score, items in tx.all(
+                f"SELECT group_id, SUM(voters), SUM(total), COUNT(*) FROM tallies "
+                f"WHERE group_id IN ({marks}) GROUP BY group_id",
+                *group_ids,
+            ):
+                out[gid].update(voters=int(voters), score=int(score), items=int(items))
+            for gid, clicks in tx.all(
+                f"SELECT group_id, COUNT(*) FROM events WHERE group_id IN ({marks}) "
+                "GROUP BY group_id",
+                *group_ids,
+            ):
+                out[gid]["clicks"] = int(clicks)
+            return out
+
+        return await self._run(fn, write=False)
+
+    async def item_tallies(self, group_id: str, limit: int) -> list[tuple[str, Tally]]:
+        rows = await self._run(
+            lambda tx: tx.all(
+                "SELECT vote_to, voters, total FROM tallies WHERE group_id = ? "
+                "ORDER BY total DESC, vote_to LIMIT ?",
+                group_id,
+                limit,
+            ),
+            write=False,
+        )
+        return [(r[0], Tally(int(r[1]), int(r[2]))) for r in rows]
+
+    async def distinct_vote_to(self, group_id: str) -> list[str]:
+        rows = await self._run(
+            lambda tx: tx.all(
+                "SELECT DISTINCT vote_to FROM events WHERE group_id = ? ORDER BY vote_to", group_id
+            ),
+            write=False,
+        )
+        return [r[0] for r in rows]
+
+    async def analytics(
+        self, env_id: str, group_id: str | None, vote_to: str | None, since: int
+    ) -> list[tuple[int, int]]:
+        sql = (
+            "SELECT (created_at / 3600000) * 3600000 AS hour, COUNT(*) FROM events "
+            "WHERE env_id = ? AND created_at >= ?"
+        )
+        params: list[Any] = [env_id, since]
+        if group_id is not None:
+            sql += " AND group_id = ?"
+            params.append(group_id)
+        if vote_to is not None:
+            sql += " AND vote_to = ?"
+            params.append(vote_to)
+        sql += " GROUP BY (created_at / 3600000) * 3600000 ORDER BY hour"
+        rows = await self._run(lambda tx: tx.all(sql, *params), write=False)
+        return [(int(r[0]), int(r[1])) for r in rows]
+
+    # --- export / import --------------------------------------------------------------------
+    async def export_data(self, include_sessions: bool) -> dict[str, Any]:
+        def fn(tx: Tx) -> dict[str, Any]:
+            tables: dict[str, Any] = {}
+            for table in TABLES:
+                if table == "sessions" and not include_sessions:
+                    continue
+                rows = tx.all(f"SELECT * FROM {table} ORDER BY {ORDER_BY[table]}")
+                tables[table] = {"columns": tx.columns(), "rows": [list(r) for r in rows]}
+            row = tx.one("SELECT MAX(version) FROM schema_version")
+            return {
+                "schema_version": int(row[0]) if row and row[0] is not None else 0,
+                "tables": tables,
+            }
+
+        return await self._run(fn, write=False)
+
+    async def import_data(self, data: dict[str, Any]) -> None:
+        tables = data.get("tables")
+        if not isinstance(tables, dict):
+            raise ValueError("not a ClickVote export: 'tables' missing")
+
+        def fn(tx: Tx) -> None:
+            if tx.one("SELECT 1 FROM users LIMIT 1") or tx.one("SELECT 1 FROM envs LIMIT 1"):
+                raise Conflict("the target database is not empty")
+            for table in TABLES:
+                block = tables.get(table)
+                if block is None:
+                    continue
+                cols = block["columns"]
+                tx.all(f"SELECT * FROM {table} LIMIT 0")
+                known = set(tx.columns())
+                if not isinstance(cols, list) or not cols or not set(cols) <= known:
+                    raise ValueError(f"bad column list for table {table}")
+                marks = ", ".join("?" for _ in cols)
+                tx.many(
+                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+                    [tuple(r) for r in block["rows"]],
+                )
+
+        await self._run(fn)

@@ -1,0 +1,187 @@
+"""One real ClickVote server per test session, in-process, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import socketio
+import uvicorn
+
+from clickvote.app import create_app
+from clickvote.config import Settings
+from clickvote.context import Context
+
+TIMEOUT = 10.0  # generous: the suite also runs under QEMU emulation
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    ctx: Context
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("clickvote-data")
+    port = free_port()
+    settings = Settings.from_env(
+        {},
+        host="127.0.0.1",
+        port=port,
+        data_dir=str(data_dir),
+        bcrypt_rounds=4,
+        rate_voter_burst=10_000.0,
+        rate_voter_per_sec=10_000.0,
+        rate_ip_burst=100_000.0,
+        rate_ip_per_sec=100_000.0,
+        log_level="warning",
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="wsproto",
+        loop="asyncio",
+        http="h11",
+        log_level="warning",
+        lifespan="on",
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    yield Server(f"http://127.0.0.1:{port}", app.other_asgi_app.state.ctx, data_dir)
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+class Dashboard:
+    """A logged-in dashboard user: requests.Session that sends the CSRF header."""
+
+    def __init__(self, url: str, email: str | None = None, password: str = "password123"):
+        self.url = url
+        self.http = requests.Session()
+        self.email = email or f"u{uuid.uuid4().hex[:12]}@example.com"
+        self.password = password
+        r = self.http.post(
+            f"{url}/auth/register",
+            json={"email": self.email, "password": password},
+            timeout=TIMEOUT,
+        )
+        assert r.status_code == 200, r.text
+        self.http.headers["X-CSRF-Token"] = self.http.cookies["csrftoken"]
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.http.get(self.url + path, timeout=TIMEOUT, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self.http.post(self.url + path, json=json, timeout=TIMEOUT, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self.http.put(self.url + path, json=json, timeout=TIMEOUT, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.http.delete(self.url + path, timeout=TIMEOUT, **kw)
+
+    def keys(self) -> dict[str, Any]:
+        r = self.get("/settings/")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def group(self, name: str, type: str = "single", **extra: Any) -> dict[str, Any]:
+        r = self.post("/votes/", {"name": name, "type": type, **extra})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+@pytest.fixture
+def dash(server: Server) -> Dashboard:
+    return Dashboard(server.url)
+
+
+class Client:
+    """A sync Socket.IO client recording every event it receives."""
+
+    def __init__(self, url: str, auth: Any = None) -> None:
+        self.sio = socketio.Client(reconnection=False)
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.sio.on("*", lambda event, *args: self.events.put((event, args[0] if args else None)))
+        self.sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=TIMEOUT)
+
+    def call(self, event: str, data: Any) -> Any:
+        return self.sio.call(event, data, timeout=TIMEOUT)
+
+    def emit(self, event: str, data: Any) -> None:
+        self.sio.emit(event, data)
+
+    def wait(self, event: str, timeout: float = TIMEOUT) -> Any:
+        """The next occurrence of `event` (other events are dropped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {event!r} event within {timeout}s")
+            try:
+                name, data = self.events.get(timeout=left)
+            except queue.Empty as exc:
+                raise AssertionError(f"no {event!r} event within {timeout}s") from exc
+            if name == event:
+                return data
+
+    def nothing(self, event: str, within: float = 0.3) -> None:
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                name, data = self.events.get(timeout=left)
+            except queue.Empty:
+                return
+            assert name != event, f"unexpected {event}: {data}"
+
+    def drain(self) -> None:
+        while not self.events.empty():
+            self.events.get_nowait()
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+@pytest.fixture
+def clients(server: Server) -> Iterator[Any]:
+    made: list[Client] = []
+
+    def make(auth: Any = None) -> Client:
+        c = Client(server.url, auth)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def login(client: Client, public_key: str) -> str:
+    ack = client.call("login", {"apiKey": public_key})
+    assert ack["ok"], ack
+    return str(ack["token"])
