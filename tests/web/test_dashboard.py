@@ -1,0 +1,200 @@
+"""The dashboard single-page app, driven like a person would in Chromium."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from .conftest import Server, screenshot
+
+pytestmark = pytest.mark.host
+
+
+def field_error(page: Any, field: str) -> Any:
+    return page.locator(f'.field[data-field="{field}"] .err')
+
+
+def test_dashboard_end_to_end(cv_server: Server, new_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = new_page()
+    email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    password = "s3cret-passphrase"
+
+    # unknown session: the app sends us to log in, never a blank page
+    page.goto(cv_server.url("/analytics"))
+    expect(page).to_have_url(cv_server.url("/login?next=%2Fanalytics"))
+    page.get_by_role("link", name="Create an account").click()
+    expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
+
+    # validation messages next to the fields
+    page.fill("input[name=email]", "not-an-email")
+    page.fill("input[name=password]", "short")
+    page.get_by_role("button", name="Create account").click()
+    expect(field_error(page, "email")).to_contain_text("valid email")
+    expect(field_error(page, "password")).to_contain_text("8 characters")
+    screenshot(page, "dash-register-errors")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.get_by_role("button", name="Create account").click()
+
+    # an empty groups page invites to create one
+    expect(page).to_have_url(cv_server.url("/groups"))
+    expect(page.get_by_text("No vote groups yet")).to_be_visible()
+    page.get_by_role("button", name="New group").click()
+    dialog = page.locator("dialog[open]")
+    dialog.locator("input[name=name]").fill("x")  # too short: the server's 422, by the field
+    dialog.get_by_role("button", name="Create group").click()
+    expect(dialog.locator('.field[data-field="name"] .err')).to_contain_text("at least 2")
+    dialog.locator("select[name=type]").select_option("range")
+    dialog.locator("input[name=start]").fill("5")
+    dialog.locator("input[name=end]").fill("1")
+    dialog.locator("input[name=name]").fill("ratings")
+    dialog.get_by_role("button", name="Create group").click()
+    expect(dialog.locator('.field[data-field="start"] .err')).to_contain_text("less than end")
+    screenshot(page, "dash-group-dialog-errors")
+    dialog.locator("select[name=type]").select_option("single")
+    dialog.locator("input[name=name]").fill("article-likes")
+    dialog.get_by_role("button", name="Create group").click()
+
+    # group page: the snippet and a live preview using the real embed
+    expect(page.get_by_role("heading", name="article-likes")).to_be_visible()
+    snippet = page.locator("#snippet")
+    expect(snippet).to_contain_text(f'<script src="{cv_server.base}/embed.js" defer></script>')
+    expect(snippet).to_contain_text('group="article-likes"')
+    expect(snippet).to_contain_text('key="pb_')
+    expect(snippet).to_contain_text('style="like"')
+    page.locator("#preview click-vote .w[aria-busy=false]").wait_for()
+    page.locator("#preview click-vote button.like").click()
+    expect(page.locator("#preview click-vote .n")).to_have_text("1")
+    page.locator('#style-seg button[data-style="updown"]').click()
+    expect(snippet).to_contain_text('style="updown"')
+    page.locator("#preview click-vote .w[aria-busy=false]").wait_for()
+    expect(page.locator("#preview click-vote .score")).to_have_text("1")
+    expect(page.locator("#items .chip")).to_have_text(["demo-item · 1"])
+    screenshot(page, "dash-group")
+
+    # a second group with the same name: 409, shown by the name field
+    page.get_by_role("link", name="Vote groups").first.click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    row = page.locator("tbody tr").first
+    expect(row.locator("td").nth(2)).to_have_text("1")  # clicks
+    expect(row.locator("td").nth(3)).to_have_text("1")  # score
+    page.get_by_role("button", name="New group").click()
+    dialog = page.locator("dialog[open]")
+    dialog.locator("input[name=name]").fill("article-likes")
+    dialog.get_by_role("button", name="Create group").click()
+    expect(dialog.locator('.field[data-field="name"] .err')).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    screenshot(page, "dash-groups")
+
+    # analytics: the vote shows up in the chart
+    page.get_by_role("link", name="Analytics").first.click()
+    chart = page.locator("#chart svg")
+    expect(chart).to_be_visible()
+    expect(page.locator("#chart")).to_have_attribute("data-total", "1")
+    expect(page.locator("#stats .stat").first.locator(".value")).to_have_text("1")
+    assert page.locator("#chart .bar, #chart .line").count() > 0
+    page.locator('#range-seg button[data-range="1d"]').click()
+    expect(page.locator("#chart")).to_have_attribute("data-total", "1")
+    page.locator("#f-group").select_option("article-likes")
+    page.locator("#f-item option", has_text="demo-item").wait_for(state="attached")
+    page.locator("#f-item").select_option("demo-item")
+    expect(page.locator("#chart")).to_have_attribute("data-total", "1")
+    expect(page.locator("#chart-title")).to_have_text("article-likes · demo-item")
+    page.locator("#chart #hit").hover()
+    screenshot(page, "dash-analytics")
+    page.locator('#range-seg button[data-range="1y"]').click()
+    expect(page.locator("#chart")).to_have_attribute("data-total", "1")
+
+    # settings: rename the organisation, keys with copy buttons, rotation
+    page.get_by_role("link", name="Settings").first.click()
+    public = page.locator("#public-key")
+    expect(public).to_have_value(lambda_re("^pb_[A-Za-z0-9]{32}$"))
+    expect(page.locator("#secret-key")).to_have_value(lambda_re("^sk_[A-Za-z0-9]{32}$"))
+    old_key = public.input_value()
+    page.get_by_role("button", name="Copy Public key").click()
+    expect(page.locator(".toast", has_text="Public key copied")).to_be_visible()
+    page.locator("#req-signed").check()
+    expect(page.locator(".toast", has_text="Saved")).to_be_visible()
+    page.reload()
+    expect(page.locator("#req-signed")).to_be_checked()
+    page.fill("#org-form input[name=name]", "Acme Widgets")
+    page.locator("#org-form").get_by_role("button", name="Save").click()
+    expect(page.locator("#org-switch option:checked")).to_have_text("Acme Widgets")
+    screenshot(page, "dash-settings")
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Rotate keys").click()
+    expect(public).not_to_have_value(old_key)
+
+    # environment switcher: production has its own (empty) groups
+    page.locator("#env-switch").select_option(label="production")
+    expect(page.locator(".env-pill")).to_have_text("production")
+    page.get_by_role("link", name="Vote groups").first.click()
+    expect(page.get_by_text("No vote groups yet")).to_be_visible()
+    page.locator("#env-switch").select_option(label="dev")
+    expect(page.locator("tbody tr")).to_have_count(1)
+
+    # organisation switcher: a new organisation starts empty; switching back restores ours
+    page.once("dialog", lambda d: d.accept("Second Org"))
+    page.locator("#org-switch").select_option("__new__")
+    expect(page.locator("#org-switch option:checked")).to_have_text("Second Org")
+    expect(page.get_by_text("No vote groups yet")).to_be_visible()
+    page.locator("#org-switch").select_option(label="Acme Widgets")
+    expect(page.locator("#org-switch option:checked")).to_have_text("Acme Widgets")
+    expect(page.locator("tbody tr")).to_have_count(1)
+
+    # log out, a wrong password, log back in
+    page.locator("#logout").click()
+    expect(page).to_have_url(cv_server.url("/login"))
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", "wrong password!")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#form-error")).to_contain_text("Wrong email or password")
+    screenshot(page, "dash-login-error")
+    page.fill("input[name=password]", password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(cv_server.url("/analytics"))
+    expect(page.locator("#chart")).to_have_attribute("data-total", "1")
+    assert not new_page.errors, new_page.errors
+
+
+def test_dashboard_small_screen_and_pagination(cv_server: Server, new_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = new_page((390, 844))
+    page.goto(cv_server.url("/register"))
+    page.fill("input[name=email]", f"mobile-{uuid.uuid4().hex[:8]}@example.com")
+    page.fill("input[name=password]", "s3cret-passphrase")
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(cv_server.url("/groups"))
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    for i in range(12):
+        r = page.request.post(
+            cv_server.url("/votes/"),
+            data={"name": f"group-{i:02d}", "type": "single"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert r.ok, r.text()
+    page.reload()
+    expect(page.locator("tbody tr")).to_have_count(10)
+    expect(page.locator(".pager")).to_contain_text("12 groups · page 1 of 2")
+    page.get_by_role("button", name="Next →").click()
+    expect(page.locator("tbody tr")).to_have_count(2)
+    screenshot(page, "dash-mobile-groups")
+    page.locator("#burger").click()
+    expect(page.locator(".side")).to_be_in_viewport()
+    page.get_by_role("link", name="Analytics").first.click()
+    expect(page.locator("#chart svg")).to_be_visible()
+    screenshot(page, "dash-mobile-analytics")
+    page.goto(cv_server.url("/groups/does-not-exist"))
+    expect(page.locator(".alert.error")).to_contain_text("does not exist")
+    assert not new_page.errors, new_page.errors
+
+
+def lambda_re(pattern: str) -> Any:
+    import re
+
+    return re.compile(pattern)

@@ -1,0 +1,219 @@
+"""The <click-vote> web component embedded in a plain page of ANOTHER origin (another port)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+from typing import Any
+
+import pytest
+
+from .conftest import Account, Server, Site, screenshot
+
+pytestmark = pytest.mark.host
+
+
+def embed_page(server: Server, tags: str, title: str = "Blog post") -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<script src="{server.base}/embed.js" defer></script>
+<style>body{{font:16px system-ui;margin:40px;max-width:640px}} .row{{margin:18px 0}}</style>
+</head><body><h1>{html.escape(title)}</h1><p>Some article text.</p>
+{tags}
+</body></html>"""
+
+
+def tag(acc: Account, group: str, item: str, style: str, extra: str = "", tid: str = "cv") -> str:
+    return (
+        f'<div class="row"><click-vote id="{tid}" key="{acc.public_key}" group="{group}" '
+        f'item="{item}" style="{style}" {extra}></click-vote></div>'
+    )
+
+
+def widget(page: Any, tid: str = "cv") -> Any:
+    return page.locator(f"click-vote#{tid}")
+
+
+def wait_loaded(page: Any, tid: str = "cv") -> None:
+    page.locator(f"click-vote#{tid} .w[aria-busy=false]").wait_for(timeout=15_000)
+
+
+def count_text(page: Any, tid: str = "cv") -> str:
+    return str(widget(page, tid).locator(".n").first.inner_text()).strip()
+
+
+def expect_count(page: Any, text: str, tid: str = "cv") -> None:
+    from playwright.sync_api import expect
+
+    expect(widget(page, tid).locator(".n").first).to_have_text(text, timeout=10_000)
+
+
+def test_like_live_across_pages_and_origins(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    group = account.group("single")
+    url = site.page("like.html", embed_page(cv_server, tag(account, group, "post-1", "like")))
+    assert not url.startswith(cv_server.base)  # a different origin: another port
+    a, b = new_page(), new_page()  # two visitors (own storage: own anonymous voter tokens)
+    a.goto(url)
+    b.goto(url)
+    wait_loaded(a)
+    wait_loaded(b)
+    expect_count(a, "0")
+    expect_count(b, "0")
+
+    like_a = widget(a).locator("button.like")
+    like_b = widget(b).locator("button.like")
+    assert like_a.get_attribute("aria-label").startswith("Like")
+    like_a.click()
+    expect_count(a, "1")
+    expect_count(b, "1")  # live, pushed to the other page
+    assert like_a.get_attribute("aria-pressed") == "true"
+    assert like_b.get_attribute("aria-pressed") == "false"
+
+    like_b.focus()  # keyboard works too
+    b.keyboard.press("Enter")
+    expect_count(a, "2")
+    expect_count(b, "2")
+
+    like_a.click()  # un-like
+    expect_count(b, "1")
+    expect_count(a, "1")
+    assert like_a.get_attribute("aria-pressed") == "false"
+
+    # the anonymous voter token survives a reload: b still sees its own like highlighted
+    b.reload()
+    wait_loaded(b)
+    expect_count(b, "1")
+    assert widget(b).locator("button.like").get_attribute("aria-pressed") == "true"
+    screenshot(b, "embed-like")
+    assert not new_page.errors, new_page.errors
+
+
+def test_double_click_counts_once(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    group = account.group("single")
+    url = site.page("dbl.html", embed_page(cv_server, tag(account, group, "post-2", "like")))
+    a, b = new_page(), new_page()
+    a.goto(url)
+    b.goto(url)
+    wait_loaded(a)
+    wait_loaded(b)
+    widget(a).locator("button.like").dblclick()
+    expect_count(b, "1")
+    wait_loaded(a)
+    a.wait_for_timeout(500)
+    assert count_text(a) == "1"
+    assert count_text(b) == "1"
+
+
+def test_updown_and_stars_live(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    updown = account.group("single")
+    stars = account.group("range", 1, 5)
+    tags = tag(account, updown, "comment-9", "updown", tid="ud") + tag(
+        account, stars, "product-7", "stars", tid="st"
+    )
+    url = site.page("mixed.html", embed_page(cv_server, tags, "Product page"))
+    a, b = new_page(), new_page()
+    a.goto(url)
+    b.goto(url)
+    for p in (a, b):
+        wait_loaded(p, "ud")
+        wait_loaded(p, "st")
+    expect_count(a, "0", "ud")
+    expect_count(b, "No votes yet", "st")
+
+    widget(a, "ud").locator("button.up").click()
+    expect_count(b, "1", "ud")
+    widget(b, "ud").locator("button.down").click()
+    expect_count(a, "0", "ud")
+    expect_count(b, "0", "ud")
+    assert widget(a, "ud").locator("button.up").get_attribute("aria-pressed") == "true"
+    assert widget(b, "ud").locator("button.down").get_attribute("aria-pressed") == "true"
+    widget(b, "ud").locator("button.down").click()  # remove the downvote
+    expect_count(a, "1", "ud")
+
+    star4 = widget(a, "st").locator('button[aria-label="4 of 5 stars"]')
+    star4.click()
+    expect_count(b, "4 · 1 vote", "st")
+    widget(b, "st").locator('button[aria-label="2 of 5 stars"]').click()
+    expect_count(a, "3 · 2 votes", "st")  # exact mean (4 + 2) / 2
+    expect_count(b, "3 · 2 votes", "st")
+    assert star4.get_attribute("aria-pressed") == "true"
+    assert (
+        widget(b, "st").locator('button[aria-label="4 of 5 stars"]').get_attribute("aria-pressed")
+        == "false"
+    )
+    screenshot(a, "embed-updown-stars")
+    assert not new_page.errors, new_page.errors
+
+
+def test_signed_user_sees_own_vote_in_other_tab(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    group = account.group("single")
+    secret = account.call("GET", "/settings/")["secretKey"]
+    sig = hmac.new(secret.encode(), b"user-42", hashlib.sha256).hexdigest()
+    extra = f'user-id="user-42" signature="{sig}"'
+    url = site.page(
+        "signed.html", embed_page(cv_server, tag(account, group, "post-3", "like", extra))
+    )
+    a, b = new_page(), new_page()  # same signed user in two separate browsers
+    a.goto(url)
+    b.goto(url)
+    wait_loaded(a)
+    wait_loaded(b)
+    widget(a).locator("button.like").click()
+    expect_count(b, "1")
+    from playwright.sync_api import expect
+
+    expect(widget(b).locator("button.like")).to_have_attribute("aria-pressed", "true")
+
+    bad = site.page(
+        "forged.html",
+        embed_page(
+            cv_server, tag(account, group, "post-3", "like", 'user-id="user-42" signature="00"')
+        ),
+    )
+    c = new_page()
+    c.goto(bad)
+    widget(c).locator("button.like").click()
+    expect(widget(c).locator(".err")).to_contain_text("signature", timeout=10_000)
+    c.wait_for_timeout(300)
+    expect_count(a, "1")  # the forged vote did not count
+
+
+def test_errors_are_shown_without_losing_state(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    group = account.group("single")
+    tags = tag(account, "no-such-group", "x", "like", tid="missing") + tag(
+        account, group, "post-4", "like", tid="cv"
+    )
+    url = site.page("errors.html", embed_page(cv_server, tags))
+    a = new_page()
+    a.goto(url)
+    expect(widget(a, "missing").locator(".err")).to_contain_text("no vote group", timeout=10_000)
+    wait_loaded(a)
+    widget(a).locator("button.like").click()
+    expect_count(a, "1")
+    # a burst of clicks trips the per-voter rate limit: a message, and the count stays exact
+    like = widget(a).locator("button.like")
+    err = widget(a).locator(".err")
+    for _ in range(60):
+        like.click()
+        a.locator("click-vote#cv .w[aria-busy=false]").wait_for(timeout=10_000)
+        if err.inner_text().strip():
+            break
+    expect(err).to_contain_text("slow down", timeout=5_000)
+    screenshot(a, "embed-errors")
+    shown = int(count_text(a))
+    a.reload()
+    wait_loaded(a)
+    assert int(count_text(a)) == shown
