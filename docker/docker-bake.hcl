@@ -1,6 +1,10 @@
 # ClickVote images. This file is the single source of truth for the platform
 # list, the image names and the Python version: tasks.py, noxfile.py and CI
 # read these variables (ci/project.py) instead of repeating them.
+#
+# Build through `inv build` (it picks the base image, sets the label values
+# and checks the host first); plain `docker buildx bake -f docker/docker-bake.hcl`
+# from the repository root works too.
 
 variable "PLATFORMS" {
   default = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
@@ -16,4 +20,100 @@ variable "TEST_IMAGE" {
 
 variable "PYTHON_VERSION" {
   default = "3.11"
+}
+
+# The image everything is built on. The official slim image by default; `inv
+# build` switches to LOCAL_BASE_IMAGE (built offline by `inv base`) when the
+# registry cannot be reached.
+variable "BASE_IMAGE" {
+  default = "python:${PYTHON_VERSION}-slim"
+}
+
+variable "LOCAL_BASE_IMAGE" {
+  default = "clickvote-base:bookworm"
+}
+
+# Debian suite of LOCAL_BASE_IMAGE.
+variable "BASE_SUITE" {
+  default = "bookworm"
+}
+
+variable "TAG" {
+  default = "latest"
+}
+
+# Newest glibc of any base image: binary wheels up to manylinux_2_<this> are used.
+variable "MANYLINUX_GLIBC_MINOR" {
+  default = "36"
+}
+
+# A CA bundle for pip inside the build (TLS-intercepting proxies). Passed as a
+# BuildKit secret, never stored in a layer. Empty: none.
+variable "EXTRA_CA" {
+  default = "/etc/ssl/certs/ca-certificates.crt"
+}
+
+# OCI label values (inv build fills them in from git and the package).
+variable "VERSION" {
+  default = ""
+}
+
+variable "REVISION" {
+  default = ""
+}
+
+variable "SOURCE" {
+  default = ""
+}
+
+variable "CREATED" {
+  default = ""
+}
+
+target "_common" {
+  context    = "."
+  dockerfile = "docker/Dockerfile"
+  args = {
+    BASE_IMAGE            = BASE_IMAGE
+    PYTHON_VERSION        = PYTHON_VERSION
+    MANYLINUX_GLIBC_MINOR = MANYLINUX_GLIBC_MINOR
+    VERSION               = VERSION
+    REVISION              = REVISION
+    SOURCE                = SOURCE
+    CREATED               = CREATED
+  }
+  secret = EXTRA_CA != "" ? ["id=extra_ca,src=${EXTRA_CA}"] : []
+}
+
+target "app" {
+  inherits  = ["_common"]
+  target    = "app"
+  platforms = PLATFORMS
+  tags      = ["${IMAGE}:${TAG}"]
+}
+
+target "test" {
+  inherits  = ["_common"]
+  target    = "test"
+  platforms = PLATFORMS
+  tags      = ["${TEST_IMAGE}:${TAG}"]
+}
+
+# Check-only: ruff inside a (native) build; nothing is exported.
+target "lint" {
+  inherits = ["_common"]
+  target   = "lint"
+  output   = ["type=cacheonly"]
+}
+
+group "default" {
+  targets = ["app"]
+}
+
+group "all" {
+  targets = ["app", "test"]
+}
+
+group "validate" {
+  targets = ["lint"]
 }

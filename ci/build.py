@@ -1,0 +1,358 @@
+"""Image builds: the offline base image and ``docker buildx bake`` invocations.
+
+Used by tasks.py (``inv base``, ``inv build``), noxfile.py (``test-<arch>``)
+and benchmarks/build.py, so that all of them build the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci import host, project
+
+ROOT = project.ROOT
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+BASE_DOCKERFILE = ROOT / "docker" / "base.Dockerfile"
+BASE_WORKDIR = Path(os.environ.get("CLICKVOTE_BASE_WORKDIR", "/var/tmp/clickvote-base"))
+# Docker platform -> Debian architecture (debootstrap --arch).
+DEBIAN_ARCH = {"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/arm/v7": "armhf"}
+BASE_PACKAGES = "python3,python3-venv,ca-certificates"
+# Trimmed from every root file system: caches and documentation.
+STRIP = [
+    "var/cache/apt",
+    "var/lib/apt/lists",
+    "var/cache/debconf/templates.dat-old",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "var/log",
+]
+PYTHON_LABEL = "org.clickvote.python.version"
+
+
+class BuildError(Exception):
+    """A failed precondition or build; the message says what to do."""
+
+
+def var(name: str) -> str:
+    value = project.bake_defaults()[name]
+    assert isinstance(value, str)
+    return value
+
+
+# --------------------------------------------------------------------------- engine checks
+
+
+def require_engine() -> None:
+    if not host.engine_answers():
+        raise BuildError("no Docker engine answers: run `inv setup` (starts dockerd)")
+    if host.output(["docker", "buildx", "version"]) is None:
+        raise BuildError("docker buildx is missing: run `inv setup` (installs docker-buildx)")
+
+
+def require_emulation(platforms: Iterable[str]) -> None:
+    """Every non-native platform needs its binfmt handler (with the F flag)."""
+    for name, platform in host.BINFMT_HANDLERS.items():
+        if platform in platforms and not host.handler_ok(host.binfmt_handler(name)):
+            raise BuildError(
+                f"binfmt handler {name} for {platform} is missing or lacks the F flag: "
+                "run `inv setup` (qemu-user-static, update-binfmts --enable)"
+            )
+
+
+def image_present(ref: str) -> bool:
+    return host.output(["docker", "image", "inspect", "--format", "{{.Id}}", ref]) is not None
+
+
+def image_label(ref: str, label: str) -> str | None:
+    fmt = "{{index .Config.Labels " + f'"{label}"' + "}}"
+    out = host.output(["docker", "image", "inspect", "--format", fmt, ref])
+    return out.strip() if out and out.strip() != "<no value>" else None
+
+
+# --------------------------------------------------------------------------- base image
+
+
+def _rootfs_tar(arch: str) -> Path:
+    return BASE_WORKDIR / f"rootfs-{arch}.tar"
+
+
+def _debootstrap_cmd(platform: str, rootfs: Path, suite: str, mirror: str) -> list[str]:
+    return [
+        "debootstrap",
+        f"--arch={DEBIAN_ARCH[platform]}",
+        "--variant=minbase",
+        f"--include={BASE_PACKAGES}",
+        suite,
+        str(rootfs),
+        mirror,
+    ]
+
+
+def _strip_and_tar(rootfs: Path, tar: Path) -> None:
+    for rel in STRIP:
+        target = rootfs / rel
+        if target.is_dir():
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+    partial = tar.with_suffix(".tar.part")
+    subprocess.run(
+        ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), "."], check=True
+    )
+    partial.rename(tar)
+    shutil.rmtree(rootfs)
+
+
+def _python_version(rootfs_tar: Path) -> str:
+    """``3.11`` from the python3 symlink inside a root file system tarball."""
+    out = subprocess.run(
+        ["tar", "-tvf", str(rootfs_tar), "./usr/bin/python3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    m = re.search(r"-> python(\d+\.\d+)", out)
+    if not m:
+        raise BuildError(f"no /usr/bin/python3 in {rootfs_tar}")
+    return m[1]
+
+
+def _bootstrapped(rootfs: Path) -> bool:
+    """A finished debootstrap (it removes its own work directory at the end)."""
+    return (rootfs / "usr/bin/python3").exists() and not (rootfs / "debootstrap").exists()
+
+
+def debootstrap_all(platforms: Sequence[str], suite: str, dry: bool) -> None:
+    """One debootstrap per platform, in parallel; skips those already tarred."""
+    mirror = host.apt_mirror()
+    todo = [p for p in platforms if not _rootfs_tar(project.arch_name(p)).exists()]
+    procs: list[tuple[str, Path, subprocess.Popen[bytes] | None]] = []
+    for platform in todo:
+        arch = project.arch_name(platform)
+        rootfs = BASE_WORKDIR / f"rootfs-{arch}"
+        if _bootstrapped(rootfs):
+            procs.append((arch, rootfs, None))
+            continue
+        cmd = _debootstrap_cmd(platform, rootfs, suite, mirror)
+        host.say(("would run: " if dry else "+ ") + shlex.join(cmd))
+        if dry:
+            continue
+        shutil.rmtree(rootfs, ignore_errors=True)
+        log = (BASE_WORKDIR / f"debootstrap-{arch}.log").open("wb")
+        procs.append((arch, rootfs, subprocess.Popen(cmd, stdout=log, stderr=log)))
+    for arch, rootfs, proc in procs:
+        if proc is not None and proc.wait() != 0:
+            raise BuildError(
+                f"debootstrap for {arch} failed: see {BASE_WORKDIR}/debootstrap-{arch}.log"
+            )
+        _strip_and_tar(rootfs, _rootfs_tar(arch))
+        host.say(f"ok: {_rootfs_tar(arch)}")
+
+
+def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> None:
+    """Build the multi-platform base image ``ref`` from debootstrap root file systems."""
+    if not dry:
+        require_engine()
+        require_emulation(platforms)
+        BASE_WORKDIR.mkdir(parents=True, exist_ok=True)
+    if not dry and image_present(ref):
+        host.say(f"ok: base image {ref} present")
+        return
+    debootstrap_all(platforms, suite, dry)
+    first = _rootfs_tar(project.arch_name(platforms[0]))
+    pyver = "?" if dry else _python_version(first)
+    cmd = [
+        "docker",
+        "buildx",
+        "build",
+        "--builder",
+        "default",
+        "--platform",
+        ",".join(platforms),
+        "-f",
+        str(BASE_DOCKERFILE),
+        "-t",
+        ref,
+        "--load",
+        "--label",
+        f"{PYTHON_LABEL}={pyver}",
+        "--label",
+        f"org.opencontainers.image.title=ClickVote base ({suite}, debootstrap)",
+        str(BASE_WORKDIR),
+    ]
+    host.run(cmd, dry)
+
+
+# --------------------------------------------------------------------------- app images
+
+
+@dataclass
+class BuildOptions:
+    platforms: list[str]
+    target: str = "app"
+    load: bool = False
+    push: bool = False
+    tag: str = ""
+    base: str = "auto"
+    dry: bool = False
+    print_config: bool = False
+    progress: str = "auto"
+    builder: str = ""
+    no_cache: bool = False
+    extra_set: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    root: Path = ROOT  # build context / working directory (benchmarks use a copy)
+    log: Path | None = None  # also write the build's output here
+
+
+def parse_platforms(spec: str) -> list[str]:
+    """``amd64,armv7`` / ``all`` / ``linux/arm64`` -> platforms, in the bake file's order."""
+    known = project.arches()
+    wanted: set[str] = set()
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        if item == "all":
+            wanted.update(known.values())
+        elif item in known:
+            wanted.add(known[item])
+        elif item in known.values():
+            wanted.add(item)
+        else:
+            raise BuildError(
+                f"unknown platform {item!r}: use one of {', '.join([*known, 'all'])} "
+                "(comma-separated)"
+            )
+    if not wanted:
+        raise BuildError("no platform given")
+    return [p for p in project.platforms() if p in wanted]
+
+
+def _registry_reachable(ref: str, timeout: float = 15) -> bool:
+    cmd = ["docker", "buildx", "imagetools", "inspect", "--raw", ref]
+    return host.output(cmd, timeout=timeout) is not None
+
+
+def registry_base() -> str:
+    """BASE_IMAGE (environment or bake default) with PYTHON_VERSION filled in."""
+    return os.environ.get("BASE_IMAGE") or var("BASE_IMAGE").replace(
+        "${PYTHON_VERSION}", os.environ.get("PYTHON_VERSION") or project.python_version()
+    )
+
+
+def resolve_base(mode: str) -> tuple[str, str | None]:
+    """(base image, its Python version if known) for ``--base auto|local|registry``."""
+    registry_ref = registry_base()
+    local_ref = os.environ.get("LOCAL_BASE_IMAGE") or var("LOCAL_BASE_IMAGE")
+    if mode not in ("auto", "local", "registry"):
+        raise BuildError(f"--base must be auto, local or registry, not {mode!r}")
+    if mode == "registry" or (
+        mode == "auto" and (image_present(registry_ref) or _registry_reachable(registry_ref))
+    ):
+        return registry_ref, None
+    if not image_present(local_ref):
+        why = "" if mode == "local" else f"{registry_ref} cannot be pulled and "
+        raise BuildError(f"{why}the local base {local_ref} is missing: run `inv base`")
+    return local_ref, image_label(local_ref, PYTHON_LABEL)
+
+
+def git_revision() -> str:
+    out = host.output(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+    return out.strip() if out else ""
+
+
+def label_env() -> dict[str, str]:
+    """Values of the bake variables behind the OCI labels (unless set already)."""
+    ns: dict[str, str] = {}
+    exec((ROOT / "clickvote" / "__init__.py").read_text(), ns)
+    values = {
+        "VERSION": str(ns.get("__version__", "")),
+        "REVISION": git_revision(),
+        "CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return {k: v for k, v in values.items() if not os.environ.get(k)}
+
+
+def extra_ca_env() -> dict[str, str]:
+    """EXTRA_CA: empty when its file does not exist (the build then uses no extra CA)."""
+    path = os.environ.get("EXTRA_CA", var("EXTRA_CA"))
+    return {"EXTRA_CA": path if path and Path(path).is_file() else ""}
+
+
+def bake_command(opts: BuildOptions, base: str, pyver: str | None) -> list[str]:
+    bake_file = opts.root / project.BAKE_FILE.relative_to(ROOT)
+    cmd = ["docker", "buildx", "bake", "-f", str(bake_file)]
+    cmd += ["--builder", opts.builder] if opts.builder else []
+    cmd += [f"--progress={opts.progress}"]
+    cmd += ["--no-cache"] if opts.no_cache else []
+    t = opts.target
+    cmd += ["--set", f"{t}.platform={','.join(opts.platforms)}"]
+    cmd += ["--set", f"{t}.args.BASE_IMAGE={base}"]
+    cmd += ["--set", f"{t}.args.PYTHON_VERSION={pyver}"] if pyver else []
+    cmd += ["--set", f"{t}.tags={opts.tag}"] if opts.tag else []
+    cmd += ["--set", f"{t}.output=type=image,push=true"] if opts.push else []
+    cmd += ["--set", f"{t}.output=type=docker"] if opts.load else []
+    for item in opts.extra_set:
+        cmd += ["--set", item]
+    cmd += ["--print"] if opts.print_config else []
+    return [*cmd, t]
+
+
+def check_build(opts: BuildOptions) -> None:
+    if opts.load and opts.push:
+        raise BuildError("--load and --push exclude each other")
+    if opts.target not in ("app", "test"):
+        raise BuildError(f"--target must be app or test, not {opts.target!r}")
+    require_engine()
+    require_emulation(opts.platforms)
+
+
+def _run_logged(
+    cmd: list[str], cwd: Path, env: dict[str, str], log: Path | None
+) -> subprocess.CompletedProcess[bytes]:
+    if log is None:
+        return subprocess.run(cmd, cwd=cwd, env=env)
+    with log.open("wb") as out:
+        return subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def build(opts: BuildOptions) -> list[str]:
+    """Run (or print, with ``dry``) the bake for ``opts``; returns the command."""
+    check_build(opts)
+    base, pyver = resolve_base(opts.base)
+    cmd = bake_command(opts, base, pyver)
+    env = {**os.environ, **label_env(), **extra_ca_env(), **opts.env}
+    host.say(f"base image: {base}" + (f" (Python {pyver})" if pyver else ""))
+    if opts.dry and not opts.print_config:
+        host.say("would run: " + shlex.join(cmd))
+        return cmd
+    proc = _run_logged(cmd, opts.root, env, opts.log)
+    if proc.returncode != 0:
+        raise BuildError(f"docker buildx bake failed (exit {proc.returncode}); see output above")
+    return cmd
+
+
+def image_ref(target: str, tag: str = "") -> str:
+    if tag:
+        return tag
+    name = var("IMAGE") if target == "app" else var("TEST_IMAGE")
+    return f"{name}:{os.environ.get('TAG') or var('TAG')}"
+
+
+def validate(dry: bool, base: str = "auto") -> None:
+    """The bake group ``validate`` (check-only targets, cacheonly output)."""
+    require_engine()
+    ref, pyver = resolve_base(base)
+    cmd = ["docker", "buildx", "bake", "-f", str(project.BAKE_FILE)]
+    cmd += ["--set", f"*.args.BASE_IMAGE={ref}"]
+    cmd += ["--set", f"*.args.PYTHON_VERSION={pyver}"] if pyver else []
+    host.run([*cmd, "validate"], dry, cwd=ROOT, env={**os.environ, **extra_ca_env()})

@@ -1,0 +1,399 @@
+"""Host provisioning and checks for building and testing ClickVote's images.
+
+Used by ``inv setup`` and ``inv doctor`` (tasks.py). Everything here is
+idempotent: each step first checks whether it is already satisfied and then
+does nothing. ``dry=True`` prints what would be done instead of doing it.
+
+The Docker engine comes from Debian 13 "trixie" (docker.io 26, buildx with
+bake ``matrix``, containerd image store for multi-platform ``--load``),
+installed on the bookworm host from a trixie apt source with a low pin
+priority. The trixie source is built from the mirror the host's own apt
+configuration already uses (or ``$CLICKVOTE_APT_MIRROR``); no mirror host name
+is written into this repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+APT_MIRROR_ENV = "CLICKVOTE_APT_MIRROR"
+APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
+APT_SOURCES_LIST = Path("/etc/apt/sources.list")
+TRIXIE_SOURCE = APT_SOURCES_DIR / "clickvote-trixie.sources"
+TRIXIE_PIN = Path("/etc/apt/preferences.d/clickvote-trixie.pref")
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+DAEMON_JSON = Path("/etc/docker/daemon.json")
+DOCKERD_LOG = Path("/var/log/clickvote-dockerd.log")
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+APT_LOCK = ["-o", "DPkg::Lock::Timeout=600"]
+CLI_PLUGIN_DIR = Path("/usr/libexec/docker/cli-plugins")
+
+# The engine, from trixie (see module docstring).
+TRIXIE_PACKAGES = ["docker.io", "containerd", "docker-buildx", "docker-compose"]
+# Emulation, base-image building and what the host tests need, from bookworm.
+HOST_PACKAGES = [
+    "qemu-user-static",
+    "binfmt-support",
+    "debootstrap",
+    "chromium",
+    "chromium-driver",
+    "postgresql",
+    "redis-server",
+    "docker-registry",
+]
+# binfmt handler name -> Docker platform it runs.
+BINFMT_HANDLERS = {"qemu-aarch64": "linux/arm64", "qemu-arm": "linux/arm/v7"}
+
+
+class HostError(Exception):
+    """A precondition that failed; the message says how to fix it."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run(cmd: Sequence[str], dry: bool, **kw: object) -> None:
+    """Run ``cmd`` (checked), or only print it when ``dry``."""
+    say(("would run: " if dry else "+ ") + shlex.join(cmd))
+    if not dry:
+        subprocess.run(list(cmd), check=True, **kw)  # type: ignore[call-overload]
+
+
+def output(cmd: Sequence[str], timeout: float = 20) -> str | None:
+    """stdout of ``cmd``, or None when it fails or is missing."""
+    try:
+        cp = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return cp.stdout if cp.returncode == 0 else None
+
+
+def write_file(path: Path, text: str, dry: bool) -> bool:
+    """Write ``text`` to ``path`` unless it already holds it. True when changed."""
+    if path.exists() and path.read_text() == text:
+        return False
+    say(("would write " if dry else "writing ") + str(path))
+    if not dry:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return True
+
+
+# --------------------------------------------------------------------------- apt
+
+
+def _deb822_mirrors(text: str) -> list[str]:
+    """URIs of deb822 stanzas that carry the main Debian suites (not security)."""
+    found: list[str] = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields = dict(
+            (k.strip().lower(), v.strip())
+            for k, _, v in (ln.partition(":") for ln in stanza.splitlines())
+            if not k.lstrip().startswith("#") and v
+        )
+        suites = fields.get("suites", "").split()
+        if "deb" in fields.get("types", "").split() and any("-" not in s for s in suites):
+            found += fields.get("uris", "").split()
+    return found
+
+
+def _one_line_mirrors(text: str) -> list[str]:
+    found: list[str] = []
+    for line in text.splitlines():
+        parts = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()
+        if len(parts) >= 3 and parts[0] == "deb" and "-" not in parts[2]:
+            found.append(parts[1])
+    return found
+
+
+def apt_mirror() -> str:
+    """The Debian mirror URI the host already uses (or ``$CLICKVOTE_APT_MIRROR``)."""
+    if env := os.environ.get(APT_MIRROR_ENV):
+        return env.rstrip("/")
+    candidates: list[str] = []
+    for src in sorted(APT_SOURCES_DIR.glob("*.sources")):
+        if src != TRIXIE_SOURCE:
+            candidates += _deb822_mirrors(src.read_text())
+    for lst in [APT_SOURCES_LIST, *sorted(APT_SOURCES_DIR.glob("*.list"))]:
+        if lst.exists():
+            candidates += _one_line_mirrors(lst.read_text())
+    debian = [u for u in candidates if "security" not in u]
+    if not debian:
+        raise HostError(
+            f"no Debian mirror found in the host's apt sources; set {APT_MIRROR_ENV}=<mirror URI>"
+        )
+    return debian[0].rstrip("/")
+
+
+def ensure_trixie_source(dry: bool) -> bool:
+    """The trixie apt source and its low pin. True when something changed."""
+    source = (
+        "# Written by `inv setup` (ci/host.py): the Docker engine from trixie.\n"
+        f"Types: deb\nURIs: {apt_mirror()}\nSuites: trixie\nComponents: main\n"
+        f"Signed-By: {KEYRING}\n"
+    )
+    pin = "Package: *\nPin: release n=trixie\nPin-Priority: 100\n"
+    changed = write_file(TRIXIE_SOURCE, source, dry)
+    return write_file(TRIXIE_PIN, pin, dry) or changed
+
+
+def installed(packages: Sequence[str]) -> set[str]:
+    out = output(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *packages])
+    out = out or ""
+    return {ln.split()[0] for ln in out.splitlines() if ln.endswith(" installed")}
+
+
+def missing(packages: Sequence[str]) -> list[str]:
+    have = installed(packages)
+    return [p for p in packages if p not in have]
+
+
+def _trixie_lists_present() -> bool:
+    return any(Path("/var/lib/apt/lists").glob("*_dists_trixie_*Packages*"))
+
+
+def apt_install(packages: Sequence[str], dry: bool, release: str | None = None) -> None:
+    """Install ``packages``; with ``release``, those packages (only) from that release.
+
+    ``pkg/release`` rather than ``-t release``: ``-t`` makes the release the
+    target of the whole transaction, so apt also upgrades already-installed
+    dependencies (libc6, libstdc++6, base-files, ...) to that release.
+    """
+    cmd = ["apt-get", *APT_LOCK, "install", "-y", "--no-install-recommends"]
+    names = [f"{p}/{release}" for p in packages] if release else list(packages)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run([*cmd, *names], dry, env=env)
+
+
+def ensure_packages(dry: bool) -> None:
+    changed = ensure_trixie_source(dry)
+    need_trixie = missing(TRIXIE_PACKAGES)
+    need_host = missing(HOST_PACKAGES)
+    if not (need_trixie or need_host):
+        say("ok: apt packages installed")
+        return
+    if changed or not _trixie_lists_present() or need_host:
+        run(["apt-get", *APT_LOCK, "update", "-qq"], dry)
+    if need_trixie:
+        apt_install(need_trixie, dry, release="trixie")
+    if need_host:
+        apt_install(need_host, dry)
+
+
+# --------------------------------------------------------------------------- docker
+
+
+def ensure_daemon_json(dry: bool) -> None:
+    """Turn on the containerd image store, keeping whatever else daemon.json says."""
+    conf = json.loads(DAEMON_JSON.read_text() or "{}") if DAEMON_JSON.exists() else {}
+    if conf.get("features", {}).get("containerd-snapshotter") is True:
+        say("ok: containerd image store configured")
+        return
+    conf.setdefault("features", {})["containerd-snapshotter"] = True
+    write_file(DAEMON_JSON, json.dumps(conf, indent=2) + "\n", dry)
+    if not dry and engine_answers():
+        say("note: restart dockerd to switch to the containerd image store")
+
+
+def engine_answers() -> bool:
+    return output(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=10) is not None
+
+
+def ensure_cli_plugins(dry: bool) -> None:
+    """The docker client on PATH must find trixie's buildx/compose plugins."""
+    docker = shutil.which("docker")
+    if docker is None:  # machines of this kind ship a client; trixie's otherwise
+        apt_install(["docker-cli"], dry, release="trixie")
+        docker = shutil.which("docker") or "docker"
+        if dry:
+            return
+    if output(["docker", "buildx", "version"]) is not None:
+        say(f"ok: {docker} finds the buildx plugin")
+        return
+    user_dir = Path.home() / ".docker" / "cli-plugins"
+    for name in ("docker-buildx", "docker-compose"):
+        src = CLI_PLUGIN_DIR / name
+        if src.exists() and not (user_dir / name).exists():
+            say(f"{'would link' if dry else 'linking'} {user_dir / name} -> {src}")
+            if not dry:
+                user_dir.mkdir(parents=True, exist_ok=True)
+                (user_dir / name).symlink_to(src)
+
+
+def start_dockerd(dry: bool, wait: float = 30) -> None:
+    if engine_answers():
+        say("ok: Docker engine answers")
+        return
+    dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+    say(f"{'would start' if dry else 'starting'} {dockerd} (log: {DOCKERD_LOG})")
+    if dry:
+        return
+    with DOCKERD_LOG.open("ab") as log:
+        subprocess.Popen(
+            [dockerd],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if engine_answers():
+            say("ok: Docker engine started")
+            return
+        time.sleep(1)
+    raise HostError(f"dockerd did not answer within {wait:.0f} s; see {DOCKERD_LOG}")
+
+
+# --------------------------------------------------------------------------- binfmt
+
+
+def ensure_binfmt_mounted(dry: bool) -> None:
+    if (BINFMT_DIR / "status").exists():
+        say("ok: binfmt_misc mounted")
+        return
+    run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], dry)
+
+
+@dataclass
+class Handler:
+    name: str
+    enabled: bool
+    flags: str
+    interpreter: str
+
+
+def binfmt_handler(name: str) -> Handler | None:
+    path = BINFMT_DIR / name
+    if not path.exists():
+        return None
+    text = path.read_text()
+    flags = re.search(r"^flags:\s*(\S*)", text, re.M)
+    interp = re.search(r"^interpreter\s+(\S+)", text, re.M)
+    return Handler(
+        name,
+        text.startswith("enabled"),
+        flags[1] if flags else "",
+        interp[1] if interp else "",
+    )
+
+
+def handler_ok(h: Handler | None) -> bool:
+    return h is not None and h.enabled and "F" in h.flags
+
+
+def ensure_binfmt_handlers(dry: bool) -> None:
+    if all(handler_ok(binfmt_handler(n)) for n in BINFMT_HANDLERS):
+        say("ok: binfmt handlers " + ", ".join(BINFMT_HANDLERS) + " enabled with F flag")
+        return
+    run(["update-binfmts", "--enable"], dry)
+    if dry:
+        return
+    bad = [n for n in BINFMT_HANDLERS if not handler_ok(binfmt_handler(n))]
+    if bad:
+        raise HostError(f"binfmt handlers {bad} not enabled with the F flag after update-binfmts")
+
+
+def qemu_version() -> str | None:
+    out = output(["qemu-aarch64-static", "--version"])
+    m = re.search(r"version (\S+)", out or "")
+    return m[1] if m else None
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def setup(dry: bool = False) -> None:
+    """Provision the host; every step is skipped when already satisfied."""
+    if os.geteuid() != 0 and not dry:
+        raise HostError("`inv setup` provisions the host and must run as root")
+    ensure_binfmt_mounted(dry)
+    ensure_packages(dry)
+    ensure_binfmt_handlers(dry)
+    ensure_daemon_json(dry)
+    ensure_cli_plugins(dry)
+    start_dockerd(dry)
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _engine_check() -> Check:
+    ver = output(["docker", "version", "--format", "{{.Server.Version}}"], timeout=10)
+    if ver is None:
+        return Check("engine", False, "no Docker engine answers", "inv setup (starts dockerd)")
+    client = (output(["docker", "version", "--format", "{{.Client.Version}}"]) or "?").strip()
+    return Check(
+        "engine", True, f"server {ver.strip()}, client {client} ({shutil.which('docker')})"
+    )
+
+
+def _image_store_check() -> Check:
+    out = output(["docker", "info", "--format", "{{json .DriverStatus}}"], timeout=10) or ""
+    ok = "io.containerd.snapshotter" in out
+    detail = "containerd image store" if ok else f"classic store {out.strip()[:60]}"
+    return Check("image store", ok, detail, f"inv setup (sets {DAEMON_JSON}, restart dockerd)")
+
+
+def _buildx_check() -> Check:
+    ver = output(["docker", "buildx", "version"])
+    if ver is None:
+        return Check("buildx", False, "docker buildx missing", "inv setup (installs docker-buildx)")
+    driver = output(["docker", "buildx", "inspect"]) or ""
+    m = re.search(r"^Driver:\s*(\S+)", driver, re.M)
+    return Check("buildx", True, f"{ver.split()[1]} driver {m[1] if m else '?'}")
+
+
+def _binfmt_check(name: str) -> Check:
+    h = binfmt_handler(name)
+    platform = BINFMT_HANDLERS[name]
+    if h is None:
+        return Check(f"binfmt {name}", False, f"not registered ({platform})", "inv setup")
+    detail = f"{'enabled' if h.enabled else 'disabled'} flags={h.flags} {h.interpreter}"
+    return Check(f"binfmt {name}", handler_ok(h), detail, "inv setup (update-binfmts --enable)")
+
+
+def _qemu_check() -> Check:
+    ver = qemu_version()
+    return Check("qemu", ver is not None, ver or "qemu-aarch64-static missing", "inv setup")
+
+
+def _image_check(label: str, refs: Sequence[str]) -> Check:
+    """OK when any of ``refs`` is in the local store."""
+    for ref in refs:
+        out = output(["docker", "image", "inspect", "--format", "{{.Id}}", ref], timeout=10)
+        if out is not None:
+            return Check(label, True, f"{ref} {out.strip()[:19]}")
+    return Check(label, False, f"none of {', '.join(refs)} in the local store", "inv base")
+
+
+def doctor_checks(base_images: Sequence[str]) -> list[Check]:
+    checks = [_engine_check()]
+    if checks[0].ok:
+        checks += [_image_store_check(), _buildx_check()]
+    checks += [_binfmt_check(n) for n in BINFMT_HANDLERS]
+    checks.append(_qemu_check())
+    if checks[0].ok:
+        checks.append(_image_check("base image", base_images))
+    return checks

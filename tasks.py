@@ -1,0 +1,143 @@
+"""Developer and CI tasks: ``inv --list``.
+
+Build section (issue 2): host provisioning, the offline base image and the
+multi-platform images. The release section is at the end of this file.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Callable
+from typing import ParamSpec
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from ci import build as images
+from ci import host, project
+
+P = ParamSpec("P")
+
+
+def _guard(fn: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> None:
+    """Run ``fn``; a failed precondition becomes a clean ``Exit`` (no traceback)."""
+    try:
+        fn(*args, **kwargs)
+    except (host.HostError, images.BuildError) as e:
+        raise Exit(f"error: {e}", code=1) from e
+    except subprocess.CalledProcessError as e:
+        raise Exit(f"error: `{shlex.join(map(str, e.cmd))}` failed (exit {e.returncode})") from e
+
+
+@task(help={"dry": "print what would be done, change nothing"})
+def setup(c: Context, dry: bool = False) -> None:
+    """Provision this host: Docker engine (trixie), containerd store, binfmt/QEMU, test services."""
+    _guard(host.setup, dry)
+
+
+@task(help={"dry": "print what would be done, change nothing"})
+def base(c: Context, dry: bool = False) -> None:
+    """Build the offline multi-platform base image (debootstrap) unless it is present."""
+    _guard(
+        images.build_base,
+        project.platforms(),
+        images.var("LOCAL_BASE_IMAGE"),
+        images.var("BASE_SUITE"),
+        dry,
+    )
+
+
+@task
+def doctor(c: Context) -> None:
+    """Check every precondition of the builds; prints a fix for each failing line."""
+    checks = host.doctor_checks([images.var("LOCAL_BASE_IMAGE"), images.registry_base()])
+    width = max(len(ch.name) for ch in checks)
+    for ch in checks:
+        line = f"{'ok  ' if ch.ok else 'FAIL'} {ch.name:<{width}}  {ch.detail}"
+        print(line + ("" if ch.ok else f"  -> fix: {ch.fix}"))
+    failed = [ch.name for ch in checks if not ch.ok]
+    if failed:
+        raise Exit(f"doctor: {len(failed)} failing: {', '.join(failed)}", code=1)
+
+
+@task(
+    help={
+        "platform": "amd64, arm64, armv7, all, or a comma list (default: all)",
+        "target": "app (runtime image) or test (app + tests)",
+        "load": "load the image into the local store (all platforms: one manifest list)",
+        "push": "push to the registry named in --tag",
+        "tag": "image reference (default: IMAGE:TAG or TEST_IMAGE:TAG from the bake file)",
+        "print": "print the resolved bake configuration instead of building",
+        "base": "base image: auto (registry if reachable, else local), local, registry",
+        "dry": "print the bake command instead of running it",
+    }
+)
+def build(
+    c: Context,
+    platform: str = "all",
+    target: str = "app",
+    load: bool = False,
+    push: bool = False,
+    tag: str = "",
+    print: bool = False,  # the flag is --print
+    base: str = "auto",
+    dry: bool = False,
+) -> None:
+    """Build the multi-platform image(s) with docker buildx bake."""
+    try:
+        opts = images.BuildOptions(
+            platforms=images.parse_platforms(platform),
+            target=target,
+            load=load,
+            push=push,
+            tag=tag,
+            base=base,
+            dry=dry,
+            print_config=print,
+        )
+    except images.BuildError as e:
+        raise Exit(f"error: {e}", code=1) from e
+    _guard(images.build, opts)
+
+
+@task(
+    help={
+        "base": "base image: auto, local or registry (as for build)",
+        "dry": "print the bake command instead of running it",
+    }
+)
+def validate(c: Context, base: str = "auto", dry: bool = False) -> None:
+    """Run the check-only bake group `validate` (lint inside a build, exports nothing)."""
+    _guard(images.validate, dry, base)
+
+
+@task(
+    help={
+        "base": "base image: auto, local or registry (as for build)",
+        "skip_naive": "leave out the naive (emulated pip) Dockerfile",
+        "dry": "print the plan only",
+    }
+)
+def bench_build(
+    c: Context, base: str = "auto", skip_naive: bool = False, dry: bool = False
+) -> None:
+    """Time cold multi-platform builds vs native-only vs a naive Dockerfile (prunes the cache)."""
+    from benchmarks import build as bench
+
+    _guard(bench.run, base=base, skip_naive=skip_naive, dry=dry)
+
+
+# --- build section: the collection ---------------------------------------------------------
+
+ns = Collection(setup, base, doctor, build, validate, bench_build)
+
+# --- release -------------------------------------------------------------------------------
+# Release tasks (ci/release.py) go below; add them to `ns` with ns.add_task(...).
+# Tasks: registry, publish, manifest, manifest-create, verify, promote (ci/release_tasks.py,
+# logic in ci/release/).
+from ci import release_tasks  # noqa: E402
+
+release_tasks.add_to(ns)
