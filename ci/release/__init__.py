@@ -1,0 +1,12 @@
+"""Release logic: local registry, candidates, manifest lists, signed verification
+reports and promotion. The invoke tasks in ``ci/release_tasks.py`` are thin wrappers.
+
+Modules that only compute (``oci``, ``reports``, ``quorum``, ``machine``'s pure
+helpers, ``candidate``'s naming) need no Docker and are unit tested without it.
+"""
+
+from __future__ import annotations
+
+
+class ReleaseError(Exception):
+    """A precondition or check failed; the message says which and why."""

@@ -1,0 +1,101 @@
+"""Talking to the registry: ``docker buildx imagetools`` and the tag list API."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from ci.release import ReleaseError, shell
+from ci.release.config import ReleaseConfig
+from ci.release.oci import Index, parse_index
+
+TIMEOUT = 120.0
+MAX_PAGES = 20
+
+
+def _imagetools(*args: str) -> list[str]:
+    return ["docker", "buildx", "imagetools", *args]
+
+
+def inspect_raw(ref: str) -> bytes:
+    proc = shell.run(_imagetools("inspect", "--raw", ref), timeout=TIMEOUT, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()
+        if "not found" in err.lower():
+            raise ReleaseError(f"{ref} does not exist in the registry")
+        raise ReleaseError(f"cannot read {ref}: {err}")
+    return proc.stdout
+
+
+def exists(ref: str) -> bool:
+    proc = shell.run(_imagetools("inspect", "--raw", ref), timeout=TIMEOUT, check=False)
+    if proc.returncode == 0:
+        return True
+    err = proc.stderr.decode(errors="replace").lower()
+    if "not found" in err:
+        return False
+    raise ReleaseError(f"cannot read {ref}: {err.strip()}")
+
+
+def index(ref: str) -> Index:
+    return parse_index(inspect_raw(ref), what=ref)
+
+
+def image_config(ref: str) -> dict[str, Any]:
+    """The image config (os, architecture, variant, config...) of one platform manifest."""
+    out = shell.text(_imagetools("inspect", ref, "--format", "{{json .Image}}"), timeout=TIMEOUT)
+    try:
+        config = json.loads(out)
+    except ValueError as e:
+        raise ReleaseError(f"{ref}: image config is not JSON") from e
+    if not isinstance(config, dict):
+        raise ReleaseError(f"{ref}: unexpected image config {out[:80]!r}")
+    return config
+
+
+def configs(cfg: ReleaseConfig, idx: Index, *, test: bool = False) -> dict[str, dict[str, Any]]:
+    out = {}
+    for d in idx.images.values():
+        try:
+            out[d.digest] = image_config(cfg.image(d.digest, test=test))
+        except ReleaseError as e:
+            shell.echo(f"warning: {e}")
+    return out
+
+
+def create(target: str, sources: Sequence[str], *, dry: bool) -> None:
+    shell.change(_imagetools("create", "-t", target, *sources), dry=dry, timeout=TIMEOUT)
+
+
+def list_tags(cfg: ReleaseConfig, *, test: bool = False) -> list[str] | None:
+    """All tags of the repository, or None when the registry wants credentials for that."""
+    repo = cfg.test_repository if test else cfg.repository
+    scheme = "http" if cfg.plain_http else "https"
+    url: str | None = f"{scheme}://{cfg.registry}/v2/{repo}/tags/list?n=1000"
+    tags: list[str] = []
+    for _ in range(MAX_PAGES):
+        if url is None:
+            return tags
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                tags.extend(json.load(resp).get("tags") or [])
+                url = _next_page(cfg, scheme, resp.headers.get("Link"))
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return tags
+            if e.code in (401, 403):
+                return None
+            raise ReleaseError(f"{cfg.registry}: tag list answered {e.code}") from e
+        except (urllib.error.URLError, OSError) as e:
+            raise ReleaseError(f"cannot reach the registry {cfg.registry}: {e}") from e
+    return tags
+
+
+def _next_page(cfg: ReleaseConfig, scheme: str, link: str | None) -> str | None:
+    if not link or 'rel="next"' not in link:
+        return None
+    path = link.split(";")[0].strip().strip("<>")
+    return path if "://" in path else f"{scheme}://{cfg.registry}{path}"

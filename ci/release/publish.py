@@ -1,0 +1,233 @@
+"""``inv publish --candidate``: build every platform with bake and push a candidate tag."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from ci import project
+from ci.release import ReleaseError, candidate, imagetools, oci, shell
+from ci.release.config import ReleaseConfig
+
+BUILDER = "clickvote-release"
+BUILD_TIMEOUT = 3600.0
+PUSH_ATTEMPTS = 3
+APP_TARGET = "app"
+TEST_TARGET = "test"
+
+
+def _docker_driver_pushes_attestations() -> bool:
+    """The docker driver can push attestations only with the containerd image store."""
+    proc = shell.run(["docker", "info", "--format", "{{json .DriverStatus}}"], check=False)
+    return b"io.containerd.snapshotter" in proc.stdout
+
+
+def buildkitd_config(cfg: ReleaseConfig) -> str:
+    if not cfg.plain_http:
+        return "# no plain-http registries\n"
+    return f'[registry."{cfg.registry}"]\n  http = true\n  insecure = true\n'
+
+
+def ensure_builder(cfg: ReleaseConfig, *, dry: bool) -> str:
+    """The buildx builder to use: the configured one, the docker driver, or our own."""
+    if cfg.builder not in ("", "auto"):
+        return cfg.builder
+    if _docker_driver_pushes_attestations():
+        return "default"
+    if shell.run(["docker", "buildx", "inspect", BUILDER], check=False).returncode == 0:
+        return BUILDER
+    path = cfg.state_dir / "buildkitd.toml"
+    if not dry:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(buildkitd_config(cfg))
+    shell.change(
+        [
+            "docker",
+            "buildx",
+            "create",
+            "--name",
+            BUILDER,
+            "--driver",
+            "docker-container",
+            "--driver-opt",
+            "network=host",
+            "--buildkitd-config",
+            str(path),
+            "--bootstrap",
+        ],
+        dry=dry,
+    )
+    return BUILDER
+
+
+SBOM_DIR = Path(__file__).resolve().parent / "sbom"
+
+
+def sbom_generator(cfg: ReleaseConfig, base: str, *, dry: bool) -> str:
+    """The SBOM generator image: BuildKit's default (``syft``, needs Docker Hub), a
+    configured image, or ``builtin`` (default): ci/release/sbom built locally on ``base``."""
+    if cfg.sbom_generator == "syft":
+        return ""
+    if cfg.sbom_generator != "builtin":
+        return cfg.sbom_generator
+    digest = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted(SBOM_DIR.iterdir()) if p.is_file())
+    ).hexdigest()
+    ref = f"clickvote-sbom-scanner:{digest[:12]}"
+    if shell.run(["docker", "image", "inspect", ref], check=False).returncode != 0:
+        shell.change(
+            [
+                "docker",
+                "buildx",
+                "build",
+                "--builder",
+                "default",
+                "--load",
+                "--platform",
+                ",".join(project.platforms()),
+                "--build-arg",
+                f"BASE_IMAGE={base}",
+                "-t",
+                ref,
+                str(SBOM_DIR),
+            ],
+            dry=dry,
+        )
+    return ref
+
+
+def bake_command(
+    cfg: ReleaseConfig,
+    tag: str,
+    builder: str,
+    target: str,
+    *,
+    metadata: Path,
+    base: str,
+    python: str | None,
+    sbom: str = "",
+) -> list[str]:
+    """Bake one target for every platform and push it with provenance and SBOM attestations."""
+    test = target == TEST_TARGET
+    cmd = [
+        "docker",
+        "buildx",
+        "bake",
+        "-f",
+        str(project.BAKE_FILE),
+        "--builder",
+        builder,
+        "--push",
+        "--provenance=mode=max",
+        f"--sbom={'generator=' + sbom if sbom else 'true'}",
+        "--metadata-file",
+        str(metadata),
+        "--set",
+        f"*.args.BASE_IMAGE={base}",
+        "--set",
+        f"{target}.tags={cfg.image(tag, test=test)}",
+    ]
+    if python:
+        cmd += ["--set", f"*.args.PYTHON_VERSION={python}"]
+    return [*cmd, target]
+
+
+def bake(cmd: list[str], *, env: dict[str, str], dry: bool) -> None:
+    """Run a bake; retry a failed push (registry 2.8's filesystem store can answer 500 to
+    concurrent manifest requests). The build itself is cached, so a retry is quick."""
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            shell.change(cmd, dry=dry, timeout=BUILD_TIMEOUT, env=env)
+            return
+        except ReleaseError:
+            if attempt == PUSH_ATTEMPTS:
+                raise
+            shell.echo(f"bake failed (attempt {attempt}/{PUSH_ATTEMPTS}); retrying")
+            time.sleep(2 * attempt)
+
+
+def build_env() -> tuple[dict[str, str], str, str | None]:
+    """Environment, base image and its Python version, resolved as ``inv build`` does."""
+    from ci import build as images
+
+    try:
+        base, python = images.resolve_base(os.environ.get("CLICKVOTE_BASE", "auto"))
+        env = {**os.environ, **images.label_env(), **images.extra_ca_env()}
+    except images.BuildError as e:
+        raise ReleaseError(str(e)) from e
+    return env, base, python
+
+
+def choose_tag(cfg: ReleaseConfig, *, by_sha: bool, tag: str = "") -> str:
+    if tag:
+        return tag
+    if by_sha:
+        if candidate.git_dirty():
+            shell.echo(
+                "warning: the work tree has uncommitted changes; the candidate is "
+                "built from them, not from the commit its tag names"
+            )
+        return candidate.sha_tag(cfg, candidate.git_sha())
+    version = candidate.app_version()
+    tags = imagetools.list_tags(cfg)
+    if tags is not None:
+        n = candidate.next_rc(cfg.candidate_format, version, tags)
+    else:
+        n = candidate.probe_rc(cfg, version, lambda t: imagetools.exists(cfg.image(t)))
+    return candidate.rc_tag(cfg, version, n)
+
+
+def publish(
+    cfg: ReleaseConfig,
+    *,
+    by_sha: bool = False,
+    tag: str = "",
+    with_test: bool = True,
+    dry: bool = False,
+) -> str:
+    tag = choose_tag(cfg, by_sha=by_sha, tag=tag)
+    if not dry and imagetools.exists(cfg.image(tag)):
+        raise ReleaseError(f"{cfg.image(tag)} already exists: candidates are never overwritten")
+    builder = ensure_builder(cfg, dry=dry)
+    metadata = cfg.state_dir / f"bake-{cfg.repository.replace('/', '_')}-{tag}.json"
+    if not dry:
+        metadata.parent.mkdir(parents=True, exist_ok=True)
+    env, base, python = build_env()
+    sbom = sbom_generator(cfg, base, dry=dry)
+    for target in [APP_TARGET] + ([TEST_TARGET] if with_test else []):
+        bake(
+            bake_command(
+                cfg,
+                tag,
+                builder,
+                target,
+                metadata=metadata.with_suffix(f".{target}.json"),
+                base=base,
+                python=python,
+                sbom=sbom,
+            ),
+            env=env,
+            dry=dry,
+        )
+    if dry:
+        return tag
+    _report(cfg, tag, metadata)
+    return tag
+
+
+def _report(cfg: ReleaseConfig, tag: str, metadata: Path) -> None:
+    idx = imagetools.index(cfg.image(tag))
+    meta = metadata.with_suffix(f".{APP_TARGET}.json")
+    pushed = json.loads(meta.read_text()).get(APP_TARGET, {}).get("containerimage.digest")
+    if pushed and pushed != idx.digest:
+        shell.echo(f"warning: bake reported {pushed}, the registry serves {idx.digest}")
+    print(f"candidate {cfg.image(tag)}")
+    print(oci.format_index(idx))
+    check = oci.check_index(idx, project.platforms(), imagetools.configs(cfg, idx))
+    if not check.ok:
+        raise ReleaseError(
+            f"{cfg.image(tag)} was pushed but is not complete: " + "; ".join(check.problems)
+        )

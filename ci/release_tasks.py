@@ -1,0 +1,201 @@
+"""Release tasks: local registry, candidates, manifest lists, verification, promotion.
+
+Wire into tasks.py (below ``# --- release ---``)::
+
+    from ci import release_tasks
+    release_tasks.add_to(ns)
+
+Standalone: ``PYTHONPATH=. inv --search-root ci -c release_tasks --list``.
+Configuration: ``release:`` in invoke.yaml and ``CLICKVOTE_*`` environment
+variables (see ci/release/config.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import Task, task
+
+from ci.release import ReleaseError
+from ci.release import config as release_config
+from ci.release import promote as promote_mod
+from ci.release import publish as publish_mod
+from ci.release import registry as registry_mod
+from ci.release import verify as verify_mod
+
+
+@contextlib.contextmanager
+def _exits() -> Iterator[None]:
+    try:
+        yield
+    except ReleaseError as e:
+        raise Exit(f"error: {e}", code=1) from e
+
+
+def _cfg(c: Context, **overrides: Any) -> release_config.ReleaseConfig:
+    section = c.config.get("release") or {}
+    with _exits():
+        return release_config.load(dict(section)).with_overrides(**overrides)
+
+
+@task(help={"action": "start, stop or status", "dry": "print what would be done"})
+def registry(c: Context, action: str, dry: bool = False) -> None:
+    """Run the local image registry (Debian's docker-registry) in the background."""
+    cfg = _cfg(c)
+    actions = {
+        "start": lambda: registry_mod.start(cfg, dry=dry),
+        "stop": lambda: registry_mod.stop(cfg, dry=dry),
+        "status": lambda: registry_mod.status(cfg),
+    }
+    if action not in actions:
+        raise Exit(f"error: unknown action {action!r}: use start, stop or status", code=1)
+    with _exits():
+        print(f"registry: {actions[action]()}")
+
+
+@task(
+    help={
+        "candidate": "required: publish a release candidate (releases come from `inv promote`)",
+        "sha": "tag rc-<git sha> instead of <version>-rc.<n>",
+        "tag": "use this candidate tag instead of computing one",
+        "no_test": "do not push the test image (verifiers then run the smoke test only)",
+        "tag_file": "write the candidate tag to this file (for CI)",
+        "dry": "print the build command instead of running it",
+    }
+)
+def publish(
+    c: Context,
+    candidate: bool = False,
+    sha: bool = False,
+    tag: str = "",
+    no_test: bool = False,
+    tag_file: str = "",
+    dry: bool = False,
+) -> None:
+    """Build every platform with attestations and push a candidate tag."""
+    if not candidate:
+        raise Exit(
+            "error: only candidates are published: pass --candidate; a release is made "
+            "from a verified candidate with `inv promote`",
+            code=1,
+        )
+    with _exits():
+        chosen = publish_mod.publish(_cfg(c), by_sha=sha, tag=tag, with_test=not no_test, dry=dry)
+    if tag_file:
+        Path(tag_file).write_text(chosen + "\n")
+
+
+@task(
+    help={
+        "tag": "image tag in the configured registry/repository",
+        "check": "exit non-zero when a platform is missing or not what it claims",
+    }
+)
+def manifest(c: Context, tag: str, check: bool = False) -> None:
+    """Print the platforms and digests of a manifest list."""
+    with _exits():
+        promote_mod.inspect(_cfg(c), tag, check=check)
+
+
+@task(
+    iterable=["digest"],
+    help={
+        "tag": "tag to create",
+        "digests": "comma-separated platform digests (sha256:...)",
+        "digest": "a platform digest (repeatable)",
+        "dry": "print the command only",
+    },
+)
+def manifest_create(
+    c: Context, tag: str, digests: str = "", digest: list[str] | None = None, dry: bool = False
+) -> None:
+    """Assemble a manifest list from per-platform digests (imagetools create)."""
+    items = [d for d in digests.replace(" ", ",").split(",") if d] + list(digest or [])
+    with _exits():
+        promote_mod.create(_cfg(c), tag, items, dry=dry)
+
+
+@task(
+    help={
+        "tag": "candidate tag",
+        "platform": "platform to test (default: this host's)",
+        "suite": "auto (pytest from the test image if published, + smoke), smoke, full",
+        "key": "SSH private key that signs the report (CLICKVOTE_SIGNING_KEY)",
+        "out": "verifications directory (default: verifications/)",
+        "dry": "print what would be verified",
+    }
+)
+def verify(
+    c: Context,
+    tag: str,
+    platform: str = "",
+    suite: str = "auto",
+    key: str = "",
+    out: str = "",
+    dry: bool = False,
+) -> None:
+    """Test a candidate on this machine and write a signed report under verifications/."""
+    with _exits():
+        cfg = _cfg(c, verifications_dir=Path(out).resolve() if out else None)
+        verify_mod.verify(cfg, tag, platform=_platform(platform), suite=suite, key=key, dry=dry)
+
+
+def _platform(value: str) -> str:
+    if not value or "/" in value:
+        return value
+    from ci import project
+
+    return project.arches().get(value, value)
+
+
+@task(
+    help={
+        "tag": "candidate tag",
+        "version": "release version, e.g. 1.2.3",
+        "latest": "also move the latest tag",
+        "quorum": "real machines needed per ARM platform",
+        "allowed": "allowed_signers file (default: verifications/allowed_signers)",
+        "out": "verifications directory (default: verifications/)",
+        "dry": "check everything, print the tags that would be created",
+    }
+)
+def promote(
+    c: Context,
+    tag: str,
+    version: str = "",
+    latest: bool = False,
+    quorum: int = 0,
+    allowed: str = "",
+    out: str = "",
+    dry: bool = False,
+) -> None:
+    """Release a verified candidate under VERSION (and latest) without rebuilding."""
+    if not version:
+        raise Exit("error: --version is required", code=1)
+    with _exits():
+        cfg = _cfg(c, quorum=quorum or None, verifications_dir=Path(out).resolve() if out else None)
+        promote_mod.promote(
+            cfg,
+            tag,
+            version=version,
+            latest=latest,
+            allowed=Path(allowed).resolve() if allowed else None,
+            dry=dry,
+        )
+
+
+TASKS: tuple[Task[Any], ...] = (registry, publish, manifest, manifest_create, verify, promote)
+
+
+def add_to(collection: Collection) -> None:
+    for t in TASKS:
+        collection.add_task(t)
+
+
+ns = Collection(*TASKS)

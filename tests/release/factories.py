@@ -1,0 +1,167 @@
+"""Builders for manifest lists, verification reports and throwaway SSH keys (no Docker)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ci import project
+from ci.release import reports
+from ci.release.oci import Index, parse_index
+
+TAG = "9.9.9-rc.1"
+MACHINE_FACTS = {  # platform -> (host uname -m, container uname -m, cpu family)
+    "linux/amd64": ("x86_64", "x86_64", "x86"),
+    "linux/arm64": ("aarch64", "aarch64", "arm"),
+    "linux/arm/v7": ("armv7l", "armv7l", "arm"),
+}
+
+
+def digest(seed: str) -> str:
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+def platform_dict(platform: str) -> dict[str, str]:
+    parts = platform.split("/")
+    out = {"os": parts[0], "architecture": parts[1]}
+    if len(parts) > 2:
+        out["variant"] = parts[2]
+    return out
+
+
+def index_doc(
+    platforms: list[str] | None = None, *, attestations: bool = True, seed: str = ""
+) -> dict[str, Any]:
+    """An OCI index as buildx pushes it: images, then one attestation manifest per image."""
+    platforms = project.platforms() if platforms is None else platforms
+    images = [
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest(seed + p),
+            "size": 1000,
+            "platform": platform_dict(p),
+        }
+        for p in platforms
+    ]
+    atts = [
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest(seed + "att" + m["digest"]),
+            "size": 800,
+            "annotations": {
+                "vnd.docker.reference.digest": m["digest"],
+                "vnd.docker.reference.type": "attestation-manifest",
+            },
+            "platform": {"architecture": "unknown", "os": "unknown"},
+        }
+        for m in images
+    ]
+    return {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": images + (atts if attestations else []),
+    }
+
+
+def make_index(platforms: list[str] | None = None, **kw: Any) -> Index:
+    return parse_index(json.dumps(index_doc(platforms, **kw)).encode())
+
+
+def fingerprint(name: str) -> str:
+    return hashlib.sha256(f"machine {name}".encode()).hexdigest()
+
+
+def make_report(
+    index: Index,
+    platform: str,
+    machine_name: str = "pi-1",
+    *,
+    tag: str = TAG,
+    emulated: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A passing report from a real machine of ``platform`` (or an emulated x86 one)."""
+    host, inside, family = MACHINE_FACTS[platform]
+    evidence: list[str] = []
+    exe = "/usr/bin/python3.11"
+    if emulated:
+        host, family = "x86_64", "x86"
+        exe = "/usr/libexec/qemu-binfmt/aarch64-binfmt-P"
+        evidence = [f"a x86_64 host cannot run {inside} code natively"]
+    report: dict[str, Any] = {
+        "schema": reports.SCHEMA,
+        "kind": reports.KIND,
+        "repository": "clickvote",
+        "tag": tag,
+        "index_digest": index.digest,
+        "platform": platform,
+        "platform_digest": index.images[platform].digest
+        if platform in index.images
+        else digest("none"),
+        "result": "pass",
+        "duration_s": 12.5,
+        "signer": "",
+        "machine": {
+            "fingerprint": fingerprint(machine_name),
+            "host_machine": host,
+            "cpu_model": f"cpu of {machine_name}",
+            "kernel": "Linux 6.1",
+            "os": "Debian GNU/Linux 12 (bookworm)",
+            "binfmt": {},
+        },
+        "container": {
+            "machine": inside,
+            "cpu_family": family,
+            "cpu_model": "?",
+            "process_exe": exe,
+        },
+        "emulation": {"emulated": emulated, "evidence": evidence},
+        "tests": {"suite": "smoke", "passed": 5, "failed": 0, "skipped": 0},
+    }
+    for dotted, value in overrides.items():
+        *path, last = dotted.split("__")
+        target = report
+        for part in path:
+            target = target[part]
+        target[last] = value
+    return report
+
+
+def keypair(directory: Path, name: str) -> Path:
+    """A fresh ed25519 key without passphrase; returns the private key's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
+        check=True,
+        timeout=30,
+    )
+    return key
+
+
+def allowed_signers(path: Path, signers: dict[str, Path]) -> Path:
+    """principal -> private key path; writes the allowed_signers file."""
+    lines = []
+    for principal, key in signers.items():
+        kind, blob = Path(str(key) + ".pub").read_text().split()[:2]
+        lines.append(f'{principal} namespaces="clickvote-verify" {kind} {blob}')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_signed(
+    verifications: Path, report: dict[str, Any], key: Path, name: str | None = None
+) -> Path:
+    from ci.release import signing
+
+    fp, platform = report["machine"]["fingerprint"], report["platform"]
+    path = reports.report_path(verifications, report["tag"], fp, platform)
+    if name:
+        path = path.with_name(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(reports.dumps(report))
+    signing.sign(path, str(key))
+    return path
