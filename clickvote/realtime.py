@@ -133,8 +133,18 @@ class Realtime:
         return wrapped
 
     async def _env(self, data: dict[str, Any], info: dict[str, Any]) -> Env:
-        if data.get("token") is not None:
-            return await self.ctx.env_from_token(data.get("token"))
+        token = data.get("token")
+        if isinstance(token, dict):  # @clickvote/react re-sends the whole login answer
+            token = token.get("token")
+        if token is not None:
+            try:
+                return await self.ctx.env_from_token(token)
+            except VoteError as exc:
+                # A page that gave its public key in the handshake stays usable when its
+                # login token expires (the React client never renews it).
+                if exc.code != "token_expired" or not info.get("key"):
+                    raise
+                return await self.ctx.env_from_key(info["key"])
         if data.get("key") is not None:
             return await self.ctx.env_from_key(data.get("key"))
         if info.get("key"):
@@ -160,7 +170,9 @@ class Realtime:
         token, expiration = self.ctx.box.login_token(
             env.id, env.public_key, self.ctx.settings.login_token_ttl
         )
-        payload = {"token": token, "expiration": expiration}
+        # Seconds since the epoch, as the original server sent it (the React client reads it
+        # with dayjs.unix).
+        payload = {"token": token, "expiration": expiration // 1000}
         await self.sio.emit("login", payload, to=sid)
         return payload
 
