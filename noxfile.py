@@ -56,6 +56,8 @@ def test(session: nox.Session) -> None:
     schemathesis, docker ...); ``CLICKVOTE_TEST_EXTRAS=test`` for the minimum.
     """
     session.install("-e", f".[{os.environ.get('CLICKVOTE_TEST_EXTRAS', 'dev')}]")
+    session.log(f"host: {host_platform.machine()}, {host_platform.platform()}")
+    session.run("python", "-c", "import sys; print('python:', sys.version)")
     session.run("python", "-m", "pytest", *session.posargs)
 
 

@@ -50,6 +50,9 @@ HOST_PACKAGES = [
     "redis-server",
     "docker-registry",
 ]
+# Commands the host tests need that may come from elsewhere than Debian (Node.js often
+# does): the packages are installed only when the command is not on PATH.
+HOST_COMMANDS = {"npm": ["nodejs", "npm"], "node": ["nodejs"], "ssh-keygen": ["openssh-client"]}
 # binfmt handler name -> Docker platform it runs.
 BINFMT_HANDLERS = {"qemu-aarch64": "linux/arm64", "qemu-arm": "linux/arm/v7"}
 
@@ -161,6 +164,12 @@ def missing(packages: Sequence[str]) -> list[str]:
     return [p for p in packages if p not in have]
 
 
+def missing_commands() -> list[str]:
+    """Packages providing the HOST_COMMANDS that are not on PATH."""
+    need = [pkg for cmd, pkgs in HOST_COMMANDS.items() if not shutil.which(cmd) for pkg in pkgs]
+    return sorted(set(need))
+
+
 def _trixie_lists_present() -> bool:
     return any(Path("/var/lib/apt/lists").glob("*_dists_trixie_*Packages*"))
 
@@ -181,7 +190,7 @@ def apt_install(packages: Sequence[str], dry: bool, release: str | None = None) 
 def ensure_packages(dry: bool) -> None:
     changed = ensure_trixie_source(dry)
     need_trixie = missing(TRIXIE_PACKAGES)
-    need_host = missing(HOST_PACKAGES)
+    need_host = missing(HOST_PACKAGES) + missing_commands()
     if not (need_trixie or need_host):
         say("ok: apt packages installed")
         return

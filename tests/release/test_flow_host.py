@@ -49,7 +49,7 @@ class Candidate:
 @pytest.fixture(scope="session")
 def cfg() -> config.ReleaseConfig:
     if not _docker_ok():
-        pytest.skip("no Docker engine answers (inv setup)")
+        pytest.fail("no Docker engine answers: run `inv setup`")
     base = config.load({}, environ={})
     cfg = base.with_overrides(
         repository="clickvote-release-test", test_repository="clickvote-release-test-tests"

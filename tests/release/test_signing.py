@@ -12,7 +12,14 @@ from ci.release import ReleaseError, signing
 
 from .factories import allowed_signers, keypair, make_index, make_report, write_signed
 
-pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")
+# ssh-keygen is a host tool (`inv setup` installs it); the images do not carry it.
+pytestmark = pytest.mark.host
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _ssh_keygen() -> None:
+    if shutil.which("ssh-keygen") is None:
+        pytest.fail("ssh-keygen is missing: install openssh-client (inv setup does)")
 
 
 @pytest.fixture()

@@ -199,7 +199,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (inv setup does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
+
     # Playwright gives every launch a fresh temporary profile (user data dir) of its own.
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)

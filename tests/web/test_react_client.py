@@ -23,7 +23,7 @@ BUILD = Path(__file__).parent / "react" / "build.py"
 @pytest.fixture(scope="session")
 def react_bundle(site: Site) -> Path:
     if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip("node and npm are needed to install @clickvote/react")
+        pytest.fail("node and npm are needed to install @clickvote/react (inv setup installs them)")
     spec = importlib.util.spec_from_file_location("cv_react_build", BUILD)
     assert spec and spec.loader
     build = importlib.util.module_from_spec(spec)
