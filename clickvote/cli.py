@@ -156,7 +156,13 @@ async def import_data(ctx: Any, data: Any) -> dict[str, int]:
         raise UserError(f"{exc.message}: import needs a fresh data directory/database") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"malformed export: {exc}") from exc
-    return {name: len(block.get("rows", [])) for name, block in tables.items()}
+    expected = {name: len(block.get("rows", [])) for name, block in tables.items()}
+    actual = await ctx.storage.count_rows()
+    wrong = {t: (n, actual.get(t)) for t, n in expected.items() if actual.get(t) != n}
+    if wrong:
+        detail = ", ".join(f"{t}: {n} in file, {got} stored" for t, (n, got) in wrong.items())
+        raise UserError(f"import check failed ({detail})")
+    return expected
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"{args.file} is not JSON: {exc}") from exc
             counts = asyncio.run(_with_ctx(settings, lambda ctx: import_data(ctx, raw)))
             print("imported " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+            print("checked: the row counts in the database match the export")
             return 0
         raise UserError(f"unknown command {args.command}")
     except (UserError, ValueError, CryptoError) as exc:

@@ -26,8 +26,8 @@ def open_storage(settings: Settings) -> Storage:
         return SQLiteStorage(url)
     if url.startswith(("postgresql:", "postgres:")):
         try:
-            from clickvote.storage.postgres import PostgresStorage  # type: ignore[import-not-found]
-        except ImportError as exc:  # pragma: no cover - added by another module later
-            raise ValueError("PostgreSQL storage is not available in this build") from exc
-        return PostgresStorage(url)  # type: ignore[no-any-return]
+            from clickvote.storage.postgres import PostgresStorage
+        except ImportError as exc:  # pragma: no cover - psycopg missing
+            raise ValueError(f"PostgreSQL storage needs psycopg ({exc})") from exc
+        return PostgresStorage(url)
     raise ValueError(f"unsupported database URL: {url!r} (use sqlite:///path or postgresql://)")

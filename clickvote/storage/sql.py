@@ -148,6 +148,10 @@ class SQLStorage:
     async def _run(self, fn: Callable[[Tx], T], write: bool = True) -> T:
         raise NotImplementedError
 
+    def _tx_lock(self, tx: Tx, *key: str) -> None:
+        """Serialise transactions on `key` until commit. SQLite's BEGIN IMMEDIATE already
+        serialises every write, so this is a no-op there; PostgreSQL takes an advisory lock."""
+
     async def open(self) -> None:
         raise NotImplementedError
 
@@ -157,6 +161,7 @@ class SQLStorage:
     # --- schema -----------------------------------------------------------------------------
     async def schema_version(self) -> int:
         def fn(tx: Tx) -> int:
+            self._tx_lock(tx, "clickvote:migrate")
             tx.exec(
                 "CREATE TABLE IF NOT EXISTS schema_version "
                 "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
@@ -170,6 +175,7 @@ class SQLStorage:
         migrations = load_migrations()
 
         def fn(tx: Tx) -> list[int]:
+            self._tx_lock(tx, "clickvote:migrate")
             tx.exec(
                 "CREATE TABLE IF NOT EXISTS schema_version "
                 "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
@@ -514,6 +520,9 @@ class SQLStorage:
         """One transaction: idempotency check, upsert value, adjust tally, event, record."""
 
         def fn(tx: Tx) -> tuple[dict[str, Any], bool]:
+            # one writer per item at a time (across instances): `previous` and the tally
+            # delta below are then exact, and a retried msgId sees the first one's record
+            self._tx_lock(tx, group_id, vote_to)
             if msg_id is not None:
                 row = tx.one(
                     "SELECT response FROM idempotency WHERE env_id = ? AND voter = ? "
@@ -685,6 +694,18 @@ class SQLStorage:
                 "schema_version": int(row[0]) if row and row[0] is not None else 0,
                 "tables": tables,
             }
+
+        return await self._run(fn, write=False)
+
+    async def count_rows(self) -> dict[str, int]:
+        """Rows per table (checks after an import)."""
+
+        def fn(tx: Tx) -> dict[str, int]:
+            counts = {}
+            for table in TABLES:
+                row = tx.one(f"SELECT COUNT(*) FROM {table}")
+                counts[table] = int(row[0]) if row else 0
+            return counts
 
         return await self._run(fn, write=False)
 

@@ -1,0 +1,212 @@
+"""Scale-out fixtures: real PostgreSQL and Redis, and ClickVote instances sharing them."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import socketio
+import uvicorn
+from services import PostgresServer, RedisServer, free_port
+
+from clickvote.app import create_app
+from clickvote.config import Settings
+from clickvote.context import Context
+
+TIMEOUT = 10.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.host)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+@dataclass
+class Instance:
+    url: str
+    ctx: Context
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def fanout_ready(self) -> bool:
+        return bool(getattr(self.ctx.fanout, "_healthy", False))
+
+    def fanout_down(self) -> bool:
+        return not self.fanout_ready()
+
+
+def start_instance(data_dir: Path, database_url: str, redis_url: str) -> Instance:
+    port = free_port()
+    settings = Settings.from_env(
+        {},
+        host="127.0.0.1",
+        port=port,
+        data_dir=str(data_dir),
+        database_url=database_url,
+        redis_url=redis_url,
+        bcrypt_rounds=4,
+        rate_voter_burst=10_000.0,
+        rate_voter_per_sec=10_000.0,
+        rate_ip_burst=100_000.0,
+        rate_ip_per_sec=100_000.0,
+        log_level="warning",
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="wsproto",
+        loop="asyncio",
+        http="h11",
+        log_level="warning",
+        lifespan="on",
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    return Instance(f"http://127.0.0.1:{port}", app.other_asgi_app.state.ctx, srv, thread)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def cluster(
+    pg: PostgresServer, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[list[Instance]]:
+    """Two ClickVote instances on different ports sharing one PostgreSQL database and Redis
+    (and the master key, via a shared data directory)."""
+    db = pg.create_database()
+    instances = [start_instance(tmp_path, db, redis_server.url) for _ in range(2)]
+    try:
+        for inst in instances:
+            wait_until(inst.fanout_ready, what="Redis fan-out subscribed")
+        yield instances
+    finally:
+        for inst in instances:
+            inst.stop()
+
+
+class Dashboard:
+    def __init__(self, url: str, password: str = "password123") -> None:
+        self.url = url
+        self.http = requests.Session()
+        self.email = f"u{uuid.uuid4().hex[:12]}@example.com"
+        r = self.http.post(
+            f"{url}/auth/register",
+            json={"email": self.email, "password": password},
+            timeout=TIMEOUT,
+        )
+        assert r.status_code == 200, r.text
+        self.http.headers["X-CSRF-Token"] = str(self.http.cookies["csrftoken"])
+
+    def keys(self) -> dict[str, Any]:
+        r = self.http.get(f"{self.url}/settings/", timeout=TIMEOUT)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def group(self, name: str, type: str = "single", **extra: Any) -> dict[str, Any]:
+        r = self.http.post(
+            f"{self.url}/votes/", json={"name": name, "type": type, **extra}, timeout=TIMEOUT
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+class Client:
+    """A sync Socket.IO client recording every event it receives."""
+
+    def __init__(self, url: str) -> None:
+        self.sio = socketio.Client(reconnection=False)
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.sio.on("*", lambda event, *args: self.events.put((event, args[0] if args else None)))
+        self.sio.connect(url, transports=["websocket"], wait_timeout=TIMEOUT)
+
+    def call(self, event: str, data: Any) -> Any:
+        return self.sio.call(event, data, timeout=TIMEOUT)
+
+    def login(self, public_key: str) -> str:
+        ack = self.call("login", {"apiKey": public_key})
+        assert ack["ok"], ack
+        return str(ack["token"])
+
+    def wait(self, event: str, timeout: float = TIMEOUT) -> Any:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                name, data = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            if name == event:
+                return data
+        raise AssertionError(f"no {event!r} event within {timeout}s")
+
+    def drain(self) -> None:
+        while not self.events.empty():
+            self.events.get_nowait()
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[[str], Client]]:
+    made: list[Client] = []
+
+    def make(url: str) -> Client:
+        c = Client(url)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()

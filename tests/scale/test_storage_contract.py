@@ -1,0 +1,238 @@
+"""The Storage contract, one suite run against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from services import PostgresServer
+
+from clickvote.storage.base import Conflict, NewEnv, NotFound, VoteOutcome
+from clickvote.storage.sql import SQLStorage
+from clickvote.storage.sqlite import SQLiteStorage
+
+from .conftest import run
+
+
+def make_storage(kind: str, pg: PostgresServer | None, tmp_path: Path, name: str) -> SQLStorage:
+    if kind == "sqlite":
+        return SQLiteStorage(f"sqlite:///{tmp_path / name}.db")
+    assert pg is not None
+    from clickvote.storage.postgres import PostgresStorage
+
+    return PostgresStorage(pg.create_database())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def pg_or_none(kind: str, request: pytest.FixtureRequest) -> PostgresServer | None:
+    return request.getfixturevalue("pg") if kind == "postgres" else None
+
+
+@pytest.fixture
+def fresh(kind: str, pg_or_none: PostgresServer | None, tmp_path: Path) -> Iterator[Any]:
+    made: list[SQLStorage] = []
+
+    def new(name: str = "db") -> SQLStorage:
+        s = make_storage(kind, pg_or_none, tmp_path, name)
+
+        async def up() -> None:
+            await s.open()
+            await s.migrate()
+
+        run(up())
+        made.append(s)
+        return s
+
+    yield new
+    for s in made:
+        run(s.close())
+
+
+@pytest.fixture
+def store(fresh: Any) -> SQLStorage:
+    return fresh()  # type: ignore[no-any-return]
+
+
+def respond(o: VoteOutcome) -> dict[str, Any]:
+    return {
+        "previous": o.previous,
+        "value": o.value,
+        "voters": o.after.voters,
+        "total": o.after.total,
+    }
+
+
+def envs() -> list[NewEnv]:
+    return [
+        NewEnv("dev", 0, f"pb_{time.monotonic_ns()}a", "sealed-a"),
+        NewEnv("production", 1, f"pb_{time.monotonic_ns()}b", "sealed-b", True),
+    ]
+
+
+async def seed(s: SQLStorage) -> tuple[str, str]:
+    """A user with an org and two envs; returns (user_id, dev env id)."""
+    user = await s.create_user(f"{time.monotonic_ns()}@example.com", "hash")
+    org = await s.create_org(user.id, "acme", envs())
+    return user.id, (await s.list_envs(org.id))[0].id
+
+
+def test_schema(store: SQLStorage) -> None:
+    assert run(store.schema_version()) == 1
+    assert run(store.migrate()) == []  # idempotent
+
+
+def test_users_orgs_envs_keys(store: SQLStorage) -> None:
+    async def go() -> None:
+        u = await store.create_user("a@example.com", "h1")
+        assert (await store.get_user(u.id)) == u
+        assert (await store.get_user_by_email("a@example.com")) == u
+        assert await store.get_user("nope") is None
+        with pytest.raises(Conflict) as exc:
+            await store.create_user("a@example.com", "h2")
+        assert exc.value.field == "email"
+        org = await store.create_org(u.id, "acme", envs())
+        assert [o.id for o in await store.list_orgs(u.id)] == [org.id]
+        assert (await store.rename_org(org.id, "acme2")).name == "acme2"
+        with pytest.raises(NotFound):
+            await store.rename_org("missing", "x")
+        dev, prod = await store.list_envs(org.id)
+        assert (dev.name, dev.position, dev.require_signed) == ("dev", 0, False)
+        assert (prod.name, prod.require_signed) == ("production", True)
+        assert await store.get_env_by_public_key(dev.public_key) == dev
+        assert await store.get_env(prod.id) == prod
+        rotated = await store.set_env_keys(dev.id, "pb_new", "sealed-new")
+        assert (rotated.public_key, rotated.secret_key_sealed) == ("pb_new", "sealed-new")
+        assert await store.get_env_by_public_key(dev.public_key) is None
+        assert (await store.set_env_require_signed(dev.id, True)).require_signed is True
+        with pytest.raises(NotFound):
+            await store.set_env_require_signed("missing", True)
+        # sessions
+        await store.create_session("th", u.id, 2_000)
+        assert await store.get_session_user("th", 1_000) == u
+        assert await store.get_session_user("th", 3_000) is None
+        await store.purge(3_000, 0)
+        assert await store.get_session_user("th", 1_000) is None
+        await store.create_session("th2", u.id, 9_000)
+        await store.delete_session("th2")
+        assert await store.get_session_user("th2", 1_000) is None
+
+    run(go())
+
+
+def test_groups_crud_and_uniqueness(store: SQLStorage) -> None:
+    async def go() -> None:
+        _, env = await seed(store)
+        g = await store.create_group(env, "likes", "single", None, None)
+        r = await store.create_group(env, "stars", "range", 1, 5)
+        assert (r.start, r.end, r.deleted_at) == (1, 5, None)
+        with pytest.raises(Conflict):
+            await store.create_group(env, "likes", "single", None, None)
+        page, total = await store.list_groups(env, 0, 1)
+        assert total == 2 and len(page) == 1
+        assert await store.get_group_by_name(env, "stars") == r
+        assert await store.get_group(env, g.id) == g
+        with pytest.raises(Conflict):
+            await store.update_group(env, r.id, {"name": "likes"})
+        r2 = await store.update_group(env, r.id, {"name": "rating", "end": 10})
+        assert (r2.name, r2.end) == ("rating", 10)
+        with pytest.raises(NotFound):
+            await store.update_group(env, "missing", {"name": "x"})
+        assert not await store.group_has_votes(g.id)
+        assert await store.delete_group(env, g.id) is True
+        assert await store.delete_group(env, g.id) is False
+        assert await store.get_group(env, g.id) is None
+        again = await store.create_group(env, "likes", "single", None, None)  # name reusable
+        assert again.id != g.id
+
+    run(go())
+
+
+def test_votes_totals_idempotency_analytics(store: SQLStorage) -> None:
+    async def go() -> None:
+        _, env = await seed(store)
+        g = await store.create_group(env, "up", "single", None, None)
+        meta: dict[str, str | None] = {"user_agent": "ua", "referrer": None}
+
+        async def vote(voter: str, value: int, msg: str | None = None) -> tuple[Any, bool]:
+            return await store.apply_vote(env, g.id, "x", voter, value, msg, meta, respond)
+
+        assert (await vote("a", 1))[0] == {"previous": 0, "value": 1, "voters": 1, "total": 1}
+        assert (await vote("b", -1))[0]["total"] == 0
+        assert (await vote("a", -1))[0] == {"previous": 1, "value": -1, "voters": 2, "total": -2}
+        assert (await vote("b", 0))[0] == {"previous": -1, "value": 0, "voters": 1, "total": -1}
+        first, replayed = await vote("c", 1, "m1")
+        assert not replayed
+        second, replayed = await vote("c", 1, "m1")
+        assert replayed and second == first
+        value, tally = await store.get_vote(g.id, "x", "c")
+        assert value == 1 and (tally.voters, tally.total) == (2, 0)
+        assert await store.recompute_tally(g.id, "x") == tally
+        assert await store.get_vote(g.id, "x", "b") == (0, tally)
+        await vote("z", 1)
+        await store.apply_vote(env, g.id, "y", "a", 1, None, meta, respond)
+        assert await store.group_has_votes(g.id)
+        stats = await store.group_stats([g.id, "none"])
+        assert stats[g.id] == {"voters": 4, "score": 2, "items": 2, "clicks": 7}
+        assert stats["none"]["clicks"] == 0
+        items = await store.item_tallies(g.id, 10)
+        assert [(k, t.total) for k, t in items] == [("x", 1), ("y", 1)]
+        assert await store.distinct_vote_to(g.id) == ["x", "y"]
+        buckets = await store.analytics(env, None, None, 0)
+        assert sum(n for _, n in buckets) == 7
+        assert all(h % 3_600_000 == 0 for h, _ in buckets)
+        assert sum(n for _, n in await store.analytics(env, g.id, "y", 0)) == 1
+        assert await store.analytics(env, g.id, None, int(time.time() * 1000) + 10**7) == []
+
+    run(go())
+
+
+def test_concurrent_votes_exact(store: SQLStorage) -> None:
+    """Many overlapping votes on one item: the running tally equals the recomputed truth."""
+
+    async def go() -> None:
+        _, env = await seed(store)
+        g = await store.create_group(env, "stars", "range", 1, 5)
+        meta: dict[str, str | None] = {"user_agent": None, "referrer": None}
+        calls = [
+            store.apply_vote(env, g.id, "p", f"v{i % 12}", (i * 7) % 6, None, meta, respond)
+            for i in range(120)
+        ]
+        await asyncio.gather(*calls)
+        _, tally = await store.get_vote(g.id, "p", "v0")
+        assert tally == await store.recompute_tally(g.id, "p")
+
+    run(go())
+
+
+def test_export_import(fresh: Any) -> None:
+    src: SQLStorage = fresh("src")
+    dst: SQLStorage = fresh("dst")
+
+    async def go() -> None:
+        user, env = await seed(src)
+        await src.create_session("tok", user, 10**15)
+        g = await src.create_group(env, "likes", "single", None, None)
+        meta: dict[str, str | None] = {"user_agent": "ua", "referrer": "ref"}
+        for i in range(5):
+            await src.apply_vote(env, g.id, "a", f"u{i}", 1, f"m{i}", meta, respond)
+        data = await src.export_data(include_sessions=True)
+        await dst.import_data(data)
+        again = await dst.export_data(include_sessions=True)
+        assert again["tables"] == data["tables"]
+        assert await dst.count_rows() == await src.count_rows()
+        assert await dst.recompute_tally(g.id, "a") == await src.recompute_tally(g.id, "a")
+        with pytest.raises(Conflict):
+            await dst.import_data(data)
+        without = await src.export_data(include_sessions=False)
+        assert "sessions" not in without["tables"]
+
+    run(go())
