@@ -9,14 +9,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from services import PostgresServer, RedisServer
 
 from clickvote.cli import main
-from clickvote.storage.postgres import PostgresStorage
 from clickvote.storage.sqlite import SQLiteStorage
+
+if TYPE_CHECKING:  # psycopg needs libpq, which only the host has
+    from clickvote.storage.postgres import PostgresStorage
 
 from .conftest import Client, Dashboard, Instance, run, start_instance, wait_until
 
@@ -113,6 +115,8 @@ def test_concurrent_votes_across_instances_are_exact(
         return tally, await storage.recompute_tally(group.id, "p")
 
     # the instance's storage lives on its own event loop: read through a fresh one instead
+    from clickvote.storage.postgres import PostgresStorage
+
     fresh = PostgresStorage(storage.url)  # type: ignore[attr-defined]
     storage = fresh
     tally, truth = run(_closing(fresh, check()))
@@ -203,6 +207,8 @@ def test_move_from_sqlite_to_postgres(
     assert "imported" in printed and "checked" in printed
     # the same totals and analytics on both sides
     src = SQLiteStorage(f"sqlite:///{src_dir / 'clickvote.db'}")
+    from clickvote.storage.postgres import PostgresStorage
+
     dst = PostgresStorage(db)
 
     async def summary(s: Any) -> dict[str, Any]:
