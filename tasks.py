@@ -130,9 +130,22 @@ def bench_build(
     _guard(bench.run, base=base, skip_naive=skip_naive, dry=dry)
 
 
+@task(
+    help={
+        "with_build": "also run the build benchmark (prunes the build cache; off by default)",
+        "base": "base image for --with-build: auto, local or registry",
+    }
+)
+def bench(c: Context, with_build: bool = False, base: str = "auto") -> None:
+    """Runtime benchmarks (vote path, fan-out, emulation, footprint) -> benchmarks/RESULTS.md."""
+    from benchmarks import run as bench_run
+
+    _guard(bench_run.run, with_build=with_build, base=base)
+
+
 # --- build section: the collection ---------------------------------------------------------
 
-ns = Collection(setup, base, doctor, build, validate, bench_build)
+ns = Collection(setup, base, doctor, build, validate, bench_build, bench)
 
 # --- release -------------------------------------------------------------------------------
 # Release tasks (ci/release.py) go below; add them to `ns` with ns.add_task(...).

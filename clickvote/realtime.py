@@ -15,8 +15,11 @@ acknowledgements get {ok: false, error: {...}}; successes {ok: true, ...}.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
@@ -51,6 +54,9 @@ class Realtime:
             engineio_logger=False,
         )
         self.conns: dict[str, dict[str, Any]] = {}
+        # Per-item locks: a vote's commit and its broadcasts happen in commit order, so the
+        # last broadcast every page sees carries the final totals (no stale overtaking).
+        self._item_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on("login", self._wrap("login", self.login))
@@ -91,6 +97,18 @@ class Realtime:
         self.conns.pop(sid, None)
 
     # --- plumbing ---------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _item_lock(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._item_locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._item_locks.pop(key, None)
+
     def _wrap(self, event: str, handler: Any) -> Any:
         async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
             data = args[0] if args else None
@@ -209,23 +227,24 @@ class Realtime:
         if wait:
             raise RateLimited(wait)
         meta = {"user_agent": info.get("ua"), "referrer": info.get("referrer")}
-        response, replayed = await cast_vote(
-            self.ctx.storage, group, vote_to, voter, data.get("value"), msg_id, meta
-        )
         event = f"get-votes-{group.name}-{vote_to}"
         iroom, uroom = (
             item_room(env.id, group.id, vote_to),
             user_room(env.id, group.id, vote_to, voter),
         )
-        await self.sio.enter_room(sid, iroom)
-        await self.sio.enter_room(sid, uroom)
-        if replayed:
-            await self.sio.emit(event, own_message(response), to=sid)
-        else:
-            await self.ctx.fanout.publish(
-                iroom, event, make_poster_message(response, voter), exclude_room=uroom
+        async with self._item_lock(iroom):
+            response, replayed = await cast_vote(
+                self.ctx.storage, group, vote_to, voter, data.get("value"), msg_id, meta
             )
-            await self.ctx.fanout.publish(uroom, event, own_message(response))
+            await self.sio.enter_room(sid, iroom)
+            await self.sio.enter_room(sid, uroom)
+            if replayed:
+                await self.sio.emit(event, own_message(response), to=sid)
+            else:
+                await self.ctx.fanout.publish(
+                    iroom, event, make_poster_message(response, voter), exclude_room=uroom
+                )
+                await self.ctx.fanout.publish(uroom, event, own_message(response))
         return {**own_message(response), "replayed": replayed, "userId": voter}
 
 

@@ -1,0 +1,39 @@
+"""Baseline for the vote path: python-socketio on the same uvicorn stack, ack only.
+
+``python -m benchmarks.baseline_server PORT``: same ASGI server options as
+``clickvote serve`` (h11, wsproto, asyncio loop); `vote` and `login` only acknowledge.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import socketio
+import uvicorn
+
+sio = socketio.AsyncServer(async_mode="asgi", logger=False, engineio_logger=False)
+
+
+@sio.on("vote")
+async def vote(sid: str, data: Any) -> dict[str, Any]:
+    return {"ok": True}
+
+
+@sio.on("login")
+async def login(sid: str, data: Any) -> dict[str, Any]:
+    return {"ok": True, "token": "x"}
+
+
+app = socketio.ASGIApp(sio)
+
+if __name__ == "__main__":
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        ws="wsproto",
+        loop="asyncio",
+        http="h11",
+        log_level="warning",
+    )

@@ -1,0 +1,206 @@
+"""``inv bench``: every runtime benchmark, one table, benchmarks/RESULTS.md and results.png.
+
+Figures are measured, never adjusted; a missed goal shows as "MISSED" in the table.
+"""
+
+from __future__ import annotations
+
+import math
+import platform as host_platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import images, socketbench
+from ci import project
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Row:
+    figure: str
+    value: float
+    unit: str
+    baseline: str
+    goal: str
+    ok: bool | None  # None: no goal
+
+    def cells(self) -> list[str]:
+        status = "" if self.ok is None else ("met" if self.ok else "MISSED")
+        v = "n/a" if math.isnan(self.value) else f"{self.value:,.1f} {self.unit}"
+        return [self.figure, v, self.baseline, self.goal, status]
+
+
+def _section(name: str, fn: Callable[[], Any], errors: list[str]) -> Any:
+    t0 = time.monotonic()
+    print(f"== {name} ...", flush=True)
+    try:
+        return fn()
+    except Exception as e:
+        errors.append(f"{name}: {type(e).__name__}: {e}")
+        print(f"   failed: {e}", flush=True)
+        return None
+    finally:
+        print(f"   ({time.monotonic() - t0:.0f} s)", flush=True)
+
+
+def collect(with_build: bool = False, base: str = "auto") -> tuple[list[Row], dict, list[str]]:
+    rows: list[Row] = []
+    errors: list[str] = []
+    raw: dict[str, Any] = {}
+    vp = _section("vote path", socketbench.vote_path, errors)
+    if vp:
+        raw["vote_path"] = vp
+        b, f, s = vp["baseline_sat"], vp["fixed"], vp["sat"]
+        rows += [
+            Row("votes/s at saturation", s["rate"], "/s", f"{b['rate']:,.0f}/s", ">= 3,000/s",
+                s["rate"] >= 3000),
+            Row("saturation vs baseline", 100 * s["rate"] / b["rate"], "%", "100 %", ">= 60 %",
+                s["rate"] >= 0.6 * b["rate"]),
+            Row("ack p50 at saturation", s["p50"], "ms", f"{b['p50']:.1f} ms", "", None),
+            Row("acked/s at 1,000/s offered", f["rate"], "/s",
+                f"{vp['baseline_fixed']['rate']:,.0f}/s", "1,000/s", f["rate"] >= 990),
+            Row("ack p50 at 1,000/s", f["p50"], "ms",
+                f"{vp['baseline_fixed']['p50']:.1f} ms", "", None),
+            Row("ack p99 at 1,000/s", f["p99"], "ms",
+                f"{vp['baseline_fixed']['p99']:.1f} ms", "< 20 ms", f["p99"] < 20),
+        ]  # fmt: skip
+    fo = _section("fan-out", socketbench.fanout, errors)
+    if fo:
+        raw["fanout"] = fo
+        n = fo["watchers"]
+        rows += [
+            Row(f"fan-out to {n} sockets p50", fo["p50"], "ms", "", "", None),
+            Row(f"fan-out to {n} sockets p99", fo["p99"], "ms", "", "< 100 ms", fo["p99"] < 100),
+            Row("fan-out deliveries", 100 * fo["delivered"] / fo["expected"], "%", "", "100 %",
+                fo["delivered"] == fo["expected"]),
+        ]  # fmt: skip
+    notes: dict[str, str] = {}
+    emu = _section("in-image suite", lambda: images.emulation(project.arches(), notes), errors)
+    if emu:
+        raw["emulation"] = emu
+        raw["emulation_notes"] = notes
+        errors += [
+            f"in-image suite {a}: {n}" for a, n in notes.items() if not n.startswith("exit 0")
+        ]
+        native = emu.get("amd64", float("nan"))
+        for arch, secs in emu.items():
+            rows.append(
+                Row(f"suite wall time {arch}", secs, "s", f"{native:.1f} s (amd64)", "", None)
+            )
+            if arch != "amd64":
+                ratio = secs / native
+                rows.append(Row(f"emulation ratio {arch}", ratio, "x", "1 x", "<= 6 x", ratio <= 6))
+    fp = _section("footprint", images.footprint, errors)
+    if fp:
+        raw["footprint"] = fp
+        for platform, d in fp.items():
+            a = project.arch_name(platform)
+            if "uncompressed_mb" in d:
+                rows += [
+                    Row(f"image {a} uncompressed", d["uncompressed_mb"], "MB", "", "", None),
+                    Row(f"image {a} compressed", d["compressed_mb"], "MB", "", "", None),
+                    Row(f"image {a} adds over base", d["added_uncompressed_mb"], "MB",
+                        f"{d['added_compressed_mb']:.1f} MB gz", "< 40 MB",
+                        d["added_uncompressed_mb"] < 40),
+                ]  # fmt: skip
+            if "idle_mb" in d:
+                rows += [
+                    Row(f"idle RSS {a}", d["idle_mb"], "MB", "", "< 60 MB", d["idle_mb"] < 60),
+                    Row(f"RSS under load {a}", d["load_mb"], "MB",
+                        f"{d['load_rate']:.0f} votes/s", "", None),
+                ]  # fmt: skip
+    if with_build:
+        from benchmarks import build
+
+        res = _section("build", lambda: build.run(base=base), errors)
+        if res:
+            raw["build"] = [r.__dict__ for r in res]
+            for r in res:
+                rows.append(Row(f"build: {r.name}", r.seconds, "s",
+                                f"{r.emulated_runs} emulated RUN", "", None))  # fmt: skip
+    return rows, raw, errors
+
+
+def table(rows: list[Row]) -> str:
+    head = ["figure", "measured", "baseline", "goal", "status"]
+    cells = [head] + [r.cells() for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    lines = [
+        "| " + " | ".join(c[i].ljust(widths[i]) for i in range(len(head))) + " |" for c in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def plot(raw: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    vp = raw.get("vote_path")
+    if vp:
+        names = ["baseline_sat", "sat"]
+        axes[0].bar(["baseline", "ClickVote"], [vp[n]["rate"] for n in names], color=["grey", "C0"])
+        axes[0].axhline(3000, color="red", ls="--", label="goal 3,000/s")
+        axes[0].set_title("acked votes/s at saturation")
+        axes[0].legend()
+    fo, lat = raw.get("fanout"), []
+    if vp:
+        lat = [("p50 @1k/s", vp["fixed"]["p50"]), ("p99 @1k/s", vp["fixed"]["p99"])]
+    if fo:
+        lat += [("fan-out p50", fo["p50"]), ("fan-out p99", fo["p99"])]
+    if lat:
+        axes[1].bar([x[0] for x in lat], [x[1] for x in lat], color="C1")
+        axes[1].set_title("latency (ms)")
+    emu = raw.get("emulation")
+    if emu:
+        axes[2].bar(list(emu), list(emu.values()), color="C2")
+        axes[2].set_title("in-image suite wall time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run(with_build: bool = False, base: str = "auto") -> list[Row]:
+    t0 = time.monotonic()
+    rows, raw, errors = collect(with_build, base)
+    errors = list(dict.fromkeys(errors))
+    text = table(rows)
+    print(text)
+    for e in errors:
+        print("error:", e)
+    md = [
+        "# ClickVote benchmarks",
+        "",
+        f"Host: {host_platform.machine()}, {host_platform.platform()}; "
+        f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"in {time.monotonic() - t0:.0f} s (`inv bench`).",
+        "",
+        "Vote path: 100 sockets (benchmarks/loadgen.py, own process) against "
+        "`python -m clickvote serve` (SQLite, rate limits raised) and an ack-only "
+        "python-socketio baseline on the same uvicorn stack; fan-out: sockets in 4 "
+        "processes watching one item, latency from emit to arrival.",
+        "",
+        text,
+        "",
+        *(f"- error: {e}" for e in errors),
+        "",
+        "![results](results.png)",
+        "",
+    ]
+    (HERE / "RESULTS.md").write_text("\n".join(md))
+    try:
+        plot(raw, HERE / "results.png")
+    except Exception as e:
+        print("plot failed:", e)
+    return rows
+
+
+if __name__ == "__main__":
+    run()

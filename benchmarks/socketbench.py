@@ -1,0 +1,222 @@
+"""Vote path and fan-out benchmarks against real server processes on 127.0.0.1.
+
+The server (``python -m clickvote serve``, SQLite in a temporary data directory, rate
+limits raised through CLICKVOTE_* variables) and the baseline
+(benchmarks/baseline_server.py) each run in their own process; the load comes from
+benchmarks/loadgen.py processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks.eio import SioClient
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+SERVER_ENV = {
+    "CLICKVOTE_RATE_VOTER_BURST": "1000000",
+    "CLICKVOTE_RATE_VOTER_PER_SEC": "1000000",
+    "CLICKVOTE_RATE_IP_BURST": "1000000",
+    "CLICKVOTE_RATE_IP_PER_SEC": "1000000",
+    "CLICKVOTE_BCRYPT_ROUNDS": "4",
+    "CLICKVOTE_LOG_LEVEL": "warning",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))]
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+@contextmanager
+def process(cmd: list[str], url: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})})
+    try:
+        wait_http(url, proc)
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def clickvote_server() -> Iterator[tuple[str, int]]:
+    with tempfile.TemporaryDirectory(prefix="clickvote-bench-") as data:
+        port = free_port()
+        cmd = [PY, "-m", "clickvote", "serve", "--port", str(port), "--data-dir", data]
+        url = f"http://127.0.0.1:{port}"
+        with process(cmd, url + "/healthz", SERVER_ENV) as pid:
+            yield url, pid
+
+
+@contextmanager
+def baseline_server() -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with process([PY, "-m", "benchmarks.baseline_server", str(port)], url + "/socket.io/?EIO=4"):
+        yield url
+
+
+def setup_env(url: str, groups: tuple[str, ...] = ("likes",)) -> str:
+    """Register a dashboard user, create groups; returns a socket login token."""
+    http = requests.Session()
+    r = http.post(
+        url + "/auth/register",
+        json={"email": f"b{uuid.uuid4().hex[:10]}@example.com", "password": "password123"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    http.headers["X-CSRF-Token"] = str(http.cookies["csrftoken"])
+    for g in groups:
+        http.post(
+            url + "/votes/", json={"name": g, "type": "single"}, timeout=10
+        ).raise_for_status()
+    pk = http.get(url + "/settings/", timeout=10).json()["publicKey"]
+
+    async def login() -> str:
+        c = SioClient(url)
+        await c.connect()
+        ack = await c.call("login", {"apiKey": pk})
+        await c.close()
+        return str(ack["token"])
+
+    return asyncio.run(login())
+
+
+def loadgen(url: str, token: str, **opts: Any) -> dict[str, Any]:
+    cmd = [PY, "-m", "benchmarks.loadgen", "votes", "--url", url, "--token", token]
+    for k, v in opts.items():
+        cmd += [f"--{k}", str(v)]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    res: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    lat = res.pop("lat_ms")
+    res.update(
+        rate=res["acked"] / res["seconds"],
+        p50=pct(lat, 50),
+        p99=pct(lat, 99),
+        mean=statistics.fmean(lat) if lat else float("nan"),
+    )
+    return res
+
+
+def vote_path(duration: float = 8, clients: int = 100) -> dict[str, Any]:
+    """Fixed 1,000 votes/s and saturation, ClickVote vs the ack-only baseline."""
+    out: dict[str, Any] = {}
+    with baseline_server() as url:
+        out["baseline_fixed"] = loadgen(url, "x", clients=clients, rate=1000, duration=duration)
+        out["baseline_sat"] = loadgen(url, "x", clients=clients, window=2, duration=duration)
+    with clickvote_server() as (url, _pid):
+        token = setup_env(url)
+        loadgen(url, token, clients=clients, rate=300, duration=2, tag="warm")
+        out["fixed"] = loadgen(url, token, clients=clients, rate=1000, duration=duration, tag="f")
+        out["sat"] = loadgen(url, token, clients=clients, window=2, duration=duration, tag="s")
+    return out
+
+
+def fanout(watchers: int = 1000, procs: int = 4, votes: int = 20, gap: float = 0.25) -> dict:
+    """Time from a vote's emit to its broadcast at each of `watchers` sockets on one item."""
+    with clickvote_server() as (url, _pid):
+        token = setup_env(url)
+        per = [watchers // procs + (1 if i < watchers % procs else 0) for i in range(procs)]
+        watch_cmd = [PY, "-m", "benchmarks.loadgen", "watch", "--url", url, "--token", token]
+        ps = [
+            subprocess.Popen(
+                [*watch_cmd, "--clients", str(n)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n in per
+        ]
+        try:
+            for p in ps:
+                assert p.stdout is not None
+                line = p.stdout.readline().strip()
+                if line != "ready":
+                    raise RuntimeError(f"watcher failed: {line!r}")
+            sent = asyncio.run(_fanout_votes(url, token, votes, gap))
+            arrivals: dict[int, list[float]] = {}
+            for p in ps:
+                stdout, _ = p.communicate("", timeout=60)
+                for k, v in json.loads(stdout.strip().splitlines()[-1])["arrivals"].items():
+                    arrivals.setdefault(int(k), []).extend(v)
+        finally:
+            for p in ps:
+                if p.poll() is None:
+                    p.kill()
+    lat = [(t - sent[k]) * 1000 for k, ts in arrivals.items() if k in sent for t in ts]
+    expected = watchers * votes
+    return {
+        "watchers": watchers,
+        "votes": votes,
+        "delivered": len(lat),
+        "expected": expected,
+        "p50": pct(lat, 50),
+        "p99": pct(lat, 99),
+        "max": max(lat) if lat else float("nan"),
+    }
+
+
+async def _fanout_votes(url: str, token: str, votes: int, gap: float) -> dict[int, float]:
+    c = SioClient(url)
+    await c.connect()
+    sent: dict[int, float] = {}
+    for i in range(votes):
+        t0 = time.monotonic()
+        ack = await c.call(
+            "vote",
+            {"id": "likes", "voteTo": "hot", "userId": f"fan{i}", "value": 1, "token": token},
+        )
+        assert ack.get("ok"), ack
+        sent[int(ack["total"]["count"])] = t0
+        await asyncio.sleep(gap)
+    await asyncio.sleep(1.0)
+    await c.close()
+    return sent
+
+
+if __name__ == "__main__":
+    print(json.dumps(vote_path(duration=3), indent=1, default=str))
+    print(json.dumps(fanout(watchers=200, procs=2, votes=5), indent=1))
