@@ -34,7 +34,7 @@ def test_unknown_key_is_refused() -> None:
 
 def test_loopback() -> None:
     assert config.is_loopback("localhost:5000") and config.is_loopback("[::1]:5000")
-    assert not config.is_loopback("10.0.0.1:5000")
+    assert not config.is_loopback("203.0.113.7:5000")
 
 
 def test_next_rc() -> None:
