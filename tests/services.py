@@ -11,9 +11,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 SETUP_HINT = "run `inv setup` (installs postgresql and redis-server on this host)"
 
@@ -177,3 +179,28 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.proc = None
+
+
+def start_uvicorn(app: Any, port: int) -> tuple[Any, threading.Thread]:
+    """Serve ``app`` on 127.0.0.1:``port`` in a daemon thread; return once it listens."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="wsproto",
+        loop="asyncio",
+        http="h11",
+        log_level="warning",
+        lifespan="on",
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    return srv, thread

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 import socketio
-import uvicorn
+from services import start_uvicorn
 
 from clickvote.app import create_app
 from clickvote.config import Settings
@@ -54,24 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         log_level="warning",
     )
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        ws="wsproto",
-        loop="asyncio",
-        http="h11",
-        log_level="warning",
-        lifespan="on",
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
+    srv, thread = start_uvicorn(app, port)
     yield Server(f"http://127.0.0.1:{port}", app.other_asgi_app.state.ctx, data_dir)
     srv.should_exit = True
     thread.join(timeout=10)

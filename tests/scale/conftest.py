@@ -16,7 +16,7 @@ import pytest
 import requests
 import socketio
 import uvicorn
-from services import PostgresServer, RedisServer, free_port
+from services import PostgresServer, RedisServer, free_port, start_uvicorn
 
 from clickvote.app import create_app
 from clickvote.config import Settings
@@ -90,24 +90,7 @@ def start_instance(data_dir: Path, database_url: str, redis_url: str) -> Instanc
         log_level="warning",
     )
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        ws="wsproto",
-        loop="asyncio",
-        http="h11",
-        log_level="warning",
-        lifespan="on",
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
+    srv, thread = start_uvicorn(app, port)
     return Instance(f"http://127.0.0.1:{port}", app.other_asgi_app.state.ctx, srv, thread)
 
 
