@@ -47,6 +47,12 @@ variable "MANYLINUX_GLIBC_MINOR" {
   default = "36"
 }
 
+# Debian packages the image needs at run time (libpq for PostgreSQL storage),
+# resolved for each target platform natively and copied in.
+variable "SYSTEM_PACKAGES" {
+  default = "libpq5"
+}
+
 # A CA bundle for pip inside the build (TLS-intercepting proxies). Passed as a
 # BuildKit secret, never stored in a layer. Empty: none.
 variable "EXTRA_CA" {
@@ -77,6 +83,7 @@ target "_common" {
     BASE_IMAGE            = BASE_IMAGE
     PYTHON_VERSION        = PYTHON_VERSION
     MANYLINUX_GLIBC_MINOR = MANYLINUX_GLIBC_MINOR
+    SYSTEM_PACKAGES       = SYSTEM_PACKAGES
     VERSION               = VERSION
     REVISION              = REVISION
     SOURCE                = SOURCE

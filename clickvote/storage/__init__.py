@@ -28,6 +28,9 @@ def open_storage(settings: Settings) -> Storage:
         try:
             from clickvote.storage.postgres import PostgresStorage
         except ImportError as exc:  # pragma: no cover - psycopg missing
-            raise ValueError(f"PostgreSQL storage needs psycopg ({exc})") from exc
+            raise ValueError(
+                "PostgreSQL storage needs psycopg and the system's libpq "
+                f"(Debian/Ubuntu: apt-get install libpq5): {exc}"
+            ) from exc
         return PostgresStorage(url)
     raise ValueError(f"unsupported database URL: {url!r} (use sqlite:///path or postgresql://)")

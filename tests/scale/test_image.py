@@ -1,0 +1,155 @@
+"""The image on PostgreSQL + Redis, on every platform: two containers sharing them, as
+docker/compose.yml runs its replicas (without the load balancer; the ARM ones emulated).
+
+The containers use ``--network host`` and reach the test's PostgreSQL and Redis on
+127.0.0.1, like the host-side tests."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from services import PostgresServer, RedisServer, free_port
+
+from .conftest import Client, Dashboard
+from .test_cluster import vote_msg, wait_count, watch
+
+ROOT = Path(__file__).resolve().parents[2]
+TAG = "clickvote-scale-test:latest"
+START_TIMEOUT = 120.0  # an emulated server imports its stack in ~10 s; leave room for a busy host
+MACHINE = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l"}
+
+
+def _platforms() -> list[str]:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from ci import project
+
+    return project.platforms()
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The app image for every platform, built from this checkout (cached layers make it quick)."""
+    if shutil.which("docker") is None:
+        pytest.fail("no docker client: run `inv setup`")
+    from ci.build import BuildError, BuildOptions, build
+
+    log = tmp_path_factory.mktemp("build") / "bake.log"
+    opts = BuildOptions(_platforms(), target="app", load=True, tag=TAG, progress="plain", log=log)
+    try:
+        build(opts)
+    except BuildError as exc:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log.exists() else ""
+        pytest.fail(f"{exc}\n{tail}")
+    return TAG
+
+
+class Container:
+    def __init__(self, image: str, platform: str, port: int, env: dict[str, str]) -> None:
+        self.name = f"clickvote-scale-{uuid.uuid4().hex[:10]}"
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = ["docker", "run", "-d", "--rm", "--name", self.name, "--network", "host"]
+        cmd += ["--platform", platform]
+        for key, value in env.items():
+            cmd += ["-e", f"{key}={value}"]
+        cmd += [image, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", "/data"]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if not self.running():
+                break
+            time.sleep(0.5)
+        raise AssertionError(f"{self.name} did not answer /healthz:\n{self.logs()}")
+
+    def running(self) -> bool:
+        cmd = ["docker", "inspect", "-f", "{{.State.Running}}", self.name]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return out.stdout.strip() == "true"
+
+    def machine(self) -> str:
+        cmd = [
+            "docker",
+            "exec",
+            self.name,
+            "python3",
+            "-c",
+            "import platform; print(platform.machine())",
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
+
+    def logs(self) -> str:
+        out = subprocess.run(
+            ["docker", "logs", self.name], capture_output=True, text=True, timeout=30
+        )
+        return (out.stdout + out.stderr)[-4000:]
+
+    def remove(self) -> None:
+        subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def containers() -> Iterator[Callable[..., Container]]:
+    made: list[Container] = []
+
+    def make(*args: object) -> Container:
+        c = Container(*args)  # type: ignore[arg-type]
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.remove()
+
+
+@pytest.mark.parametrize("platform", _platforms())
+def test_image_replicas_share_postgres_and_redis(
+    platform: str,
+    image: str,
+    pg: PostgresServer,
+    redis_server: RedisServer,
+    containers: Callable[..., Container],
+    clients: Callable[[str], Client],
+) -> None:
+    env = {
+        "CLICKVOTE_DATABASE_URL": pg.create_database(),
+        "CLICKVOTE_REDIS_URL": redis_server.url,
+        "CLICKVOTE_MASTER_KEY": secrets.token_hex(32),
+        "CLICKVOTE_LOG_LEVEL": "warning",
+    }
+    # One after the other, as compose orders them: the first runs the migrations.
+    one = containers(image, platform, free_port(), env)
+    one.wait_healthy()
+    two = containers(image, platform, free_port(), env)
+    two.wait_healthy()
+    assert one.machine() == MACHINE[platform]
+
+    dash = Dashboard(one.url)
+    dash.group("likes")
+    pk = dash.keys()["publicKey"]
+    voter, watcher = clients(one.url), clients(two.url)
+    token = voter.login(pk)
+    watcher_token = watch(watcher, pk, "bob")
+    ack = voter.call("vote", vote_msg(token, "alice", 1))
+    assert ack["ok"] and ack["total"]["count"] == 1, ack
+    seen = wait_count(watcher, "get-votes-likes-p", 1, timeout=30)
+    assert seen["poster"] == {"id": "alice", "value": 1}
+    # stored in PostgreSQL: the second replica reads the same total back
+    state = {"id": "likes", "voteTo": "p", "userId": "bob", "token": watcher_token}
+    again = watcher.call("get-votes", state)
+    assert again["total"]["count"] == 1, again
