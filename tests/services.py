@@ -1,4 +1,5 @@
-"""Real PostgreSQL and Redis servers for tests, on 127.0.0.1, throwaway data, stopped after.
+"""Servers for tests, on 127.0.0.1: ClickVote (in-process or its settings for a process),
+and real PostgreSQL and Redis with throwaway data, stopped after.
 
 Missing binaries fail with a clear message (run `inv setup`); these tests are never skipped.
 """
@@ -14,8 +15,14 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+if TYPE_CHECKING:
+    from clickvote.config import Settings
 
 SETUP_HINT = "run `inv setup` (installs postgresql and redis-server on this host)"
 
@@ -24,6 +31,48 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# Out of the way of tests and load that send many votes from one address and one voter;
+# cheap password hashing. Tests of the limits themselves set their own.
+LOAD_SETTINGS: dict[str, Any] = {
+    "bcrypt_rounds": 4,
+    "rate_voter_burst": 1_000_000.0,
+    "rate_voter_per_sec": 1_000_000.0,
+    "rate_ip_burst": 1_000_000.0,
+    "rate_ip_per_sec": 1_000_000.0,
+    "log_level": "warning",
+}
+
+
+def load_settings(port: int, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for an in-process server on 127.0.0.1:``port``."""
+    from clickvote.config import Settings
+
+    values = {**LOAD_SETTINGS, **overrides}
+    return Settings.from_env({}, host="127.0.0.1", port=port, data_dir=str(data_dir), **values)
+
+
+def load_env() -> dict[str, str]:
+    """LOAD_SETTINGS as the environment of a `clickvote serve` process."""
+    return {f"CLICKVOTE_{key.upper()}": str(value) for key, value in LOAD_SETTINGS.items()}
+
+
+def wait_healthy(
+    url: str, timeout: float, alive: Callable[[], bool] = lambda: True, what: str = "server"
+) -> None:
+    """Poll ``url``/healthz until it answers 200; fail early once ``alive()`` is false."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if not alive():
+            raise RuntimeError(f"{what} exited before answering {url}/healthz")
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer {url}/healthz within {timeout:.0f}s")
 
 
 def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,19 +13,12 @@ from typing import Any
 import pytest
 import requests
 import socketio
-from services import start_uvicorn
+from services import free_port, load_settings, start_uvicorn
 
 from clickvote.app import create_app
-from clickvote.config import Settings
 from clickvote.context import Context
 
 TIMEOUT = 10.0  # generous: the suite also runs under QEMU emulation
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -40,19 +32,7 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("clickvote-data")
     port = free_port()
-    settings = Settings.from_env(
-        {},
-        host="127.0.0.1",
-        port=port,
-        data_dir=str(data_dir),
-        bcrypt_rounds=4,
-        rate_voter_burst=10_000.0,
-        rate_voter_per_sec=10_000.0,
-        rate_ip_burst=100_000.0,
-        rate_ip_per_sec=100_000.0,
-        log_level="warning",
-    )
-    app = create_app(settings)
+    app = create_app(load_settings(port, data_dir))
     srv, thread = start_uvicorn(app, port)
     yield Server(f"http://127.0.0.1:{port}", app.other_asgi_app.state.ctx, data_dir)
     srv.should_exit = True

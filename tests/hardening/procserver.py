@@ -7,22 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from .conftest import free_port
-
-ENV = {
-    "CLICKVOTE_RATE_VOTER_BURST": "1000000",
-    "CLICKVOTE_RATE_VOTER_PER_SEC": "1000000",
-    "CLICKVOTE_RATE_IP_BURST": "1000000",
-    "CLICKVOTE_RATE_IP_PER_SEC": "1000000",
-    "CLICKVOTE_BCRYPT_ROUNDS": "4",
-    "CLICKVOTE_LOG_LEVEL": "warning",
-}
+from services import free_port, load_env, wait_healthy
 
 
 class ServerProcess:
@@ -35,19 +23,9 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> None:
         cmd = [sys.executable, "-m", "clickvote", "serve", "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **ENV})
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.1)
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **load_env()})
+        proc = self.proc
+        wait_healthy(self.url, timeout, alive=lambda: proc.poll() is None)
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -16,10 +16,9 @@ import pytest
 import requests
 import socketio
 import uvicorn
-from services import PostgresServer, RedisServer, free_port, start_uvicorn
+from services import PostgresServer, RedisServer, free_port, load_settings, start_uvicorn
 
 from clickvote.app import create_app
-from clickvote.config import Settings
 from clickvote.context import Context
 
 TIMEOUT = 10.0
@@ -75,21 +74,7 @@ class Instance:
 
 def start_instance(data_dir: Path, database_url: str, redis_url: str) -> Instance:
     port = free_port()
-    settings = Settings.from_env(
-        {},
-        host="127.0.0.1",
-        port=port,
-        data_dir=str(data_dir),
-        database_url=database_url,
-        redis_url=redis_url,
-        bcrypt_rounds=4,
-        rate_voter_burst=10_000.0,
-        rate_voter_per_sec=10_000.0,
-        rate_ip_burst=100_000.0,
-        rate_ip_per_sec=100_000.0,
-        log_level="warning",
-    )
-    app = create_app(settings)
+    app = create_app(load_settings(port, data_dir, database_url=database_url, redis_url=redis_url))
     srv, thread = start_uvicorn(app, port)
     return Instance(f"http://127.0.0.1:{port}", app.other_asgi_app.state.ctx, srv, thread)
 

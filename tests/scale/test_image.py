@@ -10,14 +10,12 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from services import PostgresServer, RedisServer, free_port
+from services import PostgresServer, RedisServer, free_port, wait_healthy
 
 from .conftest import Client, Dashboard
 from .test_cluster import vote_msg, wait_count, watch
@@ -65,17 +63,10 @@ class Container:
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if not self.running():
-                break
-            time.sleep(0.5)
-        raise AssertionError(f"{self.name} did not answer /healthz:\n{self.logs()}")
+        try:
+            wait_healthy(self.url, timeout, alive=self.running, what=self.name)
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}:\n{self.logs()}") from None
 
     def running(self) -> bool:
         cmd = ["docker", "inspect", "-f", "{{.State.Running}}", self.name]
