@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -84,13 +85,15 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*pending)
         elapsed = time.monotonic() - start
     else:
+        # one sequence per socket, shared by its --window votes in flight, so every vote has
+        # its own msgId (with a sequence per slot, each msgId went out `window` times and all
+        # but the first were answered as idempotent replays: no write, no broadcast)
+        seqs = [itertools.count() for _ in clients]
 
         async def loop(c: int) -> None:
-            seq = 0
             while time.monotonic() < end:
                 t0 = time.monotonic()
-                await track(clients[c].call_nowait("vote", vote_msg(args, c, seq)), t0)
-                seq += 1
+                await track(clients[c].call_nowait("vote", vote_msg(args, c, next(seqs[c]))), t0)
 
         await asyncio.gather(*(loop(c) for c in range(len(clients)) for _ in range(args.window)))
         elapsed = time.monotonic() - start
