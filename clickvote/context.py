@@ -1,19 +1,31 @@
-"""Shared application state: settings, storage, crypto box, fan-out, rate limiters."""
+"""Shared application state: settings, storage, crypto box, fan-out, rate limiters.
+
+The real-time path reads environments and vote groups on every vote; those reads are served
+from a small in-memory cache. Anything that changes an environment or a group calls
+`changed()`, which empties the cache here and, through the fan-out, on every other instance;
+entries also expire after CACHE_TTL seconds, which bounds staleness should a notice be lost.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from clickvote.config import Settings
 from clickvote.fanout import Fanout, make_fanout
 from clickvote.ratelimit import RateLimiter
 from clickvote.security import Box, CryptoError, check_user_signature, load_master_key, random_key
-from clickvote.storage import Env, Storage, open_storage
+from clickvote.storage import Env, Group, Storage, open_storage
 from clickvote.storage.base import NewEnv
 from clickvote.votes import MAX_USER_ID, VoteError
 
 DEFAULT_ENVS = ("dev", "production")
+CACHE_TTL = 2.0  # seconds an environment or group read stays cached
+CACHE_MAX = 10_000
+# Fan-out room of the "environments or groups changed" notice between instances (no socket
+# ever joins it; Realtime.deliver handles it).
+INVALIDATE_ROOM = "ctl|invalidate"
 
 
 @dataclass
@@ -25,6 +37,7 @@ class Context:
     voter_limiter: RateLimiter
     ip_limiter: RateLimiter
     _secrets: dict[str, str] = field(default_factory=dict)
+    _cache: dict[tuple[str, ...], tuple[float, Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -60,9 +73,58 @@ class Context:
         return cached
 
     async def rotate_keys(self, env: Env) -> Env:
-        return await self.storage.set_env_keys(
+        updated = await self.storage.set_env_keys(
             env.id, random_key("pb_"), self.box.seal_secret(random_key("sk_"))
         )
+        await self.changed()
+        return updated
+
+    # --- cached reads for the real-time path ---------------------------------------------
+    def _cached(self, key: tuple[str, ...]) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
+    def _remember(self, key: tuple[str, ...], value: Any) -> None:
+        if value is None:  # misses are not cached: a group created a moment ago must work
+            return
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + CACHE_TTL, value)
+
+    def forget(self) -> None:
+        """Empty the cache of environments and groups (this instance only)."""
+        self._cache.clear()
+
+    async def changed(self) -> None:
+        """An environment or vote group changed: empty the caches of every instance."""
+        self.forget()
+        await self.fanout.publish(INVALIDATE_ROOM, "invalidate", None)
+
+    async def get_env(self, env_id: str) -> Env | None:
+        key = ("env", env_id)
+        env: Env | None = self._cached(key)
+        if env is None:
+            env = await self.storage.get_env(env_id)
+            self._remember(key, env)
+        return env
+
+    async def get_env_by_public_key(self, public_key: str) -> Env | None:
+        key = ("key", public_key)
+        env: Env | None = self._cached(key)
+        if env is None:
+            env = await self.storage.get_env_by_public_key(public_key)
+            self._remember(key, env)
+        return env
+
+    async def get_group_by_name(self, env_id: str, name: str) -> Group | None:
+        key = ("group", env_id, name)
+        group: Group | None = self._cached(key)
+        if group is None:
+            group = await self.storage.get_group_by_name(env_id, name)
+            self._remember(key, group)
+        return group
 
     # --- voter identity ------------------------------------------------------------------
     def resolve_voter(
@@ -106,15 +168,25 @@ class Context:
             )
         return uid
 
-    async def env_from_token(self, token: object) -> Env:
+    async def env_from_token(self, token: object, session: dict[str, Any] | None = None) -> Env:
+        """The environment of a login token. `session` (a socket's state) keeps the last token
+        it decrypted, so a page's votes decrypt their token once, not once per vote."""
         if not isinstance(token, str) or not token or len(token) > 2048:
             raise VoteError("unauthorized", "a login token is required (emit login first)")
-        try:
-            data = self.box.read_login_token(token)
-        except (CryptoError, ValueError) as exc:
-            code = "token_expired" if str(exc) == "expired" else "bad_token"
-            raise VoteError(code, f"invalid login token ({exc})") from exc
-        env = await self.storage.get_env(str(data.get("id")))
+        seen = session.get("login_token") if session is not None else None
+        if seen is not None and seen[0] == token:
+            data: dict[str, Any] = seen[1]
+            if data["expiration"] < time.time() * 1000:
+                raise VoteError("token_expired", "invalid login token (expired)")
+        else:
+            try:
+                data = self.box.read_login_token(token)
+            except (CryptoError, ValueError) as exc:
+                code = "token_expired" if str(exc) == "expired" else "bad_token"
+                raise VoteError(code, f"invalid login token ({exc})") from exc
+            if session is not None:
+                session["login_token"] = (token, data)
+        env = await self.get_env(str(data.get("id")))
         if env is None or env.public_key != data.get("key"):
             raise VoteError("bad_token", "the login token's key is no longer valid")
         return env
@@ -122,7 +194,7 @@ class Context:
     async def env_from_key(self, key: object) -> Env:
         if not isinstance(key, str) or not key.startswith("pb_") or len(key) > 64:
             raise VoteError("unknown_key", "unknown public key")
-        env = await self.storage.get_env_by_public_key(key)
+        env = await self.get_env_by_public_key(key)
         if env is None:
             raise VoteError("unknown_key", "unknown public key")
         return env

@@ -16,16 +16,15 @@ acknowledgements get {ok: false, error: {...}}; successes {ok: true, ...}.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
 
-from clickvote.context import Context
+from clickvote import jsonfast
+from clickvote.context import INVALIDATE_ROOM, Context
 from clickvote.fanout import Message
+from clickvote.sio import Manager, Packet
 from clickvote.storage import Env, Group
 from clickvote.votes import MAX_VOTE_TO, VoteError, cast_vote, current_state, own_message
 from clickvote.votes import poster_message as make_poster_message
@@ -43,10 +42,45 @@ def user_room(env_id: str, group_id: str, vote_to: str, voter: str) -> str:
     return f"u|{env_id}|{group_id}|{vote_to}|{voter}"
 
 
+class _ItemLock:
+    """`async with`: the asyncio.Lock of one key, dropped once no task holds or awaits it.
+    (A plain class: @contextlib.asynccontextmanager costs a generator per use.)"""
+
+    __slots__ = ("entry", "key", "locks")
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, list[int]]], key: str) -> None:
+        self.locks, self.key = locks, key
+        entry = locks.get(key)
+        if entry is None:
+            entry = locks[key] = (asyncio.Lock(), [0])
+        self.entry = entry
+
+    async def __aenter__(self) -> None:
+        lock, users = self.entry
+        users[0] += 1
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.entry[0].release()
+        self._leave()
+
+    def _leave(self) -> None:
+        users = self.entry[1]
+        users[0] -= 1
+        if users[0] == 0 and self.locks.get(self.key) is self.entry:
+            del self.locks[self.key]
+
+
 class Realtime:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.sio = socketio.AsyncServer(
+            client_manager=Manager(),
+            serializer=Packet,
             async_mode="asgi",
             cors_allowed_origins="*",
             max_http_buffer_size=64 * 1024,
@@ -67,6 +101,9 @@ class Realtime:
         await self.ctx.fanout.start(self.deliver)
 
     async def deliver(self, msg: Message, local_origin: bool) -> None:
+        if msg.room == INVALIDATE_ROOM:  # an environment or group changed somewhere
+            self.ctx.forget()
+            return
         skip = list(msg.skip_sid) if local_origin else []
         if msg.exclude_room:
             skip += [
@@ -85,6 +122,7 @@ class Realtime:
             or None,
             "key": None,
             "user": None,
+            "rooms": set(),  # rooms this socket has joined (it never leaves one)
         }
         # handshake auth {token: "<publicKey>:<userId>"} (informational, like the original)
         if isinstance(auth, dict) and isinstance(auth.get("token"), str):
@@ -97,17 +135,16 @@ class Realtime:
         self.conns.pop(sid, None)
 
     # --- plumbing ---------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _item_lock(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._item_locks.setdefault(key, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                self._item_locks.pop(key, None)
+    def _item_lock(self, key: str) -> _ItemLock:
+        return _ItemLock(self._item_locks, key)
+
+    async def _join(self, sid: str, info: dict[str, Any], room: str) -> None:
+        rooms = info.get("rooms")
+        if rooms is None:
+            await self.sio.enter_room(sid, room)
+        elif room not in rooms:
+            await self.sio.enter_room(sid, room)
+            rooms.add(room)
 
     def _wrap(self, event: str, handler: Any) -> Any:
         async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
@@ -121,7 +158,7 @@ class Realtime:
                 if not isinstance(data, dict):
                     raise VoteError("bad_payload", f"{event} expects a JSON object")
                 try:
-                    size = len(json.dumps(data, separators=(",", ":")))
+                    size = len(jsonfast.COMPACT.encode(data))  # as before: \u escapes count
                 except (TypeError, ValueError) as exc:
                     raise VoteError("bad_payload", "payload is not valid JSON") from exc
                 if size > self.ctx.settings.max_payload:
@@ -156,7 +193,7 @@ class Realtime:
             token = token.get("token")
         if token is not None:
             try:
-                return await self.ctx.env_from_token(token)
+                return await self.ctx.env_from_token(token, info)
             except VoteError as exc:
                 # A page that gave its public key in the handshake stays usable when its
                 # login token expires (the React client never renews it).
@@ -177,7 +214,7 @@ class Realtime:
             vote_to = str(vote_to)
         if not isinstance(vote_to, str) or not vote_to or len(vote_to) > MAX_VOTE_TO:
             raise VoteError("bad_vote_to", f"voteTo must be a string of 1..{MAX_VOTE_TO} chars")
-        group = await self.ctx.storage.get_group_by_name(env.id, name)
+        group = await self.ctx.get_group_by_name(env.id, name)
         if group is None:
             raise VoteError("unknown_group", f"no vote group named {name!r}")
         return group, vote_to
@@ -201,9 +238,9 @@ class Realtime:
             env, data.get("userId"), data.get("signature"), data.get("voterToken"), required=False
         )
         state = await current_state(self.ctx.storage, group, vote_to, voter)
-        await self.sio.enter_room(sid, item_room(env.id, group.id, vote_to))
+        await self._join(sid, info, item_room(env.id, group.id, vote_to))
         if voter is not None:
-            await self.sio.enter_room(sid, user_room(env.id, group.id, vote_to, voter))
+            await self._join(sid, info, user_room(env.id, group.id, vote_to, voter))
         await self.sio.emit(f"get-votes-{group.name}-{vote_to}", state, to=sid)
         return state
 
@@ -236,16 +273,17 @@ class Realtime:
             response, replayed = await cast_vote(
                 self.ctx.storage, group, vote_to, voter, data.get("value"), msg_id, meta
             )
-            await self.sio.enter_room(sid, iroom)
-            await self.sio.enter_room(sid, uroom)
+            await self._join(sid, info, iroom)
+            await self._join(sid, info, uroom)
+            own = own_message(response)
             if replayed:
-                await self.sio.emit(event, own_message(response), to=sid)
+                await self.sio.emit(event, own, to=sid)
             else:
                 await self.ctx.fanout.publish(
                     iroom, event, make_poster_message(response, voter), exclude_room=uroom
                 )
-                await self.ctx.fanout.publish(uroom, event, own_message(response))
-        return {**own_message(response), "replayed": replayed, "userId": voter}
+                await self.ctx.fanout.publish(uroom, event, own)
+        return {**own, "replayed": replayed, "userId": voter}
 
 
 class RateLimited(Exception):

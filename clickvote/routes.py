@@ -429,6 +429,7 @@ def build_router() -> APIRouter:
     async def settings_put(body: SettingsBody, request: Request, auth: AuthDep) -> dict:
         ctx = ctx_of(request)
         env = await ctx.storage.set_env_require_signed(auth.env.id, body.requireSigned)
+        await ctx.changed()
         return settings_json(ctx, env)
 
     @r.post("/settings/rotate", tags=["settings"])
@@ -496,12 +497,15 @@ def build_router() -> APIRouter:
             changes.update(shape)
         if changes:
             group = await ctx.storage.update_group(auth.env.id, group.id, changes)
+            await ctx.changed()
         return group_json(group)
 
     @r.delete("/votes/{group_id}", tags=["votes"])
     async def votes_delete(group_id: str, request: Request, auth: AuthDep) -> dict:
-        if not await ctx_of(request).storage.delete_group(auth.env.id, group_id):
+        ctx = ctx_of(request)
+        if not await ctx.storage.delete_group(auth.env.id, group_id):
             raise ApiError(404, "Vote group not found")
+        await ctx.changed()
         return {"id": group_id, "deleted": True}
 
     @r.get("/votes/{name}/analytics", tags=["analytics"])

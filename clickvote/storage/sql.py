@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
-from clickvote.security import new_id
+from clickvote import jsonfast
+from clickvote.security import new_id, time_ordered_id
 from clickvote.storage.base import (
     Conflict,
     Env,
@@ -541,7 +542,6 @@ class SQLStorage:
                 voter,
             )
             previous = int(row[0]) if row else 0
-            before = self._tally(tx, group_id, vote_to)
             if value == 0:
                 tx.exec(
                     "DELETE FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",
@@ -562,22 +562,25 @@ class SQLStorage:
                 )
             d_voters = int(value != 0) - int(previous != 0)
             d_total = value - previous
-            tx.exec(
+            # the tally after this vote; the one before follows from the deltas
+            (voters, total), *_ = tx.all(
                 "INSERT INTO tallies (group_id, vote_to, voters, total, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, vote_to) DO UPDATE SET "
                 "voters = tallies.voters + excluded.voters, "
-                "total = tallies.total + excluded.total, updated_at = excluded.updated_at",
+                "total = tallies.total + excluded.total, updated_at = excluded.updated_at "
+                "RETURNING voters, total",
                 group_id,
                 vote_to,
                 d_voters,
                 d_total,
                 ts,
             )
-            after = self._tally(tx, group_id, vote_to)
+            after = Tally(int(voters), int(total))
+            before = Tally(after.voters - d_voters, after.total - d_total)
             tx.exec(
                 "INSERT INTO events (id, env_id, group_id, vote_to, voter, value, previous, "
                 "created_at, user_agent, referrer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                new_id(),
+                time_ordered_id(ts),
                 env_id,
                 group_id,
                 vote_to,
@@ -596,7 +599,7 @@ class SQLStorage:
                     env_id,
                     voter,
                     msg_id,
-                    json.dumps(response, separators=(",", ":")),
+                    jsonfast.dumps(response),
                     ts,
                 )
             return response, False

@@ -1,0 +1,95 @@
+"""clickvote.jsonfast writes the same JSON as json.dumps(separators=(",", ":"))."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clickvote import jsonfast
+from clickvote.realtime import Packet
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+trees = st.recursive(
+    scalars, lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids), max_leaves=20
+)
+
+
+def stdlib(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+@given(trees)
+def test_same_json_as_the_standard_library(obj: Any) -> None:
+    assert json.loads(jsonfast.dumps(obj)) == json.loads(stdlib(obj))
+
+
+def test_ascii_payloads_are_byte_identical() -> None:
+    vote = {
+        "ok": True,
+        "voted": True,
+        "voteValue": -1,
+        "total": {"count": -3, "avg": 0, "mean": 2.5, "sum": 5, "voters": 2},
+        "startEnd": {"start": -1, "end": 1},
+        "replayed": False,
+        "userId": 'a "quoted"\\ id\n',
+    }
+    assert jsonfast.dumps(vote) == stdlib(vote)
+    assert jsonfast.dumps(["get-votes-likes-x", vote]) == stdlib(["get-votes-likes-x", vote])
+
+
+@pytest.mark.parametrize(
+    "obj", [{"n": 2**64}, {"s": "\ud800"}, {1: "int key"}, [10**30, {"x": "\udfff"}]]
+)
+def test_what_orjson_refuses_is_written_as_before(obj: Any) -> None:
+    assert jsonfast.dumps(obj) == stdlib(obj)
+
+
+def test_unknown_types_raise_as_before() -> None:
+    with pytest.raises(TypeError):
+        jsonfast.dumps({"x": object()})
+
+
+def test_packets_still_detect_binary_data() -> None:
+    assert Packet.data_is_binary(["e", {"a": [1, {"b": b"\x00"}]}])
+    assert Packet.data_is_binary(bytearray(b"x"))
+    assert not Packet.data_is_binary(["e", {"a": [1, {"b": "x"}], "t": (b"in a tuple",)}])
+    assert Packet(data=["e", {"k": b"\x01"}]).packet_type == 5  # BINARY_EVENT
+    assert Packet(data=["e", {"k": "v"}]).encode() == '2["e",{"k":"v"}]'
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"packet_type": 2, "data": ["e", {"k": "v", "n": [1, 2.5, None, True]}]},
+        {"packet_type": 3, "data": [{"ok": True}], "id": 17},
+        {"packet_type": 2, "data": ["e", "x"], "namespace": "/ns", "id": 3},
+        {"packet_type": 0, "data": {"sid": "abc"}},
+        {"packet_type": 1},
+        {"packet_type": 2, "data": ["e", {"big": 2**70, "s": "\ud800"}]},
+    ],
+)
+def test_packets_encode_as_the_stock_ones(kw: dict[str, Any]) -> None:
+    from socketio.packet import Packet as Stock
+
+    assert Packet(**kw).encode() == Stock(**kw).encode()
+    ours, stock = Packet(**kw), Stock(**kw)
+    if ours.data is not None:  # data replaced after the packet was made: encoded afresh
+        ours.data = stock.data = ["other"]
+        assert ours.encode() == stock.encode()
+
+
+def test_binary_packets_keep_the_stock_path() -> None:
+    from socketio.packet import Packet as Stock
+
+    kw = {"packet_type": 2, "data": ["e", {"b": b"\x00\x01"}]}
+    assert Packet(**kw).encode() == Stock(**kw).encode()
