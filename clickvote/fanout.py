@@ -2,7 +2,8 @@
 
 `publish()` sends a Message to every instance (this one included); each instance's subscriber
 hands it to `deliver`, which emits to its LOCAL sockets in `room`, minus the local sockets in
-`exclude_room`, minus `skip_sid` when the message originated on this instance.
+`exclude_room`, minus `skip_sid` when the message originated on this instance. `seq` (0: none)
+orders the messages of one room: the receiver drops one older than the newest it delivered.
 
 In-process (default) delivers directly. A Redis implementation publishes the JSON form of the
 Message on one channel and runs a subscriber loop calling `deliver` for each received message.
@@ -25,6 +26,7 @@ class Message:
     skip_sid: list[str] = field(default_factory=list)
     exclude_room: str | None = None
     origin: str = ""
+    seq: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -39,6 +41,7 @@ class Message:
             skip_sid=[str(s) for s in data.get("skip_sid") or []],
             exclude_room=data.get("exclude_room"),
             origin=str(data.get("origin") or ""),
+            seq=int(data.get("seq") or 0),
         )
 
 
@@ -56,6 +59,7 @@ class Fanout(Protocol):
         payload: Any,
         skip_sid: list[str] | None = None,
         exclude_room: str | None = None,
+        seq: int = 0,
     ) -> None: ...
     async def close(self) -> None: ...
 
@@ -77,10 +81,13 @@ class InProcessFanout:
         payload: Any,
         skip_sid: list[str] | None = None,
         exclude_room: str | None = None,
+        seq: int = 0,
     ) -> None:
         if self._deliver is None:
             return
-        msg = Message(room, event, payload, list(skip_sid or []), exclude_room, self.instance_id)
+        msg = Message(
+            room, event, payload, list(skip_sid or []), exclude_room, self.instance_id, seq
+        )
         await self._deliver(msg, True)
 
     async def close(self) -> None:

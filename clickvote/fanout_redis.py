@@ -131,8 +131,11 @@ class RedisFanout:
         payload: Any,
         skip_sid: list[str] | None = None,
         exclude_room: str | None = None,
+        seq: int = 0,
     ) -> None:
-        msg = Message(room, event, payload, list(skip_sid or []), exclude_room, self.instance_id)
+        msg = Message(
+            room, event, payload, list(skip_sid or []), exclude_room, self.instance_id, seq
+        )
         if self._deliver is not None:
             await self._deliver(msg, True)
         if not self._healthy or self._redis is None:

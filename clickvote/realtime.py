@@ -32,6 +32,7 @@ from clickvote.votes import poster_message as make_poster_message
 log = logging.getLogger("clickvote.realtime")
 ERROR_EVENT = "clickvote:error"
 NAMESPACE = "/"
+ROOM_SEQ_MAX = 100_000  # rooms whose newest broadcast is remembered (see Realtime._stale)
 
 
 def item_room(env_id: str, group_id: str, vote_to: str) -> str:
@@ -91,6 +92,8 @@ class Realtime:
         # Per-item locks: a vote's commit and its broadcasts happen in commit order, so the
         # last broadcast every page sees carries the final totals (no stale overtaking).
         self._item_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        # room -> seq of the newest vote broadcast delivered here (oldest rooms forgotten first)
+        self._room_seq: dict[str, int] = {}
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on("login", self._wrap("login", self.login))
@@ -104,12 +107,25 @@ class Realtime:
         if msg.room == INVALIDATE_ROOM:  # an environment or group changed somewhere
             self.ctx.forget()
             return
+        if msg.seq and self._stale(msg.room, msg.seq):
+            return  # an older vote's broadcast, late (another instance's slow path to Redis)
         skip = list(msg.skip_sid) if local_origin else []
         if msg.exclude_room:
             skip += [
                 sid for sid, _ in self.sio.manager.get_participants(NAMESPACE, msg.exclude_room)
             ]
         await self.sio.emit(msg.event, msg.payload, room=msg.room, skip_sid=skip)
+
+    def _stale(self, room: str, seq: int) -> bool:
+        """Whether a newer broadcast already went to `room`; else remember `seq` as newest."""
+        last = self._room_seq.pop(room, 0)
+        if seq <= last:
+            self._room_seq[room] = last
+            return True
+        self._room_seq[room] = seq
+        if len(self._room_seq) > ROOM_SEQ_MAX:
+            del self._room_seq[next(iter(self._room_seq))]
+        return False
 
     # --- connection -----------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
@@ -279,10 +295,11 @@ class Realtime:
             if replayed:
                 await self.sio.emit(event, own, to=sid)
             else:
+                seq = int(response.get("seq") or 0)
                 await self.ctx.fanout.publish(
-                    iroom, event, make_poster_message(response, voter), exclude_room=uroom
+                    iroom, event, make_poster_message(response, voter), exclude_room=uroom, seq=seq
                 )
-                await self.ctx.fanout.publish(uroom, event, own)
+                await self.ctx.fanout.publish(uroom, event, own, seq=seq)
         return {**own, "replayed": replayed, "userId": voter}
 
 

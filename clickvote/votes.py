@@ -97,6 +97,7 @@ def responder(group: Group) -> Any:
         state = voter_state(group, outcome.value, outcome.after)
         state["previous"] = outcome.previous
         state["initial"] = totals(group, outcome.before)["count"]
+        state["seq"] = outcome.seq  # for the server's broadcast order; never sent to pages
         return state
 
     return respond

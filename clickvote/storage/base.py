@@ -71,6 +71,7 @@ class VoteOutcome:
     value: int  # the voter's value now (0 = no vote)
     before: Tally
     after: Tally
+    seq: int = 0  # the item's vote counter after this vote (orders its broadcasts)
 
 
 @dataclass(frozen=True)

@@ -563,12 +563,13 @@ class SQLStorage:
             d_voters = int(value != 0) - int(previous != 0)
             d_total = value - previous
             # the tally after this vote; the one before follows from the deltas
-            (voters, total), *_ = tx.all(
-                "INSERT INTO tallies (group_id, vote_to, voters, total, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, vote_to) DO UPDATE SET "
+            (voters, total, seq), *_ = tx.all(
+                "INSERT INTO tallies (group_id, vote_to, voters, total, updated_at, seq) "
+                "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (group_id, vote_to) DO UPDATE SET "
                 "voters = tallies.voters + excluded.voters, "
-                "total = tallies.total + excluded.total, updated_at = excluded.updated_at "
-                "RETURNING voters, total",
+                "total = tallies.total + excluded.total, updated_at = excluded.updated_at, "
+                "seq = tallies.seq + 1 "
+                "RETURNING voters, total, seq",
                 group_id,
                 vote_to,
                 d_voters,
@@ -591,7 +592,7 @@ class SQLStorage:
                 meta.get("user_agent"),
                 meta.get("referrer"),
             )
-            response = respond(VoteOutcome(previous, value, before, after))
+            response = respond(VoteOutcome(previous, value, before, after, int(seq)))
             if msg_id is not None:
                 tx.exec(
                     "INSERT INTO idempotency (env_id, voter, msg_id, response, created_at) "

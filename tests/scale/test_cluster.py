@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -242,3 +244,44 @@ def test_move_from_sqlite_to_postgres(
         main(["export", "--data-dir", str(target_dir), "--database-url", db, "-o", str(out2)]) == 0
     )
     assert json.loads(out2.read_text())["tables"] == json.loads(out.read_text())["tables"]
+
+
+def test_a_late_broadcast_from_another_instance_does_not_win(
+    cluster: list[Instance], clients: Clients
+) -> None:
+    """Instance 1 commits first but its broadcast reaches Redis after instance 2's newer one
+    (a slow link): pages must still end on the newer totals, on every instance."""
+    one, two = cluster
+    dash = Dashboard(one.url)
+    dash.group("likes")
+    pk = dash.keys()["publicKey"]
+    watchers = [clients(one.url), clients(two.url)]
+    for i, w in enumerate(watchers):
+        watch(w, pk, f"w{i}")
+    fast_publish = one.ctx.fanout.publish
+
+    async def slow_publish(*args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(1.0)
+        await fast_publish(*args, **kwargs)
+
+    one.ctx.fanout.publish = slow_publish  # type: ignore[method-assign]
+    try:
+        a, b = clients(one.url), clients(two.url)
+        ta, tb = a.login(pk), b.login(pk)
+        first: list[Any] = []
+        th = threading.Thread(target=lambda: first.append(a.call("vote", vote_msg(ta, "a", 1))))
+        th.start()
+        time.sleep(0.3)  # instance 1 has committed count 1 and is publishing slowly
+        second = b.call("vote", vote_msg(tb, "b", 1))
+        th.join(timeout=10)
+    finally:
+        one.ctx.fanout.publish = fast_publish  # type: ignore[method-assign]
+    assert first and first[0]["total"]["count"] == 1, first
+    assert second["total"]["count"] == 2, second
+    time.sleep(1.5)  # the slow broadcast has landed by now
+    for w in watchers:
+        seen = []
+        with contextlib.suppress(AssertionError):
+            while True:
+                seen.append(w.wait("get-votes-likes-p", timeout=0.5)["total"]["count"])
+        assert seen and seen[-1] == 2, seen

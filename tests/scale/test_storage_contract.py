@@ -12,7 +12,7 @@ import pytest
 from services import PostgresServer
 
 from clickvote.storage.base import Conflict, NewEnv, NotFound, VoteOutcome
-from clickvote.storage.sql import SQLStorage
+from clickvote.storage.sql import SQLStorage, Tx, load_migrations, split_sql
 from clickvote.storage.sqlite import SQLiteStorage
 
 from .conftest import run
@@ -86,8 +86,69 @@ async def seed(s: SQLStorage) -> tuple[str, str]:
 
 
 def test_schema(store: SQLStorage) -> None:
-    assert run(store.schema_version()) == 1
+    assert run(store.schema_version()) == max(v for v, _ in load_migrations())
     assert run(store.migrate()) == []  # idempotent
+
+
+def test_upgrade_from_the_first_schema_keeps_tallies(
+    kind: str, pg_or_none: PostgresServer | None, tmp_path: Path
+) -> None:
+    s = make_storage(kind, pg_or_none, tmp_path, "old")
+    (first_version, first), *later = load_migrations()
+
+    def install_first(tx: Tx) -> None:
+        tx.exec("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT)")
+        for statement in split_sql(first):
+            tx.exec(statement)
+        tx.exec("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", first_version)
+
+    async def go() -> None:
+        await s.open()
+        try:
+            await s._run(install_first)
+            _, env = await seed(s)
+            g = await s.create_group(env, "old", "single", None, None)
+
+            def old_votes(tx: Tx) -> None:  # as the first schema's server stored them
+                for voter in "abc":
+                    tx.exec("INSERT INTO votes VALUES (?, 'x', ?, 1, 0)", g.id, voter)
+                tx.exec("INSERT INTO tallies VALUES (?, 'x', 3, 3, 0)", g.id)
+
+            await s._run(old_votes)
+            assert await s.migrate() == [v for v, _ in later]
+            response, _ = await s.apply_vote(
+                env, g.id, "x", "d", 1, None, {}, lambda o: {"seq": o.seq, "total": o.after.total}
+            )
+            assert response == {"seq": 1, "total": 4}
+        finally:
+            await s.close()
+
+    run(go())
+
+
+def test_each_items_votes_are_numbered(store: SQLStorage) -> None:
+    """The seq that orders broadcasts: 1, 2, 3... per item, in commit order; a replay takes none."""
+
+    async def go() -> None:
+        _, env = await seed(store)
+        g = await store.create_group(env, "n", "single", None, None)
+
+        async def vote(item: str, voter: str, value: int, msg: str | None = None) -> Any:
+            return await store.apply_vote(
+                env, g.id, item, voter, value, msg, {}, lambda o: {"seq": o.seq}
+            )
+
+        assert [(await vote("x", v, 1))[0]["seq"] for v in "abc"] == [1, 2, 3]
+        assert (await vote("y", "a", 1))[0]["seq"] == 1
+        assert (await vote("x", "a", 0))[0]["seq"] == 4  # an un-vote is a vote too
+        first, _ = await vote("x", "d", 1, "m1")
+        again, replayed = await vote("x", "d", 1, "m1")
+        assert replayed and again == first == {"seq": 5}
+        many = await asyncio.gather(*(vote("z", f"u{i}", 1) for i in range(20)))
+        assert sorted(r["seq"] for r, _ in many) == list(range(1, 21))
+        assert (await vote("x", "e", 1))[0]["seq"] == 6
+
+    run(go())
 
 
 def test_users_orgs_envs_keys(store: SQLStorage) -> None:
