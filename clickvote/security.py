@@ -92,6 +92,8 @@ class Box:
             raw = b64d(blob)
         except (ValueError, TypeError) as exc:
             raise CryptoError("malformed") from exc
+        if b64e(raw) != blob:  # only the one spelling: stray characters or padding bits
+            raise CryptoError("malformed")
         if len(raw) < 1 + _NONCE + _TAG or raw[:1] != _VERSION:
             raise CryptoError("malformed")
         nonce, ct, tag = raw[1 : 1 + _NONCE], raw[1 + _NONCE : -_TAG], raw[-_TAG:]

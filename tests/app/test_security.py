@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import string
 
 import pytest
 
@@ -18,6 +19,8 @@ from clickvote.security import (
 )
 
 from .conftest import Dashboard, Server
+
+ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 
 
 def test_keys_format_and_independence() -> None:
@@ -50,6 +53,23 @@ def test_login_tokens_expire_and_cannot_be_forged() -> None:
         box.read_login_token(expired)
     with pytest.raises(CryptoError):
         Box(b"n" * 32).read_login_token(token)
+
+
+def test_only_the_issued_spelling_of_a_token_is_accepted() -> None:
+    """Every one-character change is refused, including those base64 decoding would forgive
+    (the last character's unused bits) and characters outside the alphabet (skipped)."""
+    box = Box(b"m" * 32)
+    for env_id in ("e", "e1", "env", "env1"):  # every length mod 4, so every padding case
+        token, _ = box.login_token(env_id, random_key("pb_"), 60)
+        for i in range(len(token)):
+            # the last characters carry the unused bits: every letter there
+            for c in ALPHABET + "!=" if i >= len(token) - 2 else "AB!=":
+                forged = token[:i] + c + token[i + 1 :]
+                if forged != token:
+                    with pytest.raises(CryptoError):
+                        box.read_login_token(forged)
+        with pytest.raises(CryptoError):
+            box.read_login_token(token + "A")
 
 
 def test_passwords_hashed() -> None:
