@@ -9,8 +9,9 @@ entries also expire after CACHE_TTL seconds, which bounds staleness should a not
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from clickvote.config import Settings
 from clickvote.fanout import Fanout, make_fanout
@@ -21,6 +22,7 @@ from clickvote.storage.base import NewEnv
 from clickvote.votes import MAX_USER_ID, VoteError
 
 DEFAULT_ENVS = ("dev", "production")
+T = TypeVar("T")
 CACHE_TTL = 2.0  # seconds an environment or group read stays cached
 CACHE_MAX = 10_000
 # Fan-out room of the "environments or groups changed" notice between instances (no socket
@@ -102,29 +104,25 @@ class Context:
         self.forget()
         await self.fanout.publish(INVALIDATE_ROOM, "invalidate", None)
 
+    async def _read(
+        self, key: tuple[str, ...], load: Callable[[], Awaitable[T | None]]
+    ) -> T | None:
+        value: T | None = self._cached(key)
+        if value is None:
+            value = await load()
+            self._remember(key, value)
+        return value
+
     async def get_env(self, env_id: str) -> Env | None:
-        key = ("env", env_id)
-        env: Env | None = self._cached(key)
-        if env is None:
-            env = await self.storage.get_env(env_id)
-            self._remember(key, env)
-        return env
+        return await self._read(("env", env_id), lambda: self.storage.get_env(env_id))
 
     async def get_env_by_public_key(self, public_key: str) -> Env | None:
-        key = ("key", public_key)
-        env: Env | None = self._cached(key)
-        if env is None:
-            env = await self.storage.get_env_by_public_key(public_key)
-            self._remember(key, env)
-        return env
+        load = lambda: self.storage.get_env_by_public_key(public_key)  # noqa: E731
+        return await self._read(("key", public_key), load)
 
     async def get_group_by_name(self, env_id: str, name: str) -> Group | None:
-        key = ("group", env_id, name)
-        group: Group | None = self._cached(key)
-        if group is None:
-            group = await self.storage.get_group_by_name(env_id, name)
-            self._remember(key, group)
-        return group
+        load = lambda: self.storage.get_group_by_name(env_id, name)  # noqa: E731
+        return await self._read(("group", env_id, name), load)
 
     # --- voter identity ------------------------------------------------------------------
     def resolve_voter(
