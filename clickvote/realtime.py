@@ -7,7 +7,8 @@ Client -> server events (each also answers through a Socket.IO acknowledgement i
   vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?}
              -> other pages watching env+group+voteTo get `get-votes-{id}-{voteTo}`
                 {total: {initial, count, avg, ...}, poster: {id, value}};
-                the voter's own pages (this one included) get {voted, voteValue, total, startEnd}
+                the voter's own pages (this one included) get {voted, voteValue, total, startEnd};
+             a retried msgId counts once and answers with the item's state now
 Instead of `token`, new clients may pass `key` (the public key).
 Errors: the event `clickvote:error` {message, code, event, id?, voteTo?, msgId?, retryAfter?};
 acknowledgements get {ok: false, error: {...}}; successes {ok: true, ...}.
@@ -291,10 +292,14 @@ class Realtime:
             )
             await self._join(sid, info, iroom)
             await self._join(sid, info, uroom)
-            own = own_message(response)
             if replayed:
+                # The stored answer carries the totals of the first delivery, which newer votes
+                # may have overtaken: a retry gets the item's state now (read under the lock,
+                # so no later broadcast to this page can be older).
+                own = await current_state(self.ctx.storage, group, vote_to, voter)
                 await self.sio.emit(event, own, to=sid)
             else:
+                own = own_message(response)
                 seq = int(response.get("seq") or 0)
                 await self.ctx.fanout.publish(
                     iroom, event, make_poster_message(response, voter), exclude_room=uroom, seq=seq
