@@ -1,7 +1,7 @@
 """Baseline for the vote path: python-socketio on the same uvicorn stack, ack only.
 
-``python -m benchmarks.baseline_server PORT``: same ASGI server options as
-``clickvote serve`` (h11, wsproto, asyncio loop); `vote` and `login` only acknowledge.
+``python -m benchmarks.baseline_server PORT``: the same uvicorn options as
+``clickvote serve`` (clickvote.app.SERVER_OPTIONS); `vote` and `login` only acknowledge.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 
 import socketio
 import uvicorn
+
+from clickvote.app import SERVER_OPTIONS
 
 sio = socketio.AsyncServer(async_mode="asgi", logger=False, engineio_logger=False)
 
@@ -32,8 +34,6 @@ if __name__ == "__main__":
         app,
         host="127.0.0.1",
         port=int(sys.argv[1]),
-        ws="wsproto",
-        loop="asyncio",
-        http="h11",
         log_level="warning",
+        **SERVER_OPTIONS,  # type: ignore[arg-type]
     )

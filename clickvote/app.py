@@ -24,6 +24,11 @@ from clickvote.routes import build_router, error_body, install_error_handlers
 log = logging.getLogger("clickvote")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings", "/analytics")
+# How uvicorn serves the app (`clickvote serve`, the tests' servers, the benchmark baseline):
+# pure-Python HTTP and WebSocket protocols (wheels or pure Python on every platform), and
+# uvloop's event loop where it is installed (pyproject.toml: not on armv7, which has no
+# wheel of it), else asyncio's.
+SERVER_OPTIONS: dict[str, str] = {"http": "h11", "ws": "wsproto", "loop": "auto"}
 
 
 def create_app(settings: Settings | None = None) -> Any:

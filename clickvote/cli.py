@@ -65,18 +65,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def cmd_serve(settings: Settings) -> int:
     import uvicorn
 
-    from clickvote.app import create_app
+    from clickvote.app import SERVER_OPTIONS, create_app
 
     app = create_app(settings)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
-        ws="wsproto",
-        loop="asyncio",
-        http="h11",
         log_level=settings.log_level,
         proxy_headers=True,
+        **SERVER_OPTIONS,  # type: ignore[arg-type]
     )
     return 0
 

@@ -234,15 +234,15 @@ def start_uvicorn(app: Any, port: int) -> tuple[Any, threading.Thread]:
     """Serve ``app`` on 127.0.0.1:``port`` in a daemon thread; return once it listens."""
     import uvicorn
 
+    from clickvote.app import SERVER_OPTIONS
+
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
-        ws="wsproto",
-        loop="asyncio",
-        http="h11",
         log_level="warning",
         lifespan="on",
+        **SERVER_OPTIONS,  # type: ignore[arg-type]
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

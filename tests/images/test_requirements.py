@@ -1,0 +1,65 @@
+"""docker/requirements.py: pyproject.toml's requirements with markers judged for the target."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "docker" / "requirements.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("requirements", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+requirements = _load()
+SPECS = [
+    "plain>=1",
+    "fast>=2; sys_platform == 'linux' and (platform_machine == 'x86_64' or "
+    "platform_machine == 'aarch64')",
+    "old<3; platform_machine == 'armv7l'",
+]
+
+
+def test_markers_are_judged_for_the_target_machine_not_this_one() -> None:
+    assert requirements.for_machine(SPECS, "armv7l") == ["plain>=1", "old<3"]
+    assert requirements.for_machine(SPECS, "aarch64") == ["plain>=1", "fast>=2"]
+    assert requirements.for_machine(SPECS, "x86_64") == ["plain>=1", "fast>=2"]
+
+
+def test_the_projects_own_lists() -> None:
+    out = {
+        m: subprocess.run(
+            [sys.executable, str(SCRIPT), str(ROOT / "pyproject.toml"), m],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        for m in ("x86_64", "aarch64", "armv7l")
+    }
+    assert not any(";" in line for lines in out.values() for line in lines)  # no markers left
+    assert any(line.startswith("uvloop") for line in out["x86_64"])
+    assert any(line.startswith("uvloop") for line in out["aarch64"])
+    assert not any(line.startswith("uvloop") for line in out["armv7l"])  # no wheel there
+    assert set(out["armv7l"]) < set(out["x86_64"])
+    test = subprocess.run(
+        [sys.executable, str(SCRIPT), str(ROOT / "pyproject.toml"), "armv7l", "test"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert any(line.startswith("pytest") for line in test)
+
+
+def test_bad_usage_is_a_message_not_a_traceback() -> None:
+    r = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "requirements.py" in r.stderr and "Traceback" not in r.stderr
