@@ -1,9 +1,11 @@
 """A minimal, fast Socket.IO (Engine.IO 4, websocket transport) asyncio client for load tests.
 
 Only what the benchmarks need: connect to namespace "/", emit with or without an ack id,
-answer pings, hand every event to a callback. Built on wsproto (a runtime dependency),
-so it needs neither aiohttp nor websockets; it is much lighter per socket than
-python-socketio's AsyncClient, which lets one process drive thousands of sockets.
+answer pings, hand every event (and, if asked, an acknowledgement) to a callback as its
+frame arrives, so a caller sees events and acks in the order the server sent them. Built
+on wsproto (a runtime dependency), so it needs neither aiohttp nor websockets; it is much
+lighter per socket than python-socketio's AsyncClient, which lets one process drive
+thousands of sockets.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from wsproto.events import (
 )
 
 EventHandler = Callable[[str, Any, float], None]
+AckHandler = Callable[[Any, float], None]
 
 
 class SioClient:
@@ -34,6 +37,7 @@ class SioClient:
         self.on_event = on_event
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.acks: dict[int, asyncio.Future[Any]] = {}
+        self.ack_hooks: dict[int, AckHandler] = {}
         self.next_id = 0
         self.buf: list[str] = []
         self.connected = asyncio.get_running_loop().create_future()
@@ -58,15 +62,21 @@ class SioClient:
     def emit(self, event: str, data: Any) -> None:
         self._send("42" + json.dumps([event, data], separators=(",", ":")))
 
-    def call_nowait(self, event: str, data: Any) -> asyncio.Future[Any]:
+    def call_nowait(
+        self, event: str, data: Any, on_ack: AckHandler | None = None
+    ) -> asyncio.Future[Any]:
         self.next_id += 1
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.acks[self.next_id] = fut
+        if on_ack is not None:
+            self.ack_hooks[self.next_id] = on_ack
         self._send(f"42{self.next_id}" + json.dumps([event, data], separators=(",", ":")))
         return fut
 
-    async def call(self, event: str, data: Any, timeout: float = 30) -> Any:
-        return await asyncio.wait_for(self.call_nowait(event, data), timeout)
+    async def call(
+        self, event: str, data: Any, timeout: float = 30, on_ack: AckHandler | None = None
+    ) -> Any:
+        return await asyncio.wait_for(self.call_nowait(event, data, on_ack), timeout)
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -93,10 +103,14 @@ class SioClient:
                 i = 0
                 while i < len(body) and body[i].isdigit():
                     i += 1
-                fut = self.acks.pop(int(body[:i]), None)
+                ack_id = int(body[:i])
+                fut, hook = self.acks.pop(ack_id, None), self.ack_hooks.pop(ack_id, None)
                 if fut is not None and not fut.done():
                     args = json.loads(body[i:])
-                    fut.set_result(args[0] if args else None)
+                    result = args[0] if args else None
+                    if hook is not None:
+                        hook(result, now)
+                    fut.set_result(result)
             elif sub == "2" and self.on_event is not None:
                 i = 0
                 while i < len(body) and body[i].isdigit():
@@ -135,3 +149,4 @@ class SioClient:
                 if not fut.done():
                     fut.set_exception(ConnectionError("connection lost"))
             self.acks.clear()
+            self.ack_hooks.clear()

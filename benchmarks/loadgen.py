@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -148,6 +149,7 @@ def main() -> None:
     except ImportError:
         run = asyncio.run
     result = run(votes(args) if args.mode == "votes" else watch(args))
+    os.set_blocking(sys.stdout.fileno(), True)  # libuv may leave the pipe non-blocking
     print(json.dumps(result), flush=True)
 
 

@@ -7,7 +7,8 @@ Client -> server events (each also answers through a Socket.IO acknowledgement i
   vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?}
              -> other pages watching env+group+voteTo get `get-votes-{id}-{voteTo}`
                 {total: {initial, count, avg, ...}, poster: {id, value}};
-                the voter's own pages (this one included) get {voted, voteValue, total, startEnd};
+                the voter's own pages get {voted, voteValue, total, startEnd}: this one in
+                its acknowledgement if it asked for one, else as that event too;
              a retried msgId counts once and answers with the item's state now
 Instead of `token`, new clients may pass `key` (the public key).
 Errors: the event `clickvote:error` {message, code, event, id?, voteTo?, msgId?, retryAfter?};
@@ -20,12 +21,10 @@ import asyncio
 import logging
 from typing import Any
 
-import socketio
-
 from clickvote import jsonfast
 from clickvote.context import INVALIDATE_ROOM, Context
 from clickvote.fanout import Message
-from clickvote.sio import Manager, Packet
+from clickvote.sio import Manager, Packet, Server, ack_wanted
 from clickvote.storage import Env, Group
 from clickvote.votes import MAX_VOTE_TO, VoteError, cast_vote, current_state, own_message
 from clickvote.votes import poster_message as make_poster_message
@@ -80,7 +79,7 @@ class _ItemLock:
 class Realtime:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.sio = socketio.AsyncServer(
+        self.sio = Server(
             client_manager=Manager(),
             serializer=Packet,
             async_mode="asgi",
@@ -297,14 +296,18 @@ class Realtime:
                 # may have overtaken: a retry gets the item's state now (read under the lock,
                 # so no later broadcast to this page can be older).
                 own = await current_state(self.ctx.storage, group, vote_to, voter)
-                await self.sio.emit(event, own, to=sid)
+                if not ack_wanted():
+                    await self.sio.emit(event, own, to=sid)
             else:
                 own = own_message(response)
                 seq = int(response.get("seq") or 0)
                 await self.ctx.fanout.publish(
                     iroom, event, make_poster_message(response, voter), exclude_room=uroom, seq=seq
                 )
-                await self.ctx.fanout.publish(uroom, event, own, seq=seq)
+                # A page that asked for an acknowledgement gets this in it (queued before
+                # anything newer can be sent to it): not twice.
+                skip = [sid] if ack_wanted() else None
+                await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
         return {**own, "replayed": replayed, "userId": voter}
 
 

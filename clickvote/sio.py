@@ -1,15 +1,18 @@
-"""python-socketio's packet and client manager, tuned for fan-out to many sockets.
+"""python-socketio's server, packet and client manager, tuned for fan-out to many sockets.
 
-Both are python-socketio's own extension points (`serializer=`, `client_manager=`) and fall
-back to the stock code for anything they don't handle (binary data, callbacks). They rely on
-python-socketio 5's packet layout, hence its version range in pyproject.toml; the protocol
-tests (tests/app, and tests/web with the published React client) hold them to it.
+The packet and the manager are python-socketio's own extension points (`serializer=`,
+`client_manager=`) and fall back to the stock code for anything they don't handle (binary
+data, callbacks). The server subclass only tells handlers whether their caller asked for an
+acknowledgement (`ack_wanted()`). They rely on python-socketio 5's internals, hence its
+version range in pyproject.toml; the protocol tests (tests/app, and tests/web with the
+published React client) hold them to it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 import socketio
@@ -20,6 +23,25 @@ from socketio import packet as sio_packet
 from clickvote import jsonfast
 
 log = logging.getLogger("clickvote.realtime")
+_ACK_WANTED: ContextVar[bool] = ContextVar("clickvote_ack_wanted", default=False)
+
+
+def ack_wanted() -> bool:
+    """Inside an event handler: whether the client asked for an acknowledgement."""
+    return _ACK_WANTED.get()
+
+
+class Server(socketio.AsyncServer):
+    """python-socketio's server; each event's handler runs in a task of its own, in which
+    this records whether the event carried an ack id. The acknowledgement is queued on the
+    socket right after the handler returns, with no await in between that could let another
+    task send to that socket first (python-socketio 5's _handle_event_internal)."""
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
+    ) -> None:
+        _ACK_WANTED.set(id is not None)
+        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
 
 
 class _Json:

@@ -60,7 +60,8 @@ async def _storm(
         [(*rng.choice(pages[i]), rng.choice(users)) for _ in range(n_votes)]
         for i in range(n_clients)
     ]
-    # per client: event name -> the latest vote broadcast (or own update) it received
+    # per client: event name -> the latest vote broadcast or own update it received (an own
+    # vote's update comes in its acknowledgement), recorded as each frame arrives
     latest: list[dict[str, Any]] = [{} for _ in range(n_clients)]
 
     def recorder(i: int) -> Callable[[str, Any, float], None]:
@@ -69,6 +70,10 @@ async def _storm(
                 latest[i][name] = data
 
         return on_event
+
+    def ack_recorder(i: int, group: str, item: str) -> Callable[[Any, float], None]:
+        on_event = recorder(i)
+        return lambda ack, now: on_event(f"get-votes-{group}-{item}", ack, now)
 
     conns = [SioClient(url, recorder(i)) for i in range(n_clients)]
     sem = asyncio.Semaphore(CONNECT_AT_ONCE)
@@ -92,14 +97,18 @@ async def _storm(
                     value = vr.randrange(0, 6) if group == "h-stars" else vr.choice([-1, 0, 1])
                     msg = {"id": group, "voteTo": item, "userId": user, "value": value}
                     msg.update(token=tokens[i], msgId=f"{i}-{j}")
+                    on_ack = ack_recorder(i, group, item)
                     if vr.random() < DOUBLE_CLICKS:  # the same message twice at once
                         acks = await asyncio.gather(
-                            *(conns[i].call("vote", msg, timeout=TIMEOUT) for _ in range(2))
+                            *(
+                                conns[i].call("vote", msg, timeout=TIMEOUT, on_ack=on_ack)
+                                for _ in range(2)
+                            )
                         )
                         if sorted(bool(a.get("replayed")) for a in acks) != [False, True]:
                             errors.append({"double click counted": acks})
                     else:
-                        acks = [await conns[i].call("vote", msg, timeout=TIMEOUT)]
+                        acks = [await conns[i].call("vote", msg, timeout=TIMEOUT, on_ack=on_ack)]
                     errors.extend(a for a in acks if not a.get("ok"))
                     subscribed[i].add((group, item))
             except Exception as exc:  # a lost call fails the test below, with its reason

@@ -91,6 +91,35 @@ def test_like_live_across_pages_and_origins(
     assert not new_page.errors, new_page.errors
 
 
+def test_two_widgets_of_one_item_on_a_page_stay_in_step(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    """They share one connection, and the server answers a vote to that connection in its
+    acknowledgement only: the widget that did not vote learns it from there."""
+    group = account.group("single")
+    tags = tag(account, group, "post-twice", "like", tid="top") + tag(
+        account, group, "post-twice", "like", tid="bottom"
+    )
+    url = site.page("twice.html", embed_page(cv_server, tags))
+    a, b = new_page(), new_page()
+    for p in (a, b):
+        p.goto(url)
+        wait_loaded(p, "top")
+        wait_loaded(p, "bottom")
+    widget(a, "top").locator("button.like").click()
+    for p in (a, b):
+        expect_count(p, "1", "top")
+        expect_count(p, "1", "bottom")
+    assert widget(a, "bottom").locator("button.like").get_attribute("aria-pressed") == "true"
+    assert widget(b, "bottom").locator("button.like").get_attribute("aria-pressed") == "false"
+    widget(a, "bottom").locator("button.like").click()  # un-like from the other one
+    for p in (a, b):
+        expect_count(p, "0", "top")
+        expect_count(p, "0", "bottom")
+    assert widget(a, "top").locator("button.like").get_attribute("aria-pressed") == "false"
+    assert not new_page.errors, new_page.errors
+
+
 def test_double_click_counts_once(
     cv_server: Server, site: Site, account: Account, new_page: Any
 ) -> None:

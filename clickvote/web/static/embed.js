@@ -284,7 +284,9 @@
       self.pending = null;
       if (res && (res.error || res.ok === false || res.statusCode >= 400)) { self.fail(res.error && res.error.message ? res.error : res); return; }
       self.saved = null;
-      if (res && typeof res === "object") self.applyVotes(res.poster || res.voted !== undefined ? res : { total: res.total });
+      // the server sends a page its own vote in the ack only: every widget of this item on
+      // this connection gets it (the same as the event other pages of this voter get)
+      if (res && typeof res === "object") self.c.fire(self.evt, res.poster || res.voted !== undefined ? res : { total: res.total });
       self.render();
     });
   };
