@@ -2,10 +2,12 @@
 
 votes: C sockets send `vote` with acks, either open-loop at a fixed offered rate (--rate)
        or closed-loop at saturation (--rate 0: every socket keeps --window votes in
-       flight). Prints one JSON line: acked, errors, seconds, latencies (ms, sample).
+       flight). Writes one JSON object to --out: acked, errors, seconds, latencies (ms).
 watch: N sockets watch one item (`get-votes`), print "ready", then record the arrival
        time (time.monotonic, system-wide) of every broadcast, keyed by total count;
-       on stdin EOF print the arrivals as JSON.
+       on stdin EOF write the arrivals as JSON to --out.
+The result goes to a file, not stdout: libuv leaves the standard streams non-blocking, and
+a result of some 100 kB written to a full pipe came out cut short.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.eio import SioClient
@@ -143,14 +145,14 @@ def main() -> None:
     p.add_argument("--window", type=int, default=1)
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--tag", default="lg")
+    p.add_argument("--out", required=True, help="file the JSON result is written to")
     args = p.parse_args()
     try:  # the lighter event loop where there is one: more of the CPU left to the server
         from uvloop import run
     except ImportError:
         run = asyncio.run
     result = run(votes(args) if args.mode == "votes" else watch(args))
-    os.set_blocking(sys.stdout.fileno(), True)  # libuv may leave the pipe non-blocking
-    print(json.dumps(result), flush=True)
+    Path(args.out).write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

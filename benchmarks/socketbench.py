@@ -125,11 +125,14 @@ def setup_env(url: str, groups: tuple[str, ...] = ("likes",)) -> str:
 
 
 def loadgen(url: str, token: str, **opts: Any) -> dict[str, Any]:
-    cmd = [PY, "-m", "benchmarks.loadgen", "votes", "--url", url, "--token", token]
-    for k, v in opts.items():
-        cmd += [f"--{k}", str(v)]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
-    res: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory(prefix="clickvote-loadgen-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [PY, "-m", "benchmarks.loadgen", "votes", "--url", url, "--token", token]
+        cmd += ["--out", str(out)]
+        for k, v in opts.items():
+            cmd += [f"--{k}", str(v)]
+        subprocess.run(cmd, cwd=ROOT, timeout=300, check=True)
+        res: dict[str, Any] = json.loads(out.read_text())
     lat = res.pop("lat_ms")
     res.update(
         rate=res["acked"] / res["seconds"],
@@ -156,19 +159,20 @@ def vote_path(duration: float = 8, clients: int = 100) -> dict[str, Any]:
 
 def fanout(watchers: int = 1000, procs: int = 4, votes: int = 20, gap: float = 0.25) -> dict:
     """Time from a vote's emit to its broadcast at each of `watchers` sockets on one item."""
-    with clickvote_server() as (url, _pid):
+    with clickvote_server() as (url, _pid), tempfile.TemporaryDirectory() as tmp:
         token = setup_env(url)
         per = [watchers // procs + (1 if i < watchers % procs else 0) for i in range(procs)]
         watch_cmd = [PY, "-m", "benchmarks.loadgen", "watch", "--url", url, "--token", token]
+        outs = [Path(tmp) / f"watch{i}.json" for i in range(procs)]
         ps = [
             subprocess.Popen(
-                [*watch_cmd, "--clients", str(n)],
+                [*watch_cmd, "--clients", str(n), "--out", str(out)],
                 cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for n in per
+            for n, out in zip(per, outs, strict=True)
         ]
         try:
             for p in ps:
@@ -178,9 +182,9 @@ def fanout(watchers: int = 1000, procs: int = 4, votes: int = 20, gap: float = 0
                     raise RuntimeError(f"watcher failed: {line!r}")
             sent = asyncio.run(_fanout_votes(url, token, votes, gap))
             arrivals: dict[int, list[float]] = {}
-            for p in ps:
-                stdout, _ = p.communicate("", timeout=60)
-                for k, v in json.loads(stdout.strip().splitlines()[-1])["arrivals"].items():
+            for p, out in zip(ps, outs, strict=True):
+                p.communicate("", timeout=60)
+                for k, v in json.loads(out.read_text())["arrivals"].items():
                     arrivals.setdefault(int(k), []).extend(v)
         finally:
             for p in ps:

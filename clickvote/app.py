@@ -1,4 +1,4 @@
-"""ASGI application factory: FastAPI (JSON API, dashboard files) + Socket.IO at /socket.io."""
+"""ASGI application factory: FastAPI (JSON API, dashboard files) + Socket.IO at /socket.io/."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import socketio
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -23,6 +22,7 @@ from clickvote.routes import build_router, error_body, install_error_handlers
 
 log = logging.getLogger("clickvote")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+SOCKETIO_PATH = "/socket.io/"
 PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings", "/analytics")
 # How uvicorn serves the app (`clickvote serve`, the tests' servers, the benchmark baseline):
 # pure-Python HTTP and WebSocket protocols (wheels or pure Python on every platform), and
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Any:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await realtime.close()
             await ctx.close()
 
     api = FastAPI(
@@ -103,7 +104,20 @@ def create_app(settings: Settings | None = None) -> Any:
         api.add_api_route(page, index_page, methods=["GET"], include_in_schema=False)
     api.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
-    return socketio.ASGIApp(realtime.sio, other_asgi_app=api, socketio_path="socket.io")
+    return App(api, realtime.sio)
+
+
+class App:
+    """/socket.io/ (HTTP and WebSocket) to the Socket.IO server, everything else to FastAPI."""
+
+    def __init__(self, api: FastAPI, sio: Any) -> None:
+        self.api, self.sio = api, sio
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan" and scope["path"].startswith(SOCKETIO_PATH):
+            await self.sio(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
 
 
 async def _housekeeping(ctx: Context) -> None:

@@ -10,7 +10,8 @@ Client -> server events (each also answers through a Socket.IO acknowledgement i
                 the voter's own pages get {voted, voteValue, total, startEnd}: this one in
                 its acknowledgement if it asked for one, else as that event too;
              a retried msgId counts once and answers with the item's state now
-Instead of `token`, new clients may pass `key` (the public key).
+Instead of `token`, new clients may pass `key` (the public key). Any other event, and any
+event with binary attachments, is answered with an error (codes unknown_event, bad_payload).
 Errors: the event `clickvote:error` {message, code, event, id?, voteTo?, msgId?, retryAfter?};
 acknowledgements get {ok: false, error: {...}}; successes {ok: true, ...}.
 """
@@ -23,15 +24,16 @@ from typing import Any
 
 from clickvote import jsonfast
 from clickvote.context import INVALIDATE_ROOM, Context
+from clickvote.engineio import Peer
 from clickvote.fanout import Message
-from clickvote.sio import Manager, Packet, Server, ack_wanted
+from clickvote.sio import SocketServer
 from clickvote.storage import Env, Group
 from clickvote.votes import MAX_VOTE_TO, VoteError, cast_vote, current_state, own_message
 from clickvote.votes import poster_message as make_poster_message
 
 log = logging.getLogger("clickvote.realtime")
 ERROR_EVENT = "clickvote:error"
-NAMESPACE = "/"
+MAX_HTTP_PAYLOAD = 64 * 1024  # bytes of one engine.io packet or polling request
 ROOM_SEQ_MAX = 100_000  # rooms whose newest broadcast is remembered (see Realtime._stale)
 
 
@@ -79,29 +81,25 @@ class _ItemLock:
 class Realtime:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.sio = Server(
-            client_manager=Manager(),
-            serializer=Packet,
-            async_mode="asgi",
-            cors_allowed_origins="*",
-            max_http_buffer_size=64 * 1024,
-            logger=False,
-            engineio_logger=False,
-        )
+        self.sio = SocketServer(max_payload=MAX_HTTP_PAYLOAD)
         self.conns: dict[str, dict[str, Any]] = {}
         # Per-item locks: a vote's commit and its broadcasts happen in commit order, so the
         # last broadcast every page sees carries the final totals (no stale overtaking).
         self._item_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         # room -> seq of the newest vote broadcast delivered here (oldest rooms forgotten first)
         self._room_seq: dict[str, int] = {}
-        self.sio.on("connect", self.on_connect)
-        self.sio.on("disconnect", self.on_disconnect)
+        self.sio.on_connect = self.on_connect
+        self.sio.on_disconnect = self.on_disconnect
         self.sio.on("login", self._wrap("login", self.login))
         self.sio.on("get-votes", self._wrap("get-votes", self.get_votes))
         self.sio.on("vote", self._wrap("vote", self.vote))
+        self.sio.fallback = self.other_event
 
     async def start(self) -> None:
         await self.ctx.fanout.start(self.deliver)
+
+    async def close(self) -> None:
+        await self.sio.close()
 
     async def deliver(self, msg: Message, local_origin: bool) -> None:
         if msg.room == INVALIDATE_ROOM:  # an environment or group changed somewhere
@@ -111,10 +109,8 @@ class Realtime:
             return  # an older vote's broadcast, late (another instance's slow path to Redis)
         skip = list(msg.skip_sid) if local_origin else []
         if msg.exclude_room:
-            skip += [
-                sid for sid, _ in self.sio.manager.get_participants(NAMESPACE, msg.exclude_room)
-            ]
-        await self.sio.emit(msg.event, msg.payload, room=msg.room, skip_sid=skip)
+            skip += self.sio.participants(msg.exclude_room)
+        self.sio.emit(msg.event, msg.payload, msg.room, skip)
 
     def _stale(self, room: str, seq: int) -> bool:
         """Whether a newer broadcast already went to `room`; else remember `seq` as newest."""
@@ -128,17 +124,13 @@ class Realtime:
         return False
 
     # --- connection -----------------------------------------------------------------------
-    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
-        scope = environ.get("asgi.scope") or {}
-        client = scope.get("client") or ("unknown", 0)
+    def on_connect(self, sid: str, peer: Peer, auth: Any = None) -> bool:
         info: dict[str, Any] = {
-            "ip": str(client[0]),
-            "ua": (environ.get("HTTP_USER_AGENT") or "")[:512] or None,
-            "referrer": (environ.get("HTTP_REFERER") or environ.get("HTTP_ORIGIN") or "")[:1024]
-            or None,
+            "ip": peer.ip,
+            "ua": peer.user_agent,
+            "referrer": peer.referrer,
             "key": None,
             "user": None,
-            "rooms": set(),  # rooms this socket has joined (it never leaves one)
         }
         # handshake auth {token: "<publicKey>:<userId>"} (informational, like the original)
         if isinstance(auth, dict) and isinstance(auth.get("token"), str):
@@ -147,23 +139,15 @@ class Realtime:
         self.conns[sid] = info
         return True
 
-    async def on_disconnect(self, sid: str, *args: Any) -> None:
+    def on_disconnect(self, sid: str) -> None:
         self.conns.pop(sid, None)
 
     # --- plumbing ---------------------------------------------------------------------------
     def _item_lock(self, key: str) -> _ItemLock:
         return _ItemLock(self._item_locks, key)
 
-    async def _join(self, sid: str, info: dict[str, Any], room: str) -> None:
-        rooms = info.get("rooms")
-        if rooms is None:
-            await self.sio.enter_room(sid, room)
-        elif room not in rooms:
-            await self.sio.enter_room(sid, room)
-            rooms.add(room)
-
     def _wrap(self, event: str, handler: Any) -> Any:
-        async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
+        async def wrapped(sid: str, args: list[Any], wants_ack: bool) -> dict[str, Any]:
             data = args[0] if args else None
             ref: dict[str, Any] = {}
             try:
@@ -184,7 +168,7 @@ class Realtime:
                 for k in ("id", "voteTo", "msgId"):
                     if isinstance(data.get(k), str | int) and not isinstance(data.get(k), bool):
                         ref[k] = data[k]
-                result = await handler(sid, data, info)
+                result = await handler(sid, data, info, wants_ack)
                 return {"ok": True, **result}
             except RateLimited as exc:
                 err = {
@@ -198,10 +182,25 @@ class Realtime:
                 log.exception("error handling %s", event)
                 err = {"message": "internal error", "code": "internal"}
             err.update(event=event, **ref)
-            await self.sio.emit(ERROR_EVENT, err, to=sid)
+            self.sio.send(sid, ERROR_EVENT, err)
             return {"ok": False, "error": err}
 
         return wrapped
+
+    async def other_event(
+        self, sid: str, event: str, binary: bool, wants_ack: bool
+    ) -> dict[str, Any] | None:
+        """An event this server has no handler for, or one with binary attachments."""
+        info = self.conns.get(sid) or {"ip": "unknown"}
+        if self.ctx.ip_limiter.take("ip|" + info["ip"]):
+            return None  # a flood of junk gets no answers
+        if binary:
+            err = {"message": "binary payloads are not supported", "code": "bad_payload"}
+        else:
+            err = {"message": f"unknown event {event[:64]!r}", "code": "unknown_event"}
+        err["event"] = event[:64]
+        self.sio.send(sid, ERROR_EVENT, err)
+        return {"ok": False, "error": err}
 
     async def _env(self, data: dict[str, Any], info: dict[str, Any]) -> Env:
         token = data.get("token")
@@ -236,7 +235,7 @@ class Realtime:
         return group, vote_to
 
     # --- events -----------------------------------------------------------------------------
-    async def login(self, sid: str, data: dict[str, Any], info: dict[str, Any]) -> dict:
+    async def login(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
         env = await self.ctx.env_from_key(data.get("apiKey"))
         token, expiration = self.ctx.box.login_token(
             env.id, env.public_key, self.ctx.settings.login_token_ttl
@@ -244,23 +243,25 @@ class Realtime:
         # Seconds since the epoch, as the original server sent it (the React client reads it
         # with dayjs.unix).
         payload = {"token": token, "expiration": expiration // 1000}
-        await self.sio.emit("login", payload, to=sid)
+        self.sio.send(sid, "login", payload)
         return payload
 
-    async def get_votes(self, sid: str, data: dict[str, Any], info: dict[str, Any]) -> dict:
+    async def get_votes(
+        self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool
+    ) -> dict:
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
         voter = self.ctx.resolve_voter(
             env, data.get("userId"), data.get("signature"), data.get("voterToken"), required=False
         )
         state = await current_state(self.ctx.storage, group, vote_to, voter)
-        await self._join(sid, info, item_room(env.id, group.id, vote_to))
+        self.sio.enter_room(sid, item_room(env.id, group.id, vote_to))
         if voter is not None:
-            await self._join(sid, info, user_room(env.id, group.id, vote_to, voter))
-        await self.sio.emit(f"get-votes-{group.name}-{vote_to}", state, to=sid)
+            self.sio.enter_room(sid, user_room(env.id, group.id, vote_to, voter))
+        self.sio.send(sid, f"get-votes-{group.name}-{vote_to}", state)
         return state
 
-    async def vote(self, sid: str, data: dict[str, Any], info: dict[str, Any]) -> dict:
+    async def vote(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
         voter = self.ctx.resolve_voter(
@@ -289,15 +290,15 @@ class Realtime:
             response, replayed = await cast_vote(
                 self.ctx.storage, group, vote_to, voter, data.get("value"), msg_id, meta
             )
-            await self._join(sid, info, iroom)
-            await self._join(sid, info, uroom)
+            self.sio.enter_room(sid, iroom)
+            self.sio.enter_room(sid, uroom)
             if replayed:
                 # The stored answer carries the totals of the first delivery, which newer votes
                 # may have overtaken: a retry gets the item's state now (read under the lock,
                 # so no later broadcast to this page can be older).
                 own = await current_state(self.ctx.storage, group, vote_to, voter)
-                if not ack_wanted():
-                    await self.sio.emit(event, own, to=sid)
+                if not ack:
+                    self.sio.send(sid, event, own)
             else:
                 own = own_message(response)
                 seq = int(response.get("seq") or 0)
@@ -306,7 +307,7 @@ class Realtime:
                 )
                 # A page that asked for an acknowledgement gets this in it (queued before
                 # anything newer can be sent to it): not twice.
-                skip = [sid] if ack_wanted() else None
+                skip = [sid] if ack else None
                 await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
         return {**own, "replayed": replayed, "userId": voter}
 

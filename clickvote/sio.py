@@ -1,183 +1,283 @@
-"""python-socketio's server, packet and client manager, tuned for fan-out to many sockets.
+"""Socket.IO v5 server on clickvote.engineio: the namespace "/", events, acknowledgements, rooms.
 
-The packet and the manager are python-socketio's own extension points (`serializer=`,
-`client_manager=`) and fall back to the stock code for anything they don't handle (binary
-data, callbacks). The server subclass only tells handlers whether their caller asked for an
-acknowledgement (`ack_wanted()`). They rely on python-socketio 5's internals, hence its
-version range in pyproject.toml; the protocol tests (tests/app, and tests/web with the
-published React client) hold them to it.
+Packets (inside an engine.io message): 0 connect [auth], 1 disconnect, 2 event [ack id]
+["name", args...], 3 ack id [args...], 4 connect error, 5/6 binary event/ack (refused: the
+attachments that follow are skipped). Only "/" exists; another namespace gets a connect error.
+
+An event's handler runs in its connection's reader, so one page's events are handled in the
+order it sent them, and the acknowledgement is queued the moment the handler returns, before
+anything else can be sent to that page. Handlers get (sid, args, wants_ack) and return the
+acknowledgement's argument; one that raises is logged and answered with nothing.
+
+`emit` encodes a packet once and queues it on each recipient (clickvote.engineio never waits
+on a socket), so a broadcast to a thousand pages is one JSON encoding and a thousand appends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from contextvars import ContextVar
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-import socketio
-from engineio import json as eio_json
-from engineio import packet as eio_packet
-from socketio import packet as sio_packet
-
 from clickvote import jsonfast
+from clickvote.engineio import EngineServer, Peer, Session
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a source checkout without its dependencies
+    orjson = None  # type: ignore[assignment]
+
+
+def _loads(text: str) -> Any:
+    """orjson; what it refuses (integers past 64 bits) the standard library decides."""
+    if orjson is not None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
 
 log = logging.getLogger("clickvote.realtime")
-_ACK_WANTED: ContextVar[bool] = ContextVar("clickvote_ack_wanted", default=False)
+
+CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = "0123456"
+NAMESPACE = "/"
+
+Handler = Callable[[str, list[Any], bool], Awaitable[Any]]  # (sid, args, wants_ack)
+# (sid, event name, binary, wants_ack): an event with no handler, or a binary one
+FallbackHandler = Callable[[str, str, bool, bool], Awaitable[Any]]
+ConnectHandler = Callable[[str, Peer, Any], bool]  # (sid, peer, auth) -> accepted
+DisconnectHandler = Callable[[str], None]
 
 
-def ack_wanted() -> bool:
-    """Inside an event handler: whether the client asked for an acknowledgement."""
-    return _ACK_WANTED.get()
+class BadPacket(ValueError):
+    pass
 
 
-class Server(socketio.AsyncServer):
-    """python-socketio's server; each event's handler runs in a task of its own, in which
-    this records whether the event carried an ack id. The acknowledgement is queued on the
-    socket right after the handler returns, with no await in between that could let another
-    task send to that socket first (python-socketio 5's _handle_event_internal)."""
-
-    async def _handle_event_internal(
-        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
-    ) -> None:
-        _ACK_WANTED.set(id is not None)
-        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+@dataclass
+class Packet:
+    type: str
+    namespace: str = NAMESPACE
+    ack_id: int | None = None
+    data: Any = None
+    attachments: int = 0
 
 
-class _Json:
-    """The JSON module of Socket.IO packets: encoding by clickvote.jsonfast, decoding by
-    engine.io's loads (the standard library's, guarded against huge integers)."""
+def decode(text: str) -> Packet:
+    """One Socket.IO packet from its text form; BadPacket if it is not one."""
+    if not text or text[0] not in "0123456":
+        raise BadPacket("unknown packet type")
+    kind, i, n = text[0], 1, len(text)
+    attachments = 0
+    if kind in (BINARY_EVENT, BINARY_ACK):
+        j = text.find("-", i)
+        if j <= i or not text[i:j].isdigit():
+            raise BadPacket("binary packet without an attachment count")
+        attachments, i = int(text[i:j]), j + 1
+    namespace = NAMESPACE
+    if i < n and text[i] == "/":
+        j = text.find(",", i)
+        if j < 0:
+            namespace, i = text[i:], n
+        else:
+            namespace, i = text[i:j], j + 1
+    start = i
+    while i < n and "0" <= text[i] <= "9":
+        i += 1
+    ack_id = int(text[start:i]) if i > start else None
+    if ack_id is not None and i - start > 15:
+        raise BadPacket("ack id too long")
+    data: Any = None
+    if i < n:
+        try:
+            data = _loads(text[i:])
+        except (ValueError, RecursionError) as exc:
+            raise BadPacket("packet data is not JSON") from exc
+    return Packet(kind, namespace, ack_id, data, attachments)
 
-    @staticmethod
-    def dumps(obj: Any, **kwargs: Any) -> str:
-        if kwargs == {"separators": (",", ":")}:  # how socketio's packets call it
-            return jsonfast.dumps(obj)
-        return json.dumps(obj, **kwargs)
 
-    loads = staticmethod(eio_json.loads)
+def encode(kind: str, data: Any = None, ack_id: int | None = None) -> str:
+    """The text form of a packet on "/" (how every packet of this server is addressed)."""
+    out = kind if ack_id is None else kind + str(ack_id)
+    return out if data is None else out + jsonfast.dumps(data)
 
 
-class Packet(sio_packet.Packet):
-    """python-socketio's packet (its documented extension point), with the data encoded once.
+@dataclass(eq=False)
+class Conn:
+    """One Socket.IO socket (on "/") over one engine.io session."""
 
-    The stock packet walks its data for bytes when it is made (a recursive reduce) and
-    encodes it as JSON when it is sent. Bytes can't be written as JSON, so here the data is
-    encoded when the packet is made: if that works, the packet is not binary and `encode`
-    reuses the text. Anything else (bytes, unknown types) takes the stock path.
-    """
+    sid: str
+    session: Session
+    connected: bool = False
+    rooms: set[str] = field(default_factory=set)
+    skip_binary: int = 0  # attachments of a refused binary packet still to come
 
-    json = _Json
-    _data_json: str | None = None
-    _data_src: Any = None
 
+class SocketServer:
     def __init__(
         self,
-        packet_type: int = sio_packet.EVENT,
-        data: Any = None,
-        namespace: str | None = None,
-        id: int | None = None,
-        binary: bool | None = None,
-        encoded_packet: Any = None,
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_payload: int = 64 * 1024,
     ) -> None:
-        if binary is None and data is not None and encoded_packet is None:
-            try:
-                text = jsonfast.dumps(data)
-            except (TypeError, ValueError):
-                pass  # bytes inside, or not JSON at all: the stock check and encoder decide
-            else:
-                binary = False
-                self._data_json, self._data_src = text, data
-        super().__init__(packet_type, data, namespace, id, binary, encoded_packet)
+        self.engine = EngineServer(self, ping_interval, ping_timeout, max_payload)
+        self.handlers: dict[str, Handler] = {}
+        self.on_connect: ConnectHandler | None = None
+        self.on_disconnect: DisconnectHandler | None = None
+        self.fallback: FallbackHandler | None = None
+        self.conns: dict[str, Conn] = {}  # socket sid -> connection
+        self._by_session: dict[str, Conn] = {}  # engine.io sid -> connection
+        self.rooms: dict[str, dict[str, Conn]] = {}
 
-    def encode(self) -> Any:
-        text = self._data_json
-        if (
-            text is None
-            or self.data is not self._data_src
-            or self.packet_type in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK)
-        ):
-            return super().encode()
-        out = str(self.packet_type)  # the stock layout: type, namespace, ack id, data
-        if self.namespace is not None and self.namespace != "/":
-            out += self.namespace + ","
-        if self.id is not None:
-            out += str(self.id)
-        return out + text
+    def on(self, event: str, handler: Handler) -> None:
+        self.handlers[event] = handler
 
-    @classmethod
-    def data_is_binary(cls, data: Any) -> bool:
-        stack = [data]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, bytes | bytearray):
-                return True
-            if isinstance(item, list):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                stack.extend(item.values())
-        return False
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """ASGI; served alone (tests), it answers the lifespan protocol itself."""
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await self.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await self.engine(scope, receive, send)
 
+    async def close(self) -> None:
+        await self.engine.close()
 
-class Manager(socketio.AsyncManager):
-    """python-socketio's client manager, minus one asyncio task per recipient of an event.
+    # -- rooms and sending ------------------------------------------------------------------
+    def enter_room(self, sid: str, room: str) -> None:
+        conn = self.conns.get(sid)
+        if conn is None or room in conn.rooms:
+            return
+        conn.rooms.add(room)
+        self.rooms.setdefault(room, {})[sid] = conn
 
-    The stock `emit` wraps every recipient's send in a task and waits for all of them; a
-    send only queues the packet on the recipient's Engine.IO socket, so here the recipients
-    are served one after the other, in this task (same packets, same order). Sends with a
-    callback (none in ClickVote) take the stock path.
-    """
+    def participants(self, room: str) -> Iterable[str]:
+        return tuple(self.rooms.get(room, ()))
 
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str,
-        room: Any = None,
-        skip_sid: Any = None,
-        callback: Any = None,
-        to: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        server = self.server
-        send = getattr(server, "_send_eio_packet", None)
-        if isinstance(skip_sid, set | frozenset | tuple):
-            skip_sid = list(skip_sid)
-        if callback is not None or send is None or set(kwargs) - {"ignore_queue"}:
-            await super().emit(
-                event,
-                data,
-                namespace,
-                room=room,
-                skip_sid=skip_sid,
-                callback=callback,
-                to=to,
-                **kwargs,
+    def send(self, sid: str, event: str, data: Any) -> None:
+        """An event to one socket."""
+        conn = self.conns.get(sid)
+        if conn is not None:
+            conn.session.message(encode(EVENT, [event, data]))
+
+    def emit(self, event: str, data: Any, room: str, skip: Iterable[str] = ()) -> int:
+        """An event to every socket in `room` but those in `skip`; returns how many."""
+        members = self.rooms.get(room)
+        if not members:
+            return 0
+        packet = encode(EVENT, [event, data])
+        skipped = set(skip)
+        n = 0
+        for sid, conn in members.items():
+            if sid not in skipped:
+                conn.session.message(packet)
+                n += 1
+        return n
+
+    # -- engine.io handler ------------------------------------------------------------------
+    def on_open(self, session: Session) -> None:
+        conn = Conn(secrets.token_urlsafe(15), session)
+        self._by_session[session.sid] = conn
+
+    def on_close(self, session: Session) -> None:
+        conn = self._by_session.pop(session.sid, None)
+        if conn is not None and conn.connected:
+            self._drop(conn)
+            if self.on_disconnect is not None:
+                self.on_disconnect(conn.sid)
+
+    def _drop(self, conn: Conn) -> None:
+        conn.connected = False
+        self.conns.pop(conn.sid, None)
+        for room in conn.rooms:
+            members = self.rooms.get(room)
+            if members is not None:
+                members.pop(conn.sid, None)
+                if not members:
+                    del self.rooms[room]
+        conn.rooms.clear()
+
+    async def on_message(self, session: Session, data: str | bytes) -> None:
+        conn = self._by_session.get(session.sid)
+        if conn is None:
+            return
+        if isinstance(data, bytes):
+            if conn.skip_binary:
+                conn.skip_binary -= 1
+            return  # no binary events here: a stray attachment is dropped
+        try:
+            packet = decode(data)
+        except BadPacket as exc:
+            log.debug("socket %s: %s", conn.sid, exc)
+            return
+        if packet.type == EVENT:
+            if conn.connected and packet.namespace == NAMESPACE:
+                await self._event(conn, packet)
+        elif packet.type == CONNECT:
+            await self._connect(conn, packet)
+        elif packet.type == DISCONNECT:
+            if conn.connected and packet.namespace == NAMESPACE:
+                self._drop(conn)
+                if self.on_disconnect is not None:
+                    self.on_disconnect(conn.sid)
+        elif packet.type in (BINARY_EVENT, BINARY_ACK):
+            conn.skip_binary = packet.attachments
+            if packet.type == BINARY_EVENT and conn.connected:
+                await self._event(conn, packet)
+        # ACK: this server asks clients for none; CONNECT_ERROR is server -> client only
+
+    async def _connect(self, conn: Conn, packet: Packet) -> None:
+        if packet.namespace != NAMESPACE:
+            conn.session.message(
+                CONNECT_ERROR
+                + packet.namespace
+                + ","
+                + jsonfast.dumps({"message": "Invalid namespace"})
             )
             return
-        room = to or room
-        if namespace not in self.rooms:
+        if conn.connected:
             return
-        if isinstance(data, tuple):
-            args = list(data)
-        elif data is not None:
-            args = [data]
-        else:
-            args = []
-        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
-        # the recipients are listed before the first send: a send can close a stale socket,
-        # which changes the rooms
-        targets = [eio for sid, eio in self.get_participants(namespace, room) if sid not in skip]
-        if not targets:
-            return
-        encoded = server.packet_class(
-            sio_packet.EVENT, namespace=namespace, data=[event, *args]
-        ).encode()
-        if not isinstance(encoded, list):
-            encoded = [encoded]
-        pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
-        for eio_sid in targets:
+        ok = True
+        if self.on_connect is not None:
             try:
-                for p in pkts:
-                    await send(eio_sid, p)
-            except Exception:  # one recipient's failure stops no other (as with the tasks)
-                log.exception("sending %s to %s failed", event, eio_sid)
+                ok = self.on_connect(conn.sid, conn.session.peer, packet.data)
+            except Exception:
+                log.exception("connect handler failed")
+                ok = False
+        if not ok:
+            conn.session.message(
+                encode(CONNECT_ERROR, {"message": "Connection rejected by server"})
+            )
+            return
+        conn.connected = True
+        self.conns[conn.sid] = conn
+        conn.session.message(encode(CONNECT, {"sid": conn.sid}))
+
+    async def _event(self, conn: Conn, packet: Packet) -> None:
+        args = packet.data
+        if not isinstance(args, list) or not args or not isinstance(args[0], str):
+            log.debug("socket %s: event without a name", conn.sid)
+            return
+        name, wants_ack = args[0], packet.ack_id is not None
+        handler = self.handlers.get(name) if packet.type == EVENT else None
+        try:
+            if handler is not None:
+                result = await handler(conn.sid, args[1:], wants_ack)
+            elif self.fallback is not None:
+                binary = packet.type == BINARY_EVENT
+                result = await self.fallback(conn.sid, name, binary, wants_ack)
+            else:
+                return
+        except Exception:
+            log.exception("handler of %r failed", name)
+            return
+        if wants_ack and not conn.session.closed:
+            conn.session.message(encode(ACK, [] if result is None else [result], packet.ack_id))

@@ -34,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     app = create_app(load_settings(port, data_dir))
     srv, thread = start_uvicorn(app, port)
-    yield Server(f"http://127.0.0.1:{port}", app.other_asgi_app.state.ctx, data_dir)
+    yield Server(f"http://127.0.0.1:{port}", app.api.state.ctx, data_dir)
     srv.should_exit = True
     thread.join(timeout=10)
 

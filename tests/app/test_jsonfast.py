@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clickvote import jsonfast
-from clickvote.realtime import Packet
 
 scalars = (
     st.none()
@@ -57,39 +56,3 @@ def test_what_orjson_refuses_is_written_as_before(obj: Any) -> None:
 def test_unknown_types_raise_as_before() -> None:
     with pytest.raises(TypeError):
         jsonfast.dumps({"x": object()})
-
-
-def test_packets_still_detect_binary_data() -> None:
-    assert Packet.data_is_binary(["e", {"a": [1, {"b": b"\x00"}]}])
-    assert Packet.data_is_binary(bytearray(b"x"))
-    assert not Packet.data_is_binary(["e", {"a": [1, {"b": "x"}], "t": (b"in a tuple",)}])
-    assert Packet(data=["e", {"k": b"\x01"}]).packet_type == 5  # BINARY_EVENT
-    assert Packet(data=["e", {"k": "v"}]).encode() == '2["e",{"k":"v"}]'
-
-
-@pytest.mark.parametrize(
-    "kw",
-    [
-        {"packet_type": 2, "data": ["e", {"k": "v", "n": [1, 2.5, None, True]}]},
-        {"packet_type": 3, "data": [{"ok": True}], "id": 17},
-        {"packet_type": 2, "data": ["e", "x"], "namespace": "/ns", "id": 3},
-        {"packet_type": 0, "data": {"sid": "abc"}},
-        {"packet_type": 1},
-        {"packet_type": 2, "data": ["e", {"big": 2**70, "s": "\ud800"}]},
-    ],
-)
-def test_packets_encode_as_the_stock_ones(kw: dict[str, Any]) -> None:
-    from socketio.packet import Packet as Stock
-
-    assert Packet(**kw).encode() == Stock(**kw).encode()
-    ours, stock = Packet(**kw), Stock(**kw)
-    if ours.data is not None:  # data replaced after the packet was made: encoded afresh
-        ours.data = stock.data = ["other"]
-        assert ours.encode() == stock.encode()
-
-
-def test_binary_packets_keep_the_stock_path() -> None:
-    from socketio.packet import Packet as Stock
-
-    kw = {"packet_type": 2, "data": ["e", {"b": b"\x00\x01"}]}
-    assert Packet(**kw).encode() == Stock(**kw).encode()

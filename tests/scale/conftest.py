@@ -76,7 +76,7 @@ def start_instance(data_dir: Path, database_url: str, redis_url: str) -> Instanc
     port = free_port()
     app = create_app(load_settings(port, data_dir, database_url=database_url, redis_url=redis_url))
     srv, thread = start_uvicorn(app, port)
-    return Instance(f"http://127.0.0.1:{port}", app.other_asgi_app.state.ctx, srv, thread)
+    return Instance(f"http://127.0.0.1:{port}", app.api.state.ctx, srv, thread)
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:
