@@ -35,28 +35,25 @@ def test_markers_are_judged_for_the_target_machine_not_this_one() -> None:
     assert requirements.for_machine(SPECS, "x86_64") == ["plain>=1", "fast>=2"]
 
 
-def test_the_projects_own_lists() -> None:
-    out = {
-        m: subprocess.run(
-            [sys.executable, str(SCRIPT), str(ROOT / "pyproject.toml"), m],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        for m in ("x86_64", "aarch64", "armv7l")
-    }
-    assert not any(";" in line for lines in out.values() for line in lines)  # no markers left
-    assert any(line.startswith("uvloop") for line in out["x86_64"])
-    assert any(line.startswith("uvloop") for line in out["aarch64"])
-    assert not any(line.startswith("uvloop") for line in out["armv7l"])  # no wheel there
-    assert set(out["armv7l"]) < set(out["x86_64"])
-    test = subprocess.run(
-        [sys.executable, str(SCRIPT), str(ROOT / "pyproject.toml"), "armv7l", "test"],
+def _listed(machine: str, *extra: str) -> list[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(ROOT / "pyproject.toml"), machine, *extra],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
-    assert any(line.startswith("pytest") for line in test)
+
+
+def test_the_projects_own_lists() -> None:
+    runtime = {m: _listed(m) for m in ("x86_64", "aarch64", "armv7l")}
+    assert runtime["x86_64"] == runtime["aarch64"] == runtime["armv7l"]  # one list everywhere
+    assert not any(line.startswith("uvloop") for line in runtime["x86_64"])
+    assert any(line.startswith("pytest") for line in _listed("armv7l", "test"))
+    dev = {m: _listed(m, "dev") for m in ("x86_64", "aarch64", "armv7l")}
+    assert not any(";" in line for lines in dev.values() for line in lines)  # no markers left
+    assert any(line.startswith("uvloop") for line in dev["x86_64"])
+    assert any(line.startswith("uvloop") for line in dev["aarch64"])
+    assert not any(line.startswith("uvloop") for line in dev["armv7l"])  # no wheel there
 
 
 def test_bad_usage_is_a_message_not_a_traceback() -> None:
