@@ -7,20 +7,10 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from clickvote import jsonfast
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-trees = st.recursive(
-    scalars, lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids), max_leaves=20
-)
+from .strategies import json_trees as trees
 
 
 def stdlib(obj: Any) -> str:

@@ -11,16 +11,8 @@ from socketio.packet import Packet as Stock
 
 from clickvote.sio import ACK, EVENT, BadPacket, decode, encode
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-trees = st.recursive(
-    scalars, lambda kids: st.lists(kids) | st.dictionaries(st.text(), kids), max_leaves=20
-)
+from .strategies import json_trees as trees
+
 ack_ids = st.none() | st.integers(min_value=0, max_value=10**12)
 
 
