@@ -170,6 +170,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def rounds_line(vp: dict[str, Any]) -> str:
+    def rates(key: str) -> str:
+        return ", ".join(f"{r:,.0f}" for r in vp[key]["rates"])
+
+    return (
+        f"Saturation, votes/s in each round: ClickVote {rates('sat')}; "
+        f"baseline {rates('baseline_sat')}."
+    )
+
+
 def plot(raw: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -222,9 +232,11 @@ def run(
         "",
         "Vote path: 100 sockets (benchmarks/loadgen.py, own process) against "
         "`python -m clickvote serve` (SQLite, rate limits raised) and an ack-only "
-        "python-socketio baseline on the same uvicorn stack; fan-out: sockets in 4 "
+        "python-socketio baseline on the same uvicorn stack, both running, the loads "
+        "taking turns; each figure is the median of the rounds. Fan-out: sockets in 4 "
         "processes watching one item, latency from emit to arrival.",
         "",
+        *([rounds_line(raw["vote_path"]), ""] if "vote_path" in raw else []),
         *([images.RSS_METHOD, ""] if "footprint" in raw else []),
         text,
         "",

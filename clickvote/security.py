@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import secrets
 import string
 import time
@@ -39,11 +40,17 @@ def new_id() -> str:
     return secrets.token_hex(12)
 
 
+# Unpredictability is not needed in a vote event's id, only uniqueness: 48 bits from a
+# generator seeded from the OS, not a system call per vote.
+_ID_BITS = random.Random(secrets.randbits(128))
+
+
 def time_ordered_id(ms: int) -> str:
     """Like new_id() (24 hex digits), led by the time in milliseconds: rows keyed by such
     ids are appended at the end of their index rather than at random places in it, which
-    dirties fewer pages per commit (a third fewer WAL pages per batch of votes)."""
-    return f"{ms:012x}{secrets.token_hex(6)}"
+    dirties fewer pages per commit (a third fewer WAL pages per batch of votes). The rest
+    is 48 random bits (ids of one millisecond on any instance collide with odds ~n²/2^49)."""
+    return f"{ms:012x}{_ID_BITS.getrandbits(48):012x}"
 
 
 def b64e(data: bytes) -> str:

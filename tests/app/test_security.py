@@ -16,6 +16,7 @@ from clickvote.security import (
     check_password,
     hash_password,
     random_key,
+    time_ordered_id,
 )
 
 from .conftest import Dashboard, Server
@@ -96,3 +97,10 @@ def test_rate_limiter_token_bucket() -> None:
     assert rl.take("a", now=0) == pytest.approx(1.0)
     assert rl.take("b", now=0) == 0
     assert rl.take("a", now=1.0) == 0
+
+
+def test_time_ordered_ids_sort_by_time_and_differ_within_a_millisecond() -> None:
+    same_ms = {time_ordered_id(1_700_000_000_000) for _ in range(10_000)}
+    assert len(same_ms) == 10_000
+    assert all(len(i) == 24 and int(i, 16) >= 0 for i in same_ms)
+    assert max(same_ms) < min(time_ordered_id(1_700_000_000_001) for _ in range(100))
