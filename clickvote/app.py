@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from clickvote import __version__
 from clickvote.config import Settings
 from clickvote.context import Context
-from clickvote.realtime import Realtime
+from clickvote.realtime import MAX_HTTP_PAYLOAD, Realtime
 from clickvote.routes import build_router, error_body, install_error_handlers
 
 log = logging.getLogger("clickvote")
@@ -28,7 +28,14 @@ PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings
 # pure-Python HTTP and WebSocket protocols and asyncio's own event loop, the same on every
 # platform. (uvloop, measured against it with this Socket.IO layer, made no difference above
 # the noise, and its wheels would add some 13 MB to the amd64 and arm64 images.)
-SERVER_OPTIONS: dict[str, str] = {"http": "h11", "ws": "wsproto", "loop": "asyncio"}
+# A WebSocket message over the Engine.IO limit is refused by uvicorn as it arrives (close code
+# 1009), not buffered whole first (uvicorn's own limit is 16 MiB).
+SERVER_OPTIONS: dict[str, Any] = {
+    "http": "h11",
+    "ws": "wsproto",
+    "loop": "asyncio",
+    "ws_max_size": MAX_HTTP_PAYLOAD,
+}
 
 
 def create_app(settings: Settings | None = None) -> Any:

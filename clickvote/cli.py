@@ -74,7 +74,7 @@ def cmd_serve(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=True,
-        **SERVER_OPTIONS,  # type: ignore[arg-type]
+        **SERVER_OPTIONS,
     )
     return 0
 

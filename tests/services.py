@@ -242,7 +242,7 @@ def start_uvicorn(app: Any, port: int) -> tuple[Any, threading.Thread]:
         port=port,
         log_level="warning",
         lifespan="on",
-        **SERVER_OPTIONS,  # type: ignore[arg-type]
+        **SERVER_OPTIONS,
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -160,7 +160,7 @@ def test_oversized_frame_drops_only_that_connection(
             answer = raw.ack(1)
         except (websocket.WebSocketConnectionClosedException, OSError):
             answer = None
-        assert answer is None or answer["error"]["code"] == "payload_too_large", answer
+        assert answer is None, answer  # over the Engine.IO limit: closed (1009), not read
     finally:
         raw.close()
     ok = bystander.call("vote", {"id": "raw", "voteTo": "y", "userId": "b", "value": 1, "token": t})
