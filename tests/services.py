@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import queue
 import shutil
 import socket
 import subprocess
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
+import socketio
 
 if TYPE_CHECKING:
     from clickvote.config import Settings
 
+CLIENT_TIMEOUT = 10.0  # generous: the suite also runs under QEMU emulation
 SETUP_HINT = "run `inv setup` (installs postgresql and redis-server on this host)"
 
 
@@ -253,3 +256,59 @@ def start_uvicorn(app: Any, port: int) -> tuple[Any, threading.Thread]:
             raise RuntimeError("server did not start")
         time.sleep(0.02)
     return srv, thread
+
+
+class Client:
+    """A sync Socket.IO client (python-socketio's, over a WebSocket) recording every event
+    it receives. `headers` go with its handshake (e.g. X-Forwarded-For)."""
+
+    def __init__(self, url: str, auth: Any = None, headers: dict[str, str] | None = None) -> None:
+        self.sio = socketio.Client(reconnection=False)
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.sio.on("*", lambda event, *args: self.events.put((event, args[0] if args else None)))
+        self.sio.connect(
+            url,
+            auth=auth,
+            headers=headers or {},
+            transports=["websocket"],
+            wait_timeout=CLIENT_TIMEOUT,
+        )
+
+    def call(self, event: str, data: Any) -> Any:
+        return self.sio.call(event, data, timeout=CLIENT_TIMEOUT)
+
+    def emit(self, event: str, data: Any) -> None:
+        self.sio.emit(event, data)
+
+    def login(self, public_key: str) -> str:
+        ack = self.call("login", {"apiKey": public_key})
+        assert ack["ok"], ack
+        return str(ack["token"])
+
+    def wait(self, event: str, timeout: float = CLIENT_TIMEOUT) -> Any:
+        """The next occurrence of `event` (other events are dropped)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                name, data = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            if name == event:
+                return data
+        raise AssertionError(f"no {event!r} event within {timeout}s")
+
+    def nothing(self, event: str, within: float = 0.3) -> None:
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                name, data = self.events.get(timeout=left)
+            except queue.Empty:
+                return
+            assert name != event, f"unexpected {event}: {data}"
+
+    def drain(self) -> None:
+        while not self.events.empty():
+            self.events.get_nowait()
+
+    def close(self) -> None:
+        self.sio.disconnect()

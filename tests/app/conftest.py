@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import queue
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,13 +10,12 @@ from typing import Any
 
 import pytest
 import requests
-import socketio
-from services import free_port, load_settings, start_uvicorn
+from services import CLIENT_TIMEOUT, Client, free_port, load_settings, start_uvicorn
 
 from clickvote.app import create_app
 from clickvote.context import Context
 
-TIMEOUT = 10.0  # generous: the suite also runs under QEMU emulation
+TIMEOUT = CLIENT_TIMEOUT
 
 
 @dataclass
@@ -81,52 +78,6 @@ class Dashboard:
 @pytest.fixture
 def dash(server: Server) -> Dashboard:
     return Dashboard(server.url)
-
-
-class Client:
-    """A sync Socket.IO client recording every event it receives."""
-
-    def __init__(self, url: str, auth: Any = None) -> None:
-        self.sio = socketio.Client(reconnection=False)
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.sio.on("*", lambda event, *args: self.events.put((event, args[0] if args else None)))
-        self.sio.connect(url, auth=auth, transports=["websocket"], wait_timeout=TIMEOUT)
-
-    def call(self, event: str, data: Any) -> Any:
-        return self.sio.call(event, data, timeout=TIMEOUT)
-
-    def emit(self, event: str, data: Any) -> None:
-        self.sio.emit(event, data)
-
-    def wait(self, event: str, timeout: float = TIMEOUT) -> Any:
-        """The next occurrence of `event` (other events are dropped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {event!r} event within {timeout}s")
-            try:
-                name, data = self.events.get(timeout=left)
-            except queue.Empty as exc:
-                raise AssertionError(f"no {event!r} event within {timeout}s") from exc
-            if name == event:
-                return data
-
-    def nothing(self, event: str, within: float = 0.3) -> None:
-        deadline = time.monotonic() + within
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                name, data = self.events.get(timeout=left)
-            except queue.Empty:
-                return
-            assert name != event, f"unexpected {event}: {data}"
-
-    def drain(self) -> None:
-        while not self.events.empty():
-            self.events.get_nowait()
-
-    def close(self) -> None:
-        self.sio.disconnect()
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ default forwarded_allow_ips), exactly as behind a local reverse proxy.
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-import socketio
 
 from clickvote.ratelimit import RateLimiter
 from clickvote.security import sign_user_id
@@ -21,27 +19,12 @@ from clickvote.security import sign_user_id
 from .conftest import TIMEOUT, Client, Dashboard, Server, login, setup
 
 
-class ProxiedClient(Client):
-    """A client whose IP (as the server sees it) is `ip`."""
-
-    def __init__(self, url: str, ip: str) -> None:
-        self.sio = socketio.Client(reconnection=False)
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.sio.on("*", lambda event, *args: self.events.put((event, args[0] if args else None)))
-        self.sio.connect(
-            url,
-            headers={"X-Forwarded-For": ip},
-            transports=["websocket"],
-            wait_timeout=TIMEOUT,
-        )
-
-
 @pytest.fixture
 def proxied(server: Server) -> Iterator[Any]:
     made: list[Client] = []
 
     def make(ip: str) -> Client:
-        c = ProxiedClient(server.url, ip)
+        c = Client(server.url, headers={"X-Forwarded-For": ip})
         made.append(c)
         return c
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
 import uuid
@@ -14,14 +13,21 @@ from typing import Any
 
 import pytest
 import requests
-import socketio
 import uvicorn
-from services import PostgresServer, RedisServer, free_port, load_settings, start_uvicorn
+from services import (
+    CLIENT_TIMEOUT,
+    Client,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    load_settings,
+    start_uvicorn,
+)
 
 from clickvote.app import create_app
 from clickvote.context import Context
 
-TIMEOUT = 10.0
+TIMEOUT = CLIENT_TIMEOUT
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -128,42 +134,6 @@ class Dashboard:
         )
         assert r.status_code == 200, r.text
         return dict(r.json())
-
-
-class Client:
-    """A sync Socket.IO client recording every event it receives."""
-
-    def __init__(self, url: str) -> None:
-        self.sio = socketio.Client(reconnection=False)
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.sio.on("*", lambda event, *args: self.events.put((event, args[0] if args else None)))
-        self.sio.connect(url, transports=["websocket"], wait_timeout=TIMEOUT)
-
-    def call(self, event: str, data: Any) -> Any:
-        return self.sio.call(event, data, timeout=TIMEOUT)
-
-    def login(self, public_key: str) -> str:
-        ack = self.call("login", {"apiKey": public_key})
-        assert ack["ok"], ack
-        return str(ack["token"])
-
-    def wait(self, event: str, timeout: float = TIMEOUT) -> Any:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                name, data = self.events.get(timeout=left)
-            except queue.Empty:
-                break
-            if name == event:
-                return data
-        raise AssertionError(f"no {event!r} event within {timeout}s")
-
-    def drain(self) -> None:
-        while not self.events.empty():
-            self.events.get_nowait()
-
-    def close(self) -> None:
-        self.sio.disconnect()
 
 
 @pytest.fixture
