@@ -29,12 +29,15 @@ PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings
 # platform. (uvloop, measured against it with this Socket.IO layer, made no difference above
 # the noise, and its wheels would add some 13 MB to the amd64 and arm64 images.)
 # A WebSocket message over the Engine.IO limit is refused by uvicorn as it arrives (close code
-# 1009), not buffered whole first (uvicorn's own limit is 16 MiB).
+# 1009), not buffered whole first (uvicorn's own limit is 16 MiB). On shutdown, requests in
+# flight get a few seconds: a page's long-poll would otherwise hold the stop up until its
+# next heartbeat (25 s).
 SERVER_OPTIONS: dict[str, Any] = {
     "http": "h11",
     "ws": "wsproto",
     "loop": "asyncio",
     "ws_max_size": MAX_HTTP_PAYLOAD,
+    "timeout_graceful_shutdown": 3,
 }
 
 

@@ -258,10 +258,16 @@ class EngineServer:
         session.poll_waiting = True
         try:
             if not session.outbox and not session.closed:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(
                         session.wake.wait(), self.ping_interval + self.ping_timeout
                     )
+                except TimeoutError:
+                    pass
+                except asyncio.CancelledError:
+                    # the server is stopping (uvicorn ends what is still open after its
+                    # grace period): the page hears that the session is over, not a 500
+                    session.close()
             if session.closed:
                 body = (SEPARATOR.join([*session.outbox, CLOSE])).encode()
                 session.outbox = []

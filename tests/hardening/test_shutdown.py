@@ -1,0 +1,42 @@
+"""Stopping the server (Ctrl+C / SIGTERM) while pages are connected: it stops within its grace
+period, and a page waiting on a long-poll is told its session is over (Engine.IO close)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from .procserver import ServerProcess
+
+GRACE = 3  # clickvote.app.SERVER_OPTIONS["timeout_graceful_shutdown"]
+
+
+def test_stop_with_a_pending_long_poll(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path)
+    srv.start()
+    try:
+        opened = requests.get(f"{srv.url}/socket.io/?EIO=4&transport=polling", timeout=10)
+        sid = json.loads(opened.text[1:])["sid"]
+        answer: list[str] = []
+        poll_url = f"{srv.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+        poll = threading.Thread(
+            target=lambda: answer.append(requests.get(poll_url, timeout=60).text)
+        )
+        poll.start()
+        time.sleep(0.5)  # the GET now waits: nothing to send for 25 s (the next ping)
+        assert srv.proc is not None
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGINT)
+        srv.proc.wait(GRACE + 20)
+        stopped = time.monotonic() - t0
+        poll.join(10)
+        assert srv.proc.returncode == 0
+        assert stopped < GRACE + 10, f"took {stopped:.1f} s to stop"
+        assert answer == ["1"]  # an Engine.IO close packet, not a 500 or a dropped request
+    finally:
+        srv.stop()
