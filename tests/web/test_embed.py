@@ -246,3 +246,41 @@ def test_errors_are_shown_without_losing_state(
     a.reload()
     wait_loaded(a)
     assert int(count_text(a)) == shown
+
+
+NO_WEBSOCKETS = {
+    "missing": "delete window.WebSocket; window.WebSocket = undefined;",
+    # a proxy that refuses the upgrade: every WebSocket closes without ever opening
+    "blocked": "window.WebSocket = function () { var s = this; s.readyState = 3;"
+    " setTimeout(function () { if (s.onclose) s.onclose({}); }, 5); };"
+    " window.WebSocket.prototype.send = function () {};"
+    " window.WebSocket.prototype.close = function () {};",
+}
+
+
+@pytest.mark.parametrize("how", sorted(NO_WEBSOCKETS))
+def test_without_websockets_the_embed_long_polls(
+    cv_server: Server, site: Site, account: Account, new_page: Any, how: str
+) -> None:
+    """A page where WebSockets are missing or blocked (as behind some proxies) votes and sees
+    others' votes live over Engine.IO long-polling; a page with WebSockets sees its votes."""
+    group = account.group("single")
+    url = site.page("poll.html", embed_page(cv_server, tag(account, group, "polled", "like")))
+    polling, ws = new_page(), new_page()
+    polling.add_init_script(NO_WEBSOCKETS[how])
+    transports: list[str] = []
+    polling.on("request", lambda r: transports.append(r.url) if "/socket.io/" in r.url else None)
+    polling.goto(url)
+    ws.goto(url)
+    wait_loaded(polling)
+    wait_loaded(ws)
+    assert transports and all("transport=polling" in u for u in transports), transports
+
+    widget(polling).locator("button.like").click()
+    expect_count(polling, "1")
+    expect_count(ws, "1")
+    widget(ws).locator("button.like").click()
+    expect_count(ws, "2")
+    expect_count(polling, "2")  # pushed to the polling page: its waiting GET returned it
+    assert widget(polling).locator("button.like").get_attribute("aria-pressed") == "true"
+    assert not new_page.errors, new_page.errors

@@ -1,6 +1,7 @@
 /*! ClickVote embed: <click-vote key="pb_..." group="..." item="..." style="like|updown|stars"></click-vote>
  * One script tag, no dependencies. Speaks Engine.IO v4 / Socket.IO v5 over a WebSocket to the
- * server this script was loaded from. MIT licence. */
+ * server this script was loaded from, or over HTTP long-polling where WebSockets are missing or
+ * blocked (some proxies). MIT licence. */
 (function () {
   "use strict";
   if (!window.customElements || customElements.get("click-vote")) return;
@@ -18,6 +19,51 @@
   function lsGet(k) { try { return localStorage.getItem(STORE + k); } catch (e) { return null; } }
   function lsSet(k, v) { try { localStorage.setItem(STORE + k, v); } catch (e) { /* private mode */ } }
 
+  // ---------------------------------------------------- Engine.IO long-polling, WebSocket-shaped
+  // What the connection below needs of a WebSocket (readyState, send, close, onmessage per
+  // packet, onclose), over HTTP: one GET waiting for packets at a time, one POST at a time
+  // carrying what was sent meanwhile; packets joined by the record separator.
+  function PollingSocket(base) {
+    this.base = base; this.readyState = 0; this.out = []; this.posting = false; this.sid = "";
+    this.poll();
+  }
+  PollingSocket.prototype.url = function () {
+    return this.base + (this.sid ? "&sid=" + encodeURIComponent(this.sid) : "") + "&t=" + Date.now().toString(36);
+  };
+  PollingSocket.prototype.poll = function () {
+    var self = this;
+    fetch(this.url(), { credentials: "omit", cache: "no-store" })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
+      .then(function (body) {
+        var packets = body.split("\x1e");
+        for (var i = 0; i < packets.length && self.readyState !== 3; i++) {
+          var p = packets[i];
+          if (p === "1") return self.close();
+          if (!self.sid && p.charAt(0) === "0") { self.sid = JSON.parse(p.slice(1)).sid; self.readyState = 1; }
+          if (self.onmessage) self.onmessage({ data: p });
+        }
+        if (self.readyState === 1) self.poll();
+      })
+      .catch(function () { self.close(); });
+  };
+  PollingSocket.prototype.send = function (text) {
+    if (this.readyState !== 1) return;
+    this.out.push(text); this.flush();
+  };
+  PollingSocket.prototype.flush = function () {
+    if (this.posting || !this.out.length) return;
+    var self = this, body = this.out.join("\x1e");
+    this.out = []; this.posting = true;
+    fetch(this.url(), { method: "POST", body: body, credentials: "omit", headers: { "Content-Type": "text/plain;charset=UTF-8" } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); self.posting = false; self.flush(); })
+      .catch(function () { self.close(); });
+  };
+  PollingSocket.prototype.close = function () {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    if (this.onclose) this.onclose({});
+  };
+
   // ---------------------------------------------------------------- minimal Socket.IO client
   // One connection per (public key, voter); elements share it and subscribe to events by name.
   // Voter: a signed user id from the page, else an anonymous server-signed voter token kept in
@@ -30,12 +76,17 @@
     this.voterToken = this.anon ? lsGet(this.tokenKey) : null;
     this.userId = uid || (this.voterToken ? this.voterToken.split(".")[0] : "");
     this.handlers = {}; this.acks = {}; this.ackId = 0; this.queue = [];
-    this.ready = false; this.token = null; this.exp = 0; this.tries = 0;
+    this.ready = false; this.token = null; this.exp = 0; this.tries = 0; this.wsFails = 0;
     this.open();
   }
   Conn.prototype.open = function () {
-    var self = this, url = ORIGIN.replace(/^http/, "ws") + "/socket.io/?EIO=4&transport=websocket";
-    var ws = this.ws = new WebSocket(url), pingTimer = null;
+    // a WebSocket, unless there is none or two in a row closed without ever opening
+    var self = this, useWs = typeof WebSocket === "function" && this.wsFails < 2, opened = false;
+    var ws = this.ws = useWs
+      ? new WebSocket(ORIGIN.replace(/^http/, "ws") + "/socket.io/?EIO=4&transport=websocket")
+      : new PollingSocket(ORIGIN + "/socket.io/?EIO=4&transport=polling");
+    var pingTimer = null;
+    ws.onopen = function () { opened = true; self.wsFails = 0; };
     function alive(ms) {
       clearTimeout(pingTimer);
       pingTimer = setTimeout(function () { try { ws.close(); } catch (e) { /* closed */ } }, ms);
@@ -59,6 +110,7 @@
       }
     };
     ws.onclose = function () {
+      if (useWs && !opened) self.wsFails++;
       clearTimeout(pingTimer); clearTimeout(self.loginTimer);
       self.ready = false; self.token = null;
       for (var k in self.acks) { var cb = self.acks[k]; delete self.acks[k]; cb(null); }
