@@ -165,12 +165,12 @@ def vote_path(duration: float = 5, clients: int = 100, rounds: int = 3) -> dict[
     runs: dict[str, list[dict[str, Any]]] = {
         k: [] for k in ("baseline_fixed", "fixed", "baseline_sat", "sat")
     }
+    fixed = {"clients": clients, "rate": 1000, "duration": duration}
+    sat = {"clients": clients, "window": 2, "duration": duration}
     with baseline_server() as base, clickvote_server() as (url, _pid):
         token = setup_env(url)
         loadgen(url, token, clients=clients, rate=300, duration=2, tag="warm")
         for r in range(rounds):  # each round its own voters and msgIds (no replays)
-            fixed = {"clients": clients, "rate": 1000, "duration": duration}
-            sat = {"clients": clients, "window": 2, "duration": duration}
             runs["baseline_fixed"].append(loadgen(base, "x", **fixed))
             runs["fixed"].append(loadgen(url, token, **fixed, tag=f"f{r}"))
             runs["baseline_sat"].append(loadgen(base, "x", **sat))

@@ -17,7 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from clickvote import __version__
 from clickvote.config import Settings
 from clickvote.context import Context
-from clickvote.realtime import MAX_HTTP_PAYLOAD, Realtime
+from clickvote.engineio import MAX_PAYLOAD
+from clickvote.realtime import Realtime
 from clickvote.routes import build_router, error_body, install_error_handlers
 
 log = logging.getLogger("clickvote")
@@ -36,7 +37,7 @@ SERVER_OPTIONS: dict[str, Any] = {
     "http": "h11",
     "ws": "wsproto",
     "loop": "asyncio",
-    "ws_max_size": MAX_HTTP_PAYLOAD,
+    "ws_max_size": MAX_PAYLOAD,
     "timeout_graceful_shutdown": 3,
 }
 

@@ -35,6 +35,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0123456"
 SEPARATOR = "\x1e"
+MAX_PAYLOAD = 64 * 1024  # bytes of one packet or polling request (the handshake's maxPayload)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class EngineServer:
         handler: Handler,
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
-        max_payload: int = 64 * 1024,
+        max_payload: int = MAX_PAYLOAD,
     ) -> None:
         self.handler = handler
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
@@ -210,9 +211,8 @@ class EngineServer:
     # -- ASGI -------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
-        peer = _peer(scope)
         if scope["type"] == "websocket":
-            await self._websocket(scope, receive, send, query, peer)
+            await self._websocket(scope, receive, send, query)
             return
         if scope["type"] != "http":
             return
@@ -231,7 +231,7 @@ class EngineServer:
             if method != "GET":
                 await _error(send, scope, 400, 3, "Bad request")
                 return
-            session = self._open(peer, "polling")
+            session = self._open(_peer(scope), "polling")
             await _respond(send, 200, self._drain(session), scope)
             return
         found = self.sessions.get(sid)
@@ -313,7 +313,7 @@ class EngineServer:
         await _respond(send, 200, b"ok", scope)
 
     async def _websocket(
-        self, scope: Scope, receive: Receive, send: Send, query: dict[str, str], peer: Peer
+        self, scope: Scope, receive: Receive, send: Send, query: dict[str, str]
     ) -> None:
         first = await receive()
         if first["type"] != "websocket.connect":
@@ -334,7 +334,7 @@ class EngineServer:
             if session is None:
                 return
         else:
-            session = self._open(peer, "websocket")
+            session = self._open(_peer(scope), "websocket")
             session.start_writer(send)
         try:
             while not session.closed:

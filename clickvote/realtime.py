@@ -33,7 +33,6 @@ from clickvote.votes import poster_message as make_poster_message
 
 log = logging.getLogger("clickvote.realtime")
 ERROR_EVENT = "clickvote:error"
-MAX_HTTP_PAYLOAD = 64 * 1024  # bytes of one engine.io packet or polling request
 ROOM_SEQ_MAX = 100_000  # rooms whose newest broadcast is remembered (see Realtime._stale)
 
 
@@ -81,7 +80,7 @@ class _ItemLock:
 class Realtime:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.sio = SocketServer(max_payload=MAX_HTTP_PAYLOAD)
+        self.sio = SocketServer()
         self.conns: dict[str, dict[str, Any]] = {}
         # Per-item locks: a vote's commit and its broadcasts happen in commit order, so the
         # last broadcast every page sees carries the final totals (no stale overtaking).
@@ -151,8 +150,8 @@ class Realtime:
             data = args[0] if args else None
             ref: dict[str, Any] = {}
             try:
-                info = self.conns.get(sid) or {"ip": "unknown"}
-                wait = self.ctx.ip_limiter.take("ip|" + info["ip"])
+                info = self._info(sid)
+                wait = self._ip_wait(info)
                 if wait:
                     raise RateLimited(wait)
                 if not isinstance(data, dict):
@@ -182,25 +181,34 @@ class Realtime:
                 log.exception("error handling %s", event)
                 err = {"message": "internal error", "code": "internal"}
             err.update(event=event, **ref)
-            self.sio.send(sid, ERROR_EVENT, err)
-            return {"ok": False, "error": err}
+            return self._refuse(sid, err)
 
         return wrapped
+
+    def _info(self, sid: str) -> dict[str, Any]:
+        return self.conns.get(sid) or {"ip": "unknown"}
+
+    def _ip_wait(self, info: dict[str, Any]) -> float:
+        """Seconds the socket's IP must wait before its next event (0: go ahead)."""
+        return self.ctx.ip_limiter.take("ip|" + info["ip"])
+
+    def _refuse(self, sid: str, err: dict[str, Any]) -> dict[str, Any]:
+        """The error as the `clickvote:error` event, and the acknowledgement carrying it."""
+        self.sio.send(sid, ERROR_EVENT, err)
+        return {"ok": False, "error": err}
 
     async def other_event(
         self, sid: str, event: str, binary: bool, wants_ack: bool
     ) -> dict[str, Any] | None:
         """An event this server has no handler for, or one with binary attachments."""
-        info = self.conns.get(sid) or {"ip": "unknown"}
-        if self.ctx.ip_limiter.take("ip|" + info["ip"]):
+        if self._ip_wait(self._info(sid)):
             return None  # a flood of junk gets no answers
         if binary:
             err = {"message": "binary payloads are not supported", "code": "bad_payload"}
         else:
             err = {"message": f"unknown event {event[:64]!r}", "code": "unknown_event"}
         err["event"] = event[:64]
-        self.sio.send(sid, ERROR_EVENT, err)
-        return {"ok": False, "error": err}
+        return self._refuse(sid, err)
 
     async def _env(self, data: dict[str, Any], info: dict[str, Any]) -> Env:
         token = data.get("token")

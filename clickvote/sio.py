@@ -15,7 +15,6 @@ on a socket), so a broadcast to a thousand pages is one JSON encoding and a thou
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,23 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clickvote import jsonfast
-from clickvote.engineio import EngineServer, Peer, Session
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover - a source checkout without its dependencies
-    orjson = None  # type: ignore[assignment]
-
-
-def _loads(text: str) -> Any:
-    """orjson; what it refuses (integers past 64 bits) the standard library decides."""
-    if orjson is not None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
-
+from clickvote.engineio import MAX_PAYLOAD, EngineServer, Peer, Session
 
 log = logging.getLogger("clickvote.realtime")
 
@@ -93,7 +76,7 @@ def decode(text: str) -> Packet:
     data: Any = None
     if i < n:
         try:
-            data = _loads(text[i:])
+            data = jsonfast.loads(text[i:])
         except (ValueError, RecursionError) as exc:
             raise BadPacket("packet data is not JSON") from exc
     return Packet(kind, namespace, ack_id, data, attachments)
@@ -121,7 +104,7 @@ class SocketServer:
         self,
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
-        max_payload: int = 64 * 1024,
+        max_payload: int = MAX_PAYLOAD,
     ) -> None:
         self.engine = EngineServer(self, ping_interval, ping_timeout, max_payload)
         self.handlers: dict[str, Handler] = {}
