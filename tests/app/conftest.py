@@ -94,6 +94,12 @@ def clients(server: Server) -> Iterator[Any]:
         c.close()
 
 
+def setup(dash: Dashboard, name: str = "likes", type: str = "single", **kw: Any) -> str:
+    """A vote group `name` in the dashboard user's environment; returns its public key."""
+    dash.group(name, type, **kw)
+    return str(dash.keys()["publicKey"])
+
+
 def login(client: Client, public_key: str) -> str:
     ack = client.call("login", {"apiKey": public_key})
     assert ack["ok"], ack

@@ -10,14 +10,9 @@ import requests
 from clickvote.ratelimit import RateLimiter
 from clickvote.security import sign_user_id
 
-from .conftest import TIMEOUT, Client, Dashboard, Server, login
+from .conftest import TIMEOUT, Client, Dashboard, Server, login, setup
 
 ERR = "clickvote:error"
-
-
-def setup(dash: Dashboard, name: str = "likes", type: str = "single", **kw: Any) -> str:
-    dash.group(name, type, **kw)
-    return str(dash.keys()["publicKey"])
 
 
 def test_original_client_flow(dash: Dashboard, clients) -> None:

@@ -18,14 +18,9 @@ from services import free_port, start_uvicorn
 
 from clickvote.sio import SocketServer
 
-from .conftest import TIMEOUT, Dashboard, Server
+from .conftest import TIMEOUT, Dashboard, Server, setup
 
 SEP = "\x1e"
-
-
-def setup(dash: Dashboard, name: str) -> str:
-    dash.group(name)
-    return str(dash.keys()["publicKey"])
 
 
 def client(url: str, transports: list[str]) -> tuple[socketio.Client, list[tuple[str, Any]]]:

@@ -3,17 +3,21 @@ instance for this package, so floods and storms do not disturb the app tests).""
 
 from __future__ import annotations
 
-from typing import Any
-
-from app.conftest import TIMEOUT, Client, Dashboard, Server, clients, dash, free_port, login, server
+from app.conftest import (
+    TIMEOUT,
+    Client,
+    Dashboard,
+    Server,
+    clients,
+    dash,
+    free_port,
+    login,
+    server,
+    setup,
+)
 
 __all__ = ["TIMEOUT", "Client", "Dashboard", "Server", "clients", "dash", "free_port", "login"]
 __all__ += ["server", "setup", "truth"]
-
-
-def setup(dash: Dashboard, name: str = "likes", type: str = "single", **kw: Any) -> str:
-    dash.group(name, type, **kw)
-    return str(dash.keys()["publicKey"])
 
 
 def truth(server: Server, group_id: str, vote_to: str) -> tuple[int, int]:
