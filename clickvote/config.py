@@ -28,7 +28,7 @@ class Settings:
     session_ttl: int = 7 * 24 * 3600  # seconds
     login_token_ttl: int = 30 * 60  # seconds, socket login tokens
     voter_token_ttl: int = 365 * 24 * 3600  # seconds, anonymous voter tokens
-    require_signed: bool = False  # default for new environments
+    identities: str = ""  # new environments' voter identities; empty: identity.DEFAULT
     # token buckets: capacity (burst) and refill rate (tokens per second)
     rate_voter_burst: float = 20.0
     rate_voter_per_sec: float = 5.0

@@ -13,13 +13,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from clickvote import identity
 from clickvote.config import Settings
 from clickvote.fanout import Fanout, make_fanout
+from clickvote.identity import Voter
 from clickvote.ratelimit import RateLimiter
-from clickvote.security import Box, CryptoError, check_user_signature, load_master_key, random_key
+from clickvote.security import Box, CryptoError, load_master_key, random_key
 from clickvote.storage import Env, Group, Storage, open_storage
 from clickvote.storage.base import NewEnv
-from clickvote.votes import MAX_USER_ID, VoteError
+from clickvote.votes import VoteError
 
 DEFAULT_ENVS = ("dev", "production")
 T = TypeVar("T")
@@ -43,6 +45,7 @@ class Context:
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
+        identity.configured(settings.identities)  # a bad setting fails at start, not later
         return cls(
             settings=settings,
             storage=open_storage(settings),
@@ -59,7 +62,7 @@ class Context:
             position=position,
             public_key=random_key("pb_"),
             secret_key_sealed=self.box.seal_secret(random_key("sk_")),
-            require_signed=self.settings.require_signed,
+            identities=identity.configured(self.settings.identities),
         )
 
     def default_envs(self) -> list[NewEnv]:
@@ -124,7 +127,7 @@ class Context:
         load = lambda: self.storage.get_group_by_name(env_id, name)  # noqa: E731
         return await self._read(("group", env_id, name), load)
 
-    # --- voter identity ------------------------------------------------------------------
+    # --- voter identity (the rules: clickvote/identity.py) --------------------------------
     def resolve_voter(
         self,
         env: Env,
@@ -132,39 +135,18 @@ class Context:
         signature: object = None,
         voter_token: object = None,
         required: bool = True,
-    ) -> str | None:
-        """The voter id to record, after checking signed ids / voter tokens as configured."""
-        if voter_token is not None:
-            if not isinstance(voter_token, str) or len(voter_token) > 512:
-                raise VoteError("bad_voter_token", "voterToken must be a string")
-            try:
-                voter = self.box.read_voter_token(env.id, voter_token)
-            except CryptoError as exc:
-                raise VoteError("bad_voter_token", f"invalid voter token ({exc})") from exc
-            if user_id not in (None, "", voter):
-                raise VoteError("bad_voter_token", "userId does not match the voter token")
-            return voter
-        if user_id is None or user_id == "":
-            if required:
-                raise VoteError("bad_user", "userId is required")
-            return None
-        if isinstance(user_id, bool) or not isinstance(user_id, str | int):
-            raise VoteError("bad_user", "userId must be a string")
-        uid = str(user_id)
-        if len(uid) > MAX_USER_ID:
-            raise VoteError("bad_user", f"userId is longer than {MAX_USER_ID} characters")
-        if signature is not None:
-            if not isinstance(signature, str) or not check_user_signature(
-                self.secret_key(env), uid, signature
-            ):
-                raise VoteError("bad_signature", "the userId signature is invalid")
-            return uid
-        if env.require_signed:
-            raise VoteError(
-                "signature_required",
-                "this environment requires a signed userId (signature) or a voterToken",
-            )
-        return uid
+    ) -> Voter | None:
+        """The voter a request speaks for, checked against the environment's identities."""
+        return identity.resolve(
+            env.id,
+            env.identities,
+            self.box,
+            lambda: self.secret_key(env),
+            user_id,
+            signature,
+            voter_token,
+            required,
+        )
 
     async def env_from_token(self, token: object, session: dict[str, Any] | None = None) -> Env:
         """The environment of a login token. `session` (a socket's state) keeps the last token

@@ -6,7 +6,7 @@ Client -> server events (each also answers through a Socket.IO acknowledgement i
              -> emits to the caller `get-votes-{id}-{voteTo}` {voted, voteValue, total, startEnd}
   vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?}
              -> other pages watching env+group+voteTo get `get-votes-{id}-{voteTo}`
-                {total: {initial, count, avg, ...}, poster: {id, value}};
+                {total: {initial, count, avg, ...}, poster: {value}} (never the voter's id);
                 the voter's own pages get {voted, voteValue, total, startEnd}: this one in
                 its acknowledgement if it asked for one, else as that event too;
              a retried msgId counts once and answers with the item's state now
@@ -36,12 +36,19 @@ ERROR_EVENT = "clickvote:error"
 ROOM_SEQ_MAX = 100_000  # rooms whose newest broadcast is remembered (see Realtime._stale)
 
 
+def room_key(kind: str, *parts: str) -> str:
+    """`kind` and the parts, each length-prefixed: no two different lists give one name
+    (a voteTo or voter holding "|" can't reach another item's or voter's room)."""
+    return kind + "".join(f"|{len(p)}:{p}" for p in parts)
+
+
 def item_room(env_id: str, group_id: str, vote_to: str) -> str:
-    return f"i|{env_id}|{group_id}|{vote_to}"
+    return room_key("i", env_id, group_id, vote_to)
 
 
 def user_room(env_id: str, group_id: str, vote_to: str, voter: str) -> str:
-    return f"u|{env_id}|{group_id}|{vote_to}|{voter}"
+    """The voter's pages on the item; `voter` is the stored key (identity.Voter.key)."""
+    return room_key("u", env_id, group_id, vote_to, voter)
 
 
 class _ItemLock:
@@ -262,10 +269,10 @@ class Realtime:
         voter = self.ctx.resolve_voter(
             env, data.get("userId"), data.get("signature"), data.get("voterToken"), required=False
         )
-        state = await current_state(self.ctx.storage, group, vote_to, voter)
+        state = await current_state(self.ctx.storage, group, vote_to, voter.key if voter else None)
         self.sio.enter_room(sid, item_room(env.id, group.id, vote_to))
         if voter is not None:
-            self.sio.enter_room(sid, user_room(env.id, group.id, vote_to, voter))
+            self.sio.enter_room(sid, user_room(env.id, group.id, vote_to, voter.key))
         self.sio.send(sid, f"get-votes-{group.name}-{vote_to}", state)
         return state
 
@@ -276,6 +283,7 @@ class Realtime:
             env, data.get("userId"), data.get("signature"), data.get("voterToken")
         )
         assert voter is not None
+        key = voter.key
         msg_id = data.get("msgId")
         if msg_id is not None:
             if isinstance(msg_id, bool) or not isinstance(msg_id, str | int):
@@ -285,18 +293,18 @@ class Realtime:
                 raise VoteError("bad_msg_id", "msgId must be 1..128 characters")
         if "value" not in data:
             raise VoteError("bad_value", "value is required")
-        wait = self.ctx.voter_limiter.take(f"v|{env.id}|{voter}")
+        wait = self.ctx.voter_limiter.take(f"v|{env.id}|{key}")
         if wait:
             raise RateLimited(wait)
         meta = {"user_agent": info.get("ua"), "referrer": info.get("referrer")}
         event = f"get-votes-{group.name}-{vote_to}"
         iroom, uroom = (
             item_room(env.id, group.id, vote_to),
-            user_room(env.id, group.id, vote_to, voter),
+            user_room(env.id, group.id, vote_to, key),
         )
         async with self._item_lock(iroom):
             response, replayed = await cast_vote(
-                self.ctx.storage, group, vote_to, voter, data.get("value"), msg_id, meta
+                self.ctx.storage, group, vote_to, key, data.get("value"), msg_id, meta
             )
             self.sio.enter_room(sid, iroom)
             self.sio.enter_room(sid, uroom)
@@ -304,20 +312,20 @@ class Realtime:
                 # The stored answer carries the totals of the first delivery, which newer votes
                 # may have overtaken: a retry gets the item's state now (read under the lock,
                 # so no later broadcast to this page can be older).
-                own = await current_state(self.ctx.storage, group, vote_to, voter)
+                own = await current_state(self.ctx.storage, group, vote_to, key)
                 if not ack:
                     self.sio.send(sid, event, own)
             else:
                 own = own_message(response)
                 seq = int(response.get("seq") or 0)
                 await self.ctx.fanout.publish(
-                    iroom, event, make_poster_message(response, voter), exclude_room=uroom, seq=seq
+                    iroom, event, make_poster_message(response), exclude_room=uroom, seq=seq
                 )
                 # A page that asked for an acknowledgement gets this in it (queued before
                 # anything newer can be sent to it): not twice.
                 skip = [sid] if ack else None
                 await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
-        return {**own, "replayed": replayed, "userId": voter}
+        return {**own, "replayed": replayed, "userId": voter.id}
 
 
 class RateLimited(Exception):

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clickvote import identity
 from clickvote.context import Context
 from clickvote.security import check_password, hash_password, hash_token, new_session_token
 from clickvote.storage import Conflict, Env, Group, NotFound, Org, User
@@ -101,7 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def vote_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, VoteError)
         status = 404 if exc.code in ("unknown_key", "unknown_group") else 400
-        if exc.code in ("bad_signature", "signature_required", "bad_voter_token"):
+        if exc.code in identity.FORBIDDEN:
             status = 403
         body = error_body(status, exc.message)
         body["code"] = exc.code
@@ -144,7 +145,8 @@ class GroupPatch(BaseModel):
 
 
 class SettingsBody(BaseModel):
-    requireSigned: bool
+    identities: list[str] | None = None  # clickvote.identity.KINDS accepted by the environment
+    requireSigned: bool | None = None  # the original's flag: true = signed ids only
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -417,7 +419,12 @@ def build_router() -> APIRouter:
         return {
             "publicKey": env.public_key,
             "secretKey": ctx.secret_key(env),
-            "requireSigned": env.require_signed,
+            "identities": list(env.identities),
+            "identityOptions": [
+                {"kind": k, "label": identity.LABELS[k], "protects": identity.PROTECTS[k]}
+                for k in identity.KINDS
+            ],
+            "requireSigned": identity.signed_only(env.identities),
             "env": env_json(env),
         }
 
@@ -428,7 +435,16 @@ def build_router() -> APIRouter:
     @r.put("/settings/", tags=["settings"])
     async def settings_put(body: SettingsBody, request: Request, auth: AuthDep) -> dict:
         ctx = ctx_of(request)
-        env = await ctx.storage.set_env_require_signed(auth.env.id, body.requireSigned)
+        if body.identities is not None:
+            try:
+                kinds = identity.parse(body.identities)
+            except ValueError as exc:
+                raise ApiError(422, f"identities: {exc}", "identities") from exc
+        elif body.requireSigned is not None:
+            kinds = (identity.SIGNED,) if body.requireSigned else identity.DEFAULT
+        else:
+            raise ApiError(422, "identities: required", "identities")
+        env = await ctx.storage.set_env_identities(auth.env.id, kinds)
         await ctx.changed()
         return settings_json(ctx, env)
 
@@ -570,7 +586,7 @@ def build_router() -> APIRouter:
         if group is None:
             raise VoteError("unknown_group", f"no vote group named {id!r}")
         voter = ctx.resolve_voter(env, userId, signature, voterToken, required=False)
-        return await current_state(ctx.storage, group, voteTo, voter)
+        return await current_state(ctx.storage, group, voteTo, voter.key if voter else None)
 
     @r.get("/api/voter-token", tags=["public"])
     async def voter_token(request: Request, key: str) -> dict:
@@ -580,6 +596,7 @@ def build_router() -> APIRouter:
         if wait:
             raise ApiError(429, f"Too many requests, retry in {math.ceil(wait)} s")
         env = await ctx.env_from_key(key)
+        identity.check_voter_token(env.identities)
         voter_id, token, expiration = ctx.box.voter_token(env.id, ctx.settings.voter_token_ttl)
         return {"voterId": voter_id, "token": token, "expiration": expiration}
 

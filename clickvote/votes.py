@@ -103,11 +103,13 @@ def responder(group: Group) -> Any:
     return respond
 
 
-def poster_message(response: dict[str, Any], user_id: str) -> dict[str, Any]:
-    """What the other pages watching the item get: {total: {initial, count, avg}, poster}."""
+def poster_message(response: dict[str, Any]) -> dict[str, Any]:
+    """What the other pages watching the item get: {total: {initial, count, avg}, poster:
+    {value}}. Never the voter's id: a page that learnt it could act as that voter where plain
+    ids are accepted (@clickvote/react 0.0.8 learns its own state from own_message instead)."""
     return {
         "total": {"initial": response["initial"], **response["total"]},
-        "poster": {"id": user_id, "value": response["voteValue"]},
+        "poster": {"value": response["voteValue"]},
     }
 
 

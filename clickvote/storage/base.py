@@ -43,7 +43,7 @@ class Env:
     position: int
     public_key: str
     secret_key_sealed: str
-    require_signed: bool
+    identities: tuple[str, ...]  # the voter identities it accepts (clickvote.identity.KINDS)
     created_at: int
 
 
@@ -80,7 +80,7 @@ class NewEnv:
     position: int
     public_key: str
     secret_key_sealed: str
-    require_signed: bool = False
+    identities: tuple[str, ...]
 
 
 # Builds the JSON response stored for idempotent replays, inside the vote's transaction.
@@ -104,7 +104,7 @@ class Storage(Protocol):
     async def get_env(self, env_id: str) -> Env | None: ...
     async def get_env_by_public_key(self, public_key: str) -> Env | None: ...
     async def set_env_keys(self, env_id: str, public_key: str, secret_sealed: str) -> Env: ...
-    async def set_env_require_signed(self, env_id: str, required: bool) -> Env: ...
+    async def set_env_identities(self, env_id: str, identities: tuple[str, ...]) -> Env: ...
 
     # dashboard sessions (token hashes only)
     async def create_session(self, token_hash: str, user_id: str, expires_at: int) -> None: ...

@@ -57,7 +57,7 @@ ORDER_BY: dict[str, str] = {
 }
 
 GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at"
-ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, require_signed, created_at"
+ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at"
 
 
 def now_ms() -> int:
@@ -132,7 +132,7 @@ def _env(row: Sequence[Any]) -> Env:
         position=int(row[3]),
         public_key=row[4],
         secret_key_sealed=row[5],
-        require_signed=bool(row[6]),
+        identities=tuple(str(row[6]).split(",")),
         created_at=int(row[7]),
     )
 
@@ -260,7 +260,7 @@ class SQLStorage:
                     env.position,
                     env.public_key,
                     env.secret_key_sealed,
-                    int(env.require_signed),
+                    ",".join(env.identities),
                     ts,
                 )
             return org
@@ -326,9 +326,9 @@ class SQLStorage:
 
         return await self._run(fn)
 
-    async def set_env_require_signed(self, env_id: str, required: bool) -> Env:
+    async def set_env_identities(self, env_id: str, identities: tuple[str, ...]) -> Env:
         def fn(tx: Tx) -> Env:
-            tx.exec("UPDATE envs SET require_signed = ? WHERE id = ?", int(required), env_id)
+            tx.exec("UPDATE envs SET identities = ? WHERE id = ?", ",".join(identities), env_id)
             row = tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id)
             if not row:
                 raise NotFound("environment")

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clickvote.identity import KINDS
 from clickvote.storage.sqlite import SQLiteStorage
 from clickvote.votes import VoteError, cast_vote, validate_value
 
@@ -28,7 +29,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loop, SQLite
     user = run(storage.create_user("e@example.com", "x"))
     from clickvote.storage.base import NewEnv
 
-    run(storage.create_org(user.id, "o", [NewEnv("dev", 0, "pb_" + "a" * 32, "sealed")]))
+    run(storage.create_org(user.id, "o", [NewEnv("dev", 0, "pb_" + "a" * 32, "sealed", KINDS)]))
     env_row = run(storage.get_env_by_public_key("pb_" + "a" * 32))
     assert env_row is not None
     groups = {

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from services import PostgresServer
 
+from clickvote.identity import KINDS, SIGNED, TOKEN
 from clickvote.storage.base import Conflict, NewEnv, NotFound, VoteOutcome
 from clickvote.storage.sql import SQLStorage, Tx, load_migrations, split_sql
 from clickvote.storage.sqlite import SQLiteStorage
@@ -73,8 +74,8 @@ def respond(o: VoteOutcome) -> dict[str, Any]:
 
 def envs() -> list[NewEnv]:
     return [
-        NewEnv("dev", 0, f"pb_{time.monotonic_ns()}a", "sealed-a"),
-        NewEnv("production", 1, f"pb_{time.monotonic_ns()}b", "sealed-b", True),
+        NewEnv("dev", 0, f"pb_{time.monotonic_ns()}a", "sealed-a", KINDS),
+        NewEnv("production", 1, f"pb_{time.monotonic_ns()}b", "sealed-b", (SIGNED,)),
     ]
 
 
@@ -166,16 +167,16 @@ def test_users_orgs_envs_keys(store: SQLStorage) -> None:
         with pytest.raises(NotFound):
             await store.rename_org("missing", "x")
         dev, prod = await store.list_envs(org.id)
-        assert (dev.name, dev.position, dev.require_signed) == ("dev", 0, False)
-        assert (prod.name, prod.require_signed) == ("production", True)
+        assert (dev.name, dev.position, dev.identities) == ("dev", 0, KINDS)
+        assert (prod.name, prod.identities) == ("production", (SIGNED,))
         assert await store.get_env_by_public_key(dev.public_key) == dev
         assert await store.get_env(prod.id) == prod
         rotated = await store.set_env_keys(dev.id, "pb_new", "sealed-new")
         assert (rotated.public_key, rotated.secret_key_sealed) == ("pb_new", "sealed-new")
         assert await store.get_env_by_public_key(dev.public_key) is None
-        assert (await store.set_env_require_signed(dev.id, True)).require_signed is True
+        assert (await store.set_env_identities(dev.id, (TOKEN,))).identities == (TOKEN,)
         with pytest.raises(NotFound):
-            await store.set_env_require_signed("missing", True)
+            await store.set_env_identities("missing", (TOKEN,))
         # sessions
         await store.create_session("th", u.id, 2_000)
         assert await store.get_session_user("th", 1_000) == u

@@ -697,14 +697,22 @@
       (secret ? '<button class="btn ghost" type="button" data-reveal="' + id + '" aria-label="Show secret key">' + icon("eye") + "</button>" : "") +
       '<button class="btn ghost" type="button" data-copy="' + id + '" aria-label="Copy ' + label + '">' + icon("copy") + "Copy</button></div></label>";
   }
+  // Which voter identities the environment accepts, each with what it protects against.
+  function identityBox(k) {
+    if (!k.identityOptions) return "";
+    var on = k.identities || [];
+    return '<fieldset id="identities" style="border:0;padding:0;margin:4px 0 16px"><legend style="font-weight:600;margin-bottom:6px">Votes are accepted from</legend>' +
+      k.identityOptions.map(function (o) {
+        return '<label style="display:flex;gap:8px;align-items:flex-start;margin:6px 0"><input type="checkbox" id="id-' + esc(o.kind) + '" data-identity="' + esc(o.kind) + '" style="width:auto;margin-top:3px"' + (on.indexOf(o.kind) >= 0 ? " checked" : "") + "><span><b>" + esc(o.label) + '</b><br><span class="muted">' + esc(o.protects) + "</span></span></label>";
+      }).join("") + "</fieldset>";
+  }
   function loadKeys() {
     var box = $("#keys");
     api("GET", "/settings/").then(function (k) {
       if (!$("#keys")) return;
       box.innerHTML = keyRow("public-key", "Public key", k.publicKey || k.public_key, false) +
         keyRow("secret-key", "Secret key", k.secretKey || k.secret_key, true) +
-        (k.requireSigned !== undefined || k.require_signed !== undefined ?
-          '<label style="display:flex;gap:8px;align-items:center;margin:4px 0 16px"><input type="checkbox" id="req-signed" style="width:auto"' + ((k.requireSigned || k.require_signed) ? " checked" : "") + "> Refuse plain user ids: accept only signed ids or server-issued anonymous voter tokens</label>" : "") +
+        identityBox(k) +
         '<div style="display:flex;gap:8px;flex-wrap:wrap"><button class="btn ghost danger" id="rotate">' + icon("refresh") + "Rotate keys</button></div>" +
         '<p class="muted" style="margin-top:10px">Rotating issues a new public and secret key at once: pages still using the old public key stop working.</p>';
       $$("[data-copy]", box).forEach(function (b) {
@@ -713,10 +721,12 @@
       $$("[data-reveal]", box).forEach(function (b) {
         b.onclick = function () { var i = $("#" + b.getAttribute("data-reveal")); i.type = i.type === "password" ? "text" : "password"; };
       });
-      var rs = $("#req-signed");
-      if (rs) rs.onchange = function () {
-        api("PUT", "/settings/", { requireSigned: rs.checked }).then(function () { toast("Saved"); }, function (e) { rs.checked = !rs.checked; toast(e.message, "error"); });
-      };
+      $$("[data-identity]", box).forEach(function (c) {
+        c.onchange = function () {
+          var kinds = $$("[data-identity]", box).filter(function (i) { return i.checked; }).map(function (i) { return i.getAttribute("data-identity"); });
+          api("PUT", "/settings/", { identities: kinds }).then(function () { toast("Saved"); }, function (e) { c.checked = !c.checked; toast(e.message, "error"); });
+        };
+      });
       $("#rotate").onclick = function () {
         if (!confirm("Rotate the keys of " + ((state.me.currentEnv || {}).name || "this environment") + "? Pages using the current public key will stop working until you update them.")) return;
         api("POST", "/settings/rotate", {}).then(function () {

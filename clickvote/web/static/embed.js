@@ -283,7 +283,8 @@
     this.c.send("get-votes", { id: this.group, voteTo: this.item, type: this.variant() === "stars" ? "range" : "single" });
     if (this.pending) this.sendVote(); // a vote interrupted by a reconnect: same msgId, never counted twice
   };
-  // server -> {voted, voteValue, total:{count, avg, mean?}, startEnd} or broadcast {total, poster}
+  // server -> {voted, voteValue, total:{count, avg, mean?}, startEnd} (the voter's own state) or
+  // a broadcast {total, poster: {value}} (another voter's vote: totals only)
   P.applyVotes = function (d) {
     if (!d) return;
     var s = this.state, t = d.total || {};
@@ -293,7 +294,6 @@
     if (d.startEnd && d.startEnd.end) { s.start = +d.startEnd.start || 1; s.end = +d.startEnd.end; s.range = d.startEnd.end > 1; }
     if (d.type) s.range = d.type === "range";
     if (d.voted !== undefined && !d.poster) { s.voted = !!d.voted; s.value = +d.voteValue || 0; }
-    if (d.poster && this.c && d.poster.id === this.c.userId) { s.value = +d.poster.value || 0; s.voted = s.value !== 0; }
     if (!s.loaded && this.errMsg) this.error("");
     s.loaded = true;
     if (!this.pending) this.saved = null;
