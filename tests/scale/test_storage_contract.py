@@ -107,18 +107,28 @@ def test_upgrade_from_the_first_schema_keeps_tallies(
         await s.open()
         try:
             await s._run(install_first)
-            _, env = await seed(s)
-            g = await s.create_group(env, "old", "single", None, None)
+            env = "e1"
 
             def old_votes(tx: Tx) -> None:  # as the first schema's server stored them
+                tx.exec("INSERT INTO orgs VALUES ('o1', 'acme', 0)")
+                tx.exec(
+                    "INSERT INTO envs (id, org_id, name, position, public_key, "
+                    "secret_key_sealed, created_at) VALUES (?, 'o1', 'dev', 0, 'pb_1', 's', 0)",
+                    env,
+                )
+                tx.exec(
+                    "INSERT INTO vote_groups VALUES "
+                    "('g1', ?, 'old', 'single', NULL, NULL, 0, NULL)",
+                    env,
+                )
                 for voter in "abc":
-                    tx.exec("INSERT INTO votes VALUES (?, 'x', ?, 1, 0)", g.id, voter)
-                tx.exec("INSERT INTO tallies VALUES (?, 'x', 3, 3, 0)", g.id)
+                    tx.exec("INSERT INTO votes VALUES ('g1', 'x', ?, 1, 0)", voter)
+                tx.exec("INSERT INTO tallies VALUES ('g1', 'x', 3, 3, 0)")
 
             await s._run(old_votes)
             assert await s.migrate() == [v for v, _ in later]
             response, _ = await s.apply_vote(
-                env, g.id, "x", "d", 1, None, {}, lambda o: {"seq": o.seq, "total": o.after.total}
+                env, "g1", "x", "u:d", 1, None, {}, lambda o: {"seq": o.seq, "total": o.after.total}
             )
             assert response == {"seq": 1, "total": 4}
         finally:
