@@ -79,11 +79,14 @@ def cmd_serve(settings: Settings) -> int:
     return 0
 
 
-async def _with_ctx(settings: Settings, fn: Any) -> Any:
+async def _with_ctx(settings: Settings, fn: Any, start: bool = True) -> Any:
     from clickvote.context import Context
 
     ctx = Context.build(settings)
-    await ctx.start()
+    if start:
+        await ctx.start()
+    else:
+        await ctx.storage.open()
     try:
         return await fn(ctx)
     finally:
@@ -148,12 +151,17 @@ async def import_data(ctx: Any, data: Any) -> dict[str, int]:
         raise UserError(f"malformed envs table in export: {exc}") from exc
     cols[i] = "secret_key_sealed"
     tables = {**tables, "envs": {"columns": cols, "rows": rows}}
+    # An export of an older schema goes into that schema, then the newer migrations move it on
+    # (e.g. 0004 puts its voters in their namespaces).
+    version = data.get("schema_version")
+    await ctx.storage.migrate(version if isinstance(version, int) and version > 0 else None)
     try:
         await ctx.storage.import_data({"tables": tables})
     except Conflict as exc:
         raise UserError(f"{exc.message}: import needs a fresh data directory/database") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"malformed export: {exc}") from exc
+    await ctx.storage.migrate()
     expected = {name: len(block.get("rows", [])) for name, block in tables.items()}
     actual = await ctx.storage.count_rows()
     wrong = {t: (n, actual.get(t)) for t, n in expected.items() if actual.get(t) != n}
@@ -202,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"cannot read {args.file}: {exc.strerror}") from exc
             except json.JSONDecodeError as exc:
                 raise UserError(f"{args.file} is not JSON: {exc}") from exc
-            counts = asyncio.run(_with_ctx(settings, lambda ctx: import_data(ctx, raw)))
+            counts = asyncio.run(
+                _with_ctx(settings, lambda ctx: import_data(ctx, raw), start=False)
+            )
             print("imported " + ", ".join(f"{n} {t}" for t, n in counts.items()))
             print("checked: the row counts in the database match the export")
             return 0

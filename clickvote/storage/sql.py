@@ -172,8 +172,10 @@ class SQLStorage:
 
         return await self._run(fn)
 
-    async def migrate(self) -> list[int]:
-        migrations = load_migrations()
+    async def migrate(self, upto: int | None = None) -> list[int]:
+        """Apply every migration not applied yet (those up to version `upto` only, if given);
+        returns their versions. A missing version is no obstacle: one added later runs then."""
+        migrations = [(v, s) for v, s in load_migrations() if upto is None or v <= upto]
 
         def fn(tx: Tx) -> list[int]:
             self._tx_lock(tx, "clickvote:migrate")

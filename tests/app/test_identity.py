@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -324,3 +325,50 @@ def test_migrations_run_past_a_missing_version(
     monkeypatch.setattr(sql, "load_migrations", lambda: sorted([*present, late]))
     assert asyncio.run(old_store.migrate()) == [3]
     assert asyncio.run(old_store.schema_version()) == max(v for v, _ in present)
+
+
+def test_an_export_from_before_identities_imports_into_namespaces(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`clickvote import` of an export taken before migration 0004: its voters are moved by the
+    same rule as an upgrade in place."""
+    from clickvote.cli import main
+
+    monkeypatch.setenv("CLICKVOTE_BCRYPT_ROUNDS", "4")
+    dash = Dashboard(server.url)
+    pk = setup(dash)
+    c = Client(server.url)
+    try:
+        t = login(c, pk)
+        assert c.call(
+            "vote", {"id": "likes", "voteTo": "x", "userId": "al", "value": 1, "token": t}
+        )["ok"]
+    finally:
+        c.close()
+    out = tmp_path / "new.json"
+    assert main(["export", "--data-dir", str(server.data_dir), "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    # the same installation as the schema before 0004 exported it
+    data["schema_version"] = 2
+    envs = data["tables"]["envs"]
+    i = envs["columns"].index("identities")
+    envs["columns"][i] = "require_signed"
+    for row in envs["rows"]:
+        row[i] = int(row[i] == "signed")
+    for table in ("votes", "events", "idempotency"):
+        block = data["tables"][table]
+        v = block["columns"].index("voter")
+        for row in block["rows"]:
+            row[v] = row[v][2:]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    target = tmp_path / "target"
+    assert main(["import", str(old), "--data-dir", str(target)]) == 0
+    again = tmp_path / "again.json"
+    assert main(["export", "--data-dir", str(target), "-o", str(again)]) == 0
+    moved = json.loads(again.read_text())
+    votes = moved["tables"]["votes"]
+    assert "u:al" in [row[votes["columns"].index("voter")] for row in votes["rows"]]
+    envs = moved["tables"]["envs"]
+    kinds = {row[envs["columns"].index("identities")] for row in envs["rows"]}
+    assert "signed,token,unsigned" in kinds
