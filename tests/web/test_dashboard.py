@@ -117,10 +117,17 @@ def test_dashboard_end_to_end(cv_server: Server, new_page: Any) -> None:
     old_key = public.input_value()
     page.get_by_role("button", name="Copy Public key").click()
     expect(page.locator(".toast", has_text="Public key copied")).to_be_visible()
-    page.locator("#req-signed").check()
+    # which voter identities the environment accepts, each with what it protects against
+    for kind in ("signed", "token", "unsigned"):
+        expect(page.locator(f"#id-{kind}")).to_be_checked()
+    expect(page.locator("#identities")).to_contain_text("Only your server")
+    expect(page.locator("#identities")).to_contain_text("No protection")
+    page.locator("#id-unsigned").uncheck()
     expect(page.locator(".toast", has_text="Saved")).to_be_visible()
     page.reload()
-    expect(page.locator("#req-signed")).to_be_checked()
+    expect(page.locator("#id-unsigned")).not_to_be_checked()
+    expect(page.locator("#id-token")).to_be_checked()
+    assert page.request.get(cv_server.url("/settings/")).json()["identities"] == ["signed", "token"]
     page.fill("#org-form input[name=name]", "Acme Widgets")
     page.locator("#org-form").get_by_role("button", name="Save").click()
     expect(page.locator("#org-switch option:checked")).to_have_text("Acme Widgets")
