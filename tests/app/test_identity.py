@@ -372,3 +372,18 @@ def test_an_export_from_before_identities_imports_into_namespaces(
     envs = moved["tables"]["envs"]
     kinds = {row[envs["columns"].index("identities")] for row in envs["rows"]}
     assert "signed,token,unsigned" in kinds
+
+
+def test_new_environments_take_the_configured_identities(tmp_path: Path) -> None:
+    from clickvote.config import Settings
+    from clickvote.context import Context
+
+    def build(value: str) -> Context:
+        return Context.build(
+            Settings.from_env({"CLICKVOTE_IDENTITIES": value}, data_dir=str(tmp_path))
+        )
+
+    assert build("").new_env("dev", 0).identities == KINDS  # the default: all three
+    assert build("token, signed").new_env("dev", 0).identities == ("signed", "token")
+    with pytest.raises(ValueError, match="CLICKVOTE_IDENTITIES"):
+        build("signed,everyone")
