@@ -82,8 +82,8 @@ class Realtime:
         self.ctx = ctx
         self.sio = SocketServer()
         self.conns: dict[str, dict[str, Any]] = {}
-        # Per-item locks: a vote's commit and its broadcasts happen in commit order, so the
-        # last broadcast every page sees carries the final totals (no stale overtaking).
+        # Per-item locks: one vote of an item at a time on this instance (a retried msgId
+        # reads the item's state under it); broadcasts are ordered by their seq instead.
         self._item_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         # room -> seq of the newest vote broadcast delivered here (oldest rooms forgotten first)
         self._room_seq: dict[str, int] = {}
@@ -309,14 +309,17 @@ class Realtime:
                     self.sio.send(sid, event, own)
             else:
                 own = own_message(response)
-                seq = int(response.get("seq") or 0)
-                await self.ctx.fanout.publish(
-                    iroom, event, make_poster_message(response, voter), exclude_room=uroom, seq=seq
-                )
-                # A page that asked for an acknowledgement gets this in it (queued before
-                # anything newer can be sent to it): not twice.
-                skip = [sid] if ack else None
-                await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
+        if not replayed:
+            # Outside the lock: the next vote on this item need not wait for these. Pages
+            # still end on the newest totals: each broadcast carries its vote's seq and
+            # `deliver` drops one older than what a room already got.
+            seq = int(response.get("seq") or 0)
+            await self.ctx.fanout.publish(
+                iroom, event, make_poster_message(response, voter), exclude_room=uroom, seq=seq
+            )
+            # A page that asked for an acknowledgement gets this in it: not twice.
+            skip = [sid] if ack else None
+            await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
         return {**own, "replayed": replayed, "userId": voter}
 
 
