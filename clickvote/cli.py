@@ -131,6 +131,7 @@ async def export_data(ctx: Any, include_sessions: bool) -> dict[str, Any]:
 
 async def import_data(ctx: Any, data: Any) -> dict[str, int]:
     from clickvote.storage import Conflict
+    from clickvote.storage.sql import ImportRefused
 
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise UserError("not a ClickVote export file")
@@ -152,6 +153,8 @@ async def import_data(ctx: Any, data: Any) -> dict[str, int]:
         await ctx.storage.import_data({"tables": tables})
     except Conflict as exc:
         raise UserError(f"{exc.message}: import needs a fresh data directory/database") from exc
+    except ImportRefused as exc:
+        raise UserError(f"nothing imported: {exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"malformed export: {exc}") from exc
     expected = {name: len(block.get("rows", [])) for name, block in tables.items()}
@@ -204,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"{args.file} is not JSON: {exc}") from exc
             counts = asyncio.run(_with_ctx(settings, lambda ctx: import_data(ctx, raw)))
             print("imported " + ", ".join(f"{n} {t}" for t, n in counts.items()))
-            print("checked: the row counts in the database match the export")
+            print("checked: the row counts match the export and every tally equals its votes")
             return 0
         raise UserError(f"unknown command {args.command}")
     except (UserError, ValueError, CryptoError) as exc:

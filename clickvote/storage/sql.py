@@ -60,6 +60,16 @@ GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, delete
 ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, require_signed, created_at"
 
 
+class ImportRefused(ValueError):
+    """An export that can't be imported as it is; `problems` names each row (table, key)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        shown = "; ".join(problems[:20])
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} row(s) can't be imported: {shown}{more}")
+        self.problems = problems
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -713,7 +723,31 @@ class SQLStorage:
 
         return await self._run(fn, write=False)
 
+    @staticmethod
+    def _tally_problems(tx: Tx) -> list[str]:
+        """Every item whose tally differs from its votes (voters, total), as text."""
+        truth = (
+            "SELECT group_id, vote_to, COUNT(*) AS n, SUM(value) AS s FROM votes "
+            "WHERE value <> 0 GROUP BY group_id, vote_to"
+        )
+        rows = tx.all(
+            f"SELECT t.group_id, t.vote_to, t.voters, t.total, COALESCE(v.n, 0), "
+            f"COALESCE(v.s, 0) FROM tallies t LEFT JOIN ({truth}) v "
+            "ON v.group_id = t.group_id AND v.vote_to = t.vote_to "
+            "WHERE t.voters <> COALESCE(v.n, 0) OR t.total <> COALESCE(v.s, 0) "
+            f"UNION ALL SELECT v.group_id, v.vote_to, 0, 0, v.n, v.s FROM ({truth}) v "
+            "WHERE NOT EXISTS (SELECT 1 FROM tallies t WHERE t.group_id = v.group_id "
+            "AND t.vote_to = v.vote_to) ORDER BY 1, 2"
+        )
+        return [
+            f"tallies ({g!r}, {item!r}): {int(voters)} voters / total {int(total)}, "
+            f"but its votes make {int(n)} / {int(s)}"
+            for g, item, voters, total, n, s in rows
+        ]
+
     async def import_data(self, data: dict[str, Any]) -> None:
+        """Insert an export into an empty database, in one transaction. Raises ImportRefused
+        (nothing stored) when a tally disagrees with its votes."""
         tables = data.get("tables")
         if not isinstance(tables, dict):
             raise ValueError("not a ClickVote export: 'tables' missing")
@@ -735,5 +769,8 @@ class SQLStorage:
                     f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
                     [tuple(r) for r in block["rows"]],
                 )
+            problems = self._tally_problems(tx)
+            if problems:
+                raise ImportRefused(problems)
 
         await self._run(fn)

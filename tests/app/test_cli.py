@@ -76,3 +76,31 @@ def test_cli_user_errors(
     assert main(["migrate", "--database-url", "mysql://x"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("clickvote: error:") == 5
+
+
+def test_import_refuses_a_tally_that_disagrees_with_its_votes(
+    server: Server,
+    dash: Dashboard,
+    clients,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CLICKVOTE_BCRYPT_ROUNDS", "4")
+    dash.group("likes")
+    c: Client = clients()
+    t = login(c, dash.keys()["publicKey"])
+    msg = {"id": "likes", "voteTo": "a", "userId": "u", "value": 1, "token": t}
+    assert c.call("vote", msg)["ok"]
+    out = tmp_path / "export.json"
+    assert main(["export", "--data-dir", str(server.data_dir), "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    tallies = data["tables"]["tallies"]
+    for row in tallies["rows"]:
+        row[tallies["columns"].index("total")] += 1
+    out.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["import", str(out), "--data-dir", str(tmp_path / "target")]) == 2
+    printed = capsys.readouterr()
+    assert "nothing imported" in printed.err and "but its votes make" in printed.err
+    assert "Traceback" not in printed.err and "checked" not in printed.out
