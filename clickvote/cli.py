@@ -157,6 +157,8 @@ async def import_data(ctx: Any, data: Any) -> dict[str, int]:
         raise UserError(f"nothing imported: {exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"malformed export: {exc}") from exc
+    except Exception as exc:  # the database's own refusal: a message, not a traceback
+        raise UserError(f"nothing imported: {type(exc).__name__}: {exc}") from exc
     expected = {name: len(block.get("rows", [])) for name, block in tables.items()}
     actual = await ctx.storage.count_rows()
     wrong = {t: (n, actual.get(t)) for t, n in expected.items() if actual.get(t) != n}

@@ -26,9 +26,10 @@ from clickvote import jsonfast
 from clickvote.context import INVALIDATE_ROOM, Context
 from clickvote.engineio import Peer
 from clickvote.fanout import Message
+from clickvote.fields import MAX_MSG_ID, MAX_NAME, MAX_VOTE_TO, FieldError, check_tree
 from clickvote.sio import SocketServer
 from clickvote.storage import Env, Group
-from clickvote.votes import MAX_VOTE_TO, VoteError, cast_vote, current_state, own_message
+from clickvote.votes import VoteError, cast_vote, current_state, own_message
 from clickvote.votes import poster_message as make_poster_message
 
 log = logging.getLogger("clickvote.realtime")
@@ -231,7 +232,7 @@ class Realtime:
 
     async def _group(self, env: Env, data: dict[str, Any]) -> tuple[Group, str]:
         name, vote_to = data.get("id"), data.get("voteTo")
-        if not isinstance(name, str) or not name or len(name) > 200:
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME:
             raise VoteError("bad_group", "id (the vote group name) must be a string")
         if isinstance(vote_to, int) and not isinstance(vote_to, bool):
             vote_to = str(vote_to)
@@ -244,6 +245,7 @@ class Realtime:
 
     # --- events -----------------------------------------------------------------------------
     async def login(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
+        check_fields(data)
         env = await self.ctx.env_from_key(data.get("apiKey"))
         token, expiration = self.ctx.box.login_token(
             env.id, env.public_key, self.ctx.settings.login_token_ttl
@@ -257,6 +259,7 @@ class Realtime:
     async def get_votes(
         self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool
     ) -> dict:
+        check_fields(data)
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
         voter = self.ctx.resolve_voter(
@@ -270,6 +273,7 @@ class Realtime:
         return state
 
     async def vote(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
+        check_fields(data)
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
         voter = self.ctx.resolve_voter(
@@ -281,8 +285,8 @@ class Realtime:
             if isinstance(msg_id, bool) or not isinstance(msg_id, str | int):
                 raise VoteError("bad_msg_id", "msgId must be a string")
             msg_id = str(msg_id)
-            if not 1 <= len(msg_id) <= 128:
-                raise VoteError("bad_msg_id", "msgId must be 1..128 characters")
+            if not 1 <= len(msg_id) <= MAX_MSG_ID:
+                raise VoteError("bad_msg_id", f"msgId must be 1..{MAX_MSG_ID} characters")
         if "value" not in data:
             raise VoteError("bad_value", "value is required")
         wait = self.ctx.voter_limiter.take(f"v|{env.id}|{voter}")
@@ -321,6 +325,14 @@ class Realtime:
             skip = [sid] if ack else None
             await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
         return {**own, "replayed": replayed, "userId": voter}
+
+
+def check_fields(data: dict[str, Any]) -> None:
+    """The shared field rules (clickvote.fields), answered as `bad_payload`."""
+    try:
+        check_tree(data)
+    except FieldError as exc:
+        raise VoteError("bad_payload", exc.message) from exc
 
 
 class RateLimited(Exception):

@@ -113,7 +113,8 @@ class Box:
         return hmac.new(self._sig, message.encode(), hashlib.sha256).hexdigest()
 
     def verify(self, message: str, signature: str) -> bool:
-        return hmac.compare_digest(self.sign(message), signature)
+        # compare_digest refuses non-ASCII str: such a signature is simply wrong
+        return signature.isascii() and hmac.compare_digest(self.sign(message), signature)
 
     # --- secret keys at rest -------------------------------------------------------------
     def seal_secret(self, secret_key: str) -> str:
@@ -189,6 +190,8 @@ def sign_user_id(secret_key: str, user_id: str) -> str:
 
 
 def check_user_signature(secret_key: str, user_id: str, signature: str) -> bool:
+    if not signature.isascii():  # compare_digest refuses non-ASCII str
+        return False
     return hmac.compare_digest(sign_user_id(secret_key, user_id), signature.lower())
 
 

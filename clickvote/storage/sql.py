@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from clickvote import jsonfast
+from clickvote.fields import text_problem
 from clickvote.security import new_id, time_ordered_id
 from clickvote.storage.base import (
     Conflict,
@@ -149,6 +150,20 @@ def _env(row: Sequence[Any]) -> Env:
 
 def _user(row: Sequence[Any]) -> User:
     return User(id=row[0], email=row[1], password_hash=row[2], created_at=int(row[3]))
+
+
+def _text_problems(table: str, cols: list[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """The rows of an export that hold text no back end can store (clickvote.fields), each
+    named by its table and key."""
+    keys = [cols.index(k) for k in ORDER_BY[table].split(", ") if k in cols]
+    out = []
+    for row in rows:
+        for col, value in zip(cols, row, strict=True):
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                key = ", ".join(f"{cols[i]}={row[i]!r}" for i in keys)
+                out.append(f"{table} ({key}): {col} {problem}")
+    return out
 
 
 class SQLStorage:
@@ -747,7 +762,8 @@ class SQLStorage:
 
     async def import_data(self, data: dict[str, Any]) -> None:
         """Insert an export into an empty database, in one transaction. Raises ImportRefused
-        (nothing stored) when a tally disagrees with its votes."""
+        (nothing stored) naming every row that holds text no back end can store, else every
+        tally that disagrees with its votes."""
         tables = data.get("tables")
         if not isinstance(tables, dict):
             raise ValueError("not a ClickVote export: 'tables' missing")
@@ -755,6 +771,7 @@ class SQLStorage:
         def fn(tx: Tx) -> None:
             if tx.one("SELECT 1 FROM users LIMIT 1") or tx.one("SELECT 1 FROM envs LIMIT 1"):
                 raise Conflict("the target database is not empty")
+            problems: list[str] = []
             for table in TABLES:
                 block = tables.get(table)
                 if block is None:
@@ -764,12 +781,14 @@ class SQLStorage:
                 known = set(tx.columns())
                 if not isinstance(cols, list) or not cols or not set(cols) <= known:
                     raise ValueError(f"bad column list for table {table}")
+                problems += _text_problems(table, cols, block["rows"])
                 marks = ", ".join("?" for _ in cols)
-                tx.many(
-                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
-                    [tuple(r) for r in block["rows"]],
-                )
-            problems = self._tally_problems(tx)
+                if not problems:  # else only the checks go on, to report every row
+                    tx.many(
+                        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+                        [tuple(r) for r in block["rows"]],
+                    )
+            problems = problems or self._tally_problems(tx)
             if problems:
                 raise ImportRefused(problems)
 

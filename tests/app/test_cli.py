@@ -104,3 +104,30 @@ def test_import_refuses_a_tally_that_disagrees_with_its_votes(
     printed = capsys.readouterr()
     assert "nothing imported" in printed.err and "but its votes make" in printed.err
     assert "Traceback" not in printed.err and "checked" not in printed.out
+
+
+def test_import_reports_rows_it_cannot_move(
+    server: Server,
+    dash: Dashboard,
+    clients,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dash.group("likes")
+    c: Client = clients()
+    t = login(c, dash.keys()["publicKey"])
+    assert c.call("vote", {"id": "likes", "voteTo": "a", "userId": "u", "value": 1, "token": t})[
+        "ok"
+    ]
+    out = tmp_path / "export.json"
+    assert main(["export", "--data-dir", str(server.data_dir), "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    votes = data["tables"]["votes"]
+    votes["rows"][0][votes["columns"].index("voter")] = "u\x00"  # stored by an older version
+    out.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["import", str(out), "--data-dir", str(tmp_path / "target")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing imported" in err and "votes (group_id=" in err, err
+    assert "voter='u\\x00'): voter must not contain NUL characters" in err, err
+    assert "Traceback" not in err

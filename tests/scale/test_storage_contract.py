@@ -389,3 +389,31 @@ def test_import_checks_every_tally_against_its_votes(fresh: Any) -> None:
             await dst.import_data(data)
 
     run(go())
+
+
+def test_import_names_the_rows_no_back_end_can_store(fresh: Any) -> None:
+    src: SQLStorage = fresh("src")
+    dst: SQLStorage = fresh("dst")
+
+    async def go() -> None:
+        _, env = await seed(src)
+        g = await src.create_group(env, "likes", "single", None, None)
+        meta: dict[str, str | None] = {"user_agent": "ua", "referrer": None}
+        await src.apply_vote(env, g.id, "x", "a", 1, None, meta, respond)
+        data = await src.export_data(include_sessions=False)
+        # as an older SQLite installation could hold them
+        for table, col, odd in (("votes", "voter", "a\x00b"), ("events", "user_agent", "\ud800")):
+            block = data["tables"][table]
+            block["rows"][0][block["columns"].index(col)] = odd
+        with pytest.raises(ImportRefused) as exc:
+            await dst.import_data(data)
+        event_id = data["tables"]["events"]["rows"][0][0]
+        assert exc.value.problems == [
+            f"votes (group_id={g.id!r}, vote_to='x', voter='a\\x00b'): voter must not "
+            "contain NUL characters",
+            f"events (created_at={data['tables']['events']['rows'][0][7]!r}, id={event_id!r}): "
+            "user_agent must be valid Unicode (no lone surrogates)",
+        ]
+        assert await dst.count_rows() == dict.fromkeys(await dst.count_rows(), 0)
+
+    run(go())
