@@ -176,12 +176,26 @@ def load_master_key(data_dir: str, configured: str = "") -> bytes:
     path = Path(data_dir) / "master.key"
     if path.exists():
         return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
+    write_master_key(data_dir, key)
+    return key
+
+
+def write_master_key(data_dir: str, key: bytes) -> None:
+    """<data_dir>/master.key, created 0600 (never over an existing one)."""
+    path = Path(data_dir) / "master.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key.hex() + "\n")
-    return key
+
+
+def write_private(path: str, text: str) -> None:
+    """Write a file only its owner can read (mode 0600, also if it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def sign_user_id(secret_key: str, user_id: str) -> str:
