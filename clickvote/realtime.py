@@ -26,7 +26,14 @@ from clickvote import jsonfast
 from clickvote.context import INVALIDATE_ROOM, Context
 from clickvote.engineio import Peer
 from clickvote.fanout import Message
-from clickvote.fields import MAX_MSG_ID, MAX_NAME, MAX_VOTE_TO, FieldError, check_tree
+from clickvote.fields import (
+    MAX_MSG_ID,
+    MAX_NAME,
+    MAX_VOTE_TO,
+    FieldError,
+    check_tree,
+    text_problem,
+)
 from clickvote.sio import SocketServer
 from clickvote.storage import Env, Group
 from clickvote.votes import VoteError, cast_vote, current_state, own_message
@@ -133,8 +140,9 @@ class Realtime:
             "user": None,
         }
         # handshake auth {token: "<publicKey>:<userId>"} (informational, like the original)
-        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-            key, _, user = auth["token"][:600].partition(":")
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if isinstance(token, str) and text_problem(token) is None:  # else: as if not given
+            key, _, user = token[:600].partition(":")
             info["key"], info["user"] = key or None, user or None
         self.conns[sid] = info
         return True

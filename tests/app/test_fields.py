@@ -70,4 +70,4 @@ def test_events_refuse_odd_strings_naming_the_field(dash: Dashboard, clients: An
 
 
 def test_arbitrary_unicode_in_every_field(server: Server) -> None:
-    check_every_field(server.url, examples=4)
+    check_every_field(server.url, examples=2)
