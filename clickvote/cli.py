@@ -7,11 +7,12 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from clickvote import __version__
 from clickvote.config import Settings
-from clickvote.security import CryptoError
+from clickvote.security import CryptoError, load_master_key, write_master_key, write_private
 
 EXPORT_FORMAT = "clickvote-export"
 
@@ -121,8 +122,11 @@ async def _createuser(ctx: Any, email: str, password: str, org: str | None) -> i
 
 async def export_data(ctx: Any, include_sessions: bool) -> dict[str, Any]:
     """Everything needed to move an installation. Secret keys are exported in clear (the
-    target installation re-seals them with its own master key): keep the file private."""
+    target installation re-seals them), and so is the master key, which signs the voter
+    tokens and seals the login tokens already issued: keep the file private."""
     data = await ctx.storage.export_data(include_sessions)
+    master = load_master_key(ctx.settings.data_dir, ctx.settings.master_key)
+    data["keys"] = {"master": master.hex()}
     envs = data["tables"]["envs"]
     cols = envs["columns"]
     i = cols.index("secret_key_sealed")
@@ -134,6 +138,7 @@ async def export_data(ctx: Any, include_sessions: bool) -> dict[str, Any]:
 
 async def import_data(ctx: Any, data: Any) -> dict[str, int]:
     from clickvote.storage import Conflict
+    from clickvote.storage.sql import ImportRefused
 
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise UserError("not a ClickVote export file")
@@ -159,8 +164,12 @@ async def import_data(ctx: Any, data: Any) -> dict[str, int]:
         await ctx.storage.import_data({"tables": tables})
     except Conflict as exc:
         raise UserError(f"{exc.message}: import needs a fresh data directory/database") from exc
+    except ImportRefused as exc:
+        raise UserError(f"nothing imported: {exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"malformed export: {exc}") from exc
+    except Exception as exc:  # the database's own refusal: a message, not a traceback
+        raise UserError(f"nothing imported: {type(exc).__name__}: {exc}") from exc
     await ctx.storage.migrate()
     expected = {name: len(block.get("rows", [])) for name, block in tables.items()}
     actual = await ctx.storage.count_rows()
@@ -169,6 +178,30 @@ async def import_data(ctx: Any, data: Any) -> dict[str, int]:
         detail = ", ".join(f"{t}: {n} in file, {got} stored" for t, (n, got) in wrong.items())
         raise UserError(f"import check failed ({detail})")
     return expected
+
+
+def adopt_master_key(settings: Settings, data: Any) -> str | None:
+    """Before an import: keep the exported installation's master key, so the voter and login
+    tokens it issued stay valid here. Returns a warning when this installation already has
+    another master key (CLICKVOTE_MASTER_KEY, or a data directory in use)."""
+    keys = data.get("keys") if isinstance(data, dict) else None
+    exported = keys.get("master") if isinstance(keys, dict) else None
+    if exported is None:
+        return None
+    try:
+        old = bytes.fromhex(str(exported))
+    except ValueError as exc:
+        raise UserError("malformed master key in export (keys.master)") from exc
+    if not settings.master_key and not (Path(settings.data_dir) / "master.key").exists():
+        write_master_key(settings.data_dir, old)
+        return None
+    if load_master_key(settings.data_dir, settings.master_key) == old:
+        return None
+    return (
+        "warning: this installation has another master key, so voter and login tokens "
+        "issued by the exported one are not accepted here; to keep them, set "
+        "CLICKVOTE_MASTER_KEY to the export's keys.master (before the first start)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,8 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             text = json.dumps(data, indent=1)
             if args.output and args.output != "-":
-                with open(args.output, "w", encoding="utf-8") as fh:
-                    fh.write(text)
+                write_private(args.output, text)
             else:
                 sys.stdout.write(text + "\n")
             return 0
@@ -210,11 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"cannot read {args.file}: {exc.strerror}") from exc
             except json.JSONDecodeError as exc:
                 raise UserError(f"{args.file} is not JSON: {exc}") from exc
+            warning = adopt_master_key(settings, raw)
             counts = asyncio.run(
                 _with_ctx(settings, lambda ctx: import_data(ctx, raw), start=False)
             )
+            if warning:
+                print(f"clickvote: {warning}", file=sys.stderr)
             print("imported " + ", ".join(f"{n} {t}" for t, n in counts.items()))
-            print("checked: the row counts in the database match the export")
+            print("checked: the row counts match the export and every tally equals its votes")
             return 0
         raise UserError(f"unknown command {args.command}")
     except (UserError, ValueError, CryptoError) as exc:

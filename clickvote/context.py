@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from clickvote import identity
 from clickvote.config import Settings
-from clickvote.fanout import Fanout, make_fanout
+from clickvote.fanout import INVALIDATE_ROOM, Fanout, make_fanout
 from clickvote.identity import Voter
 from clickvote.ratelimit import RateLimiter
 from clickvote.security import Box, CryptoError, load_master_key, random_key
@@ -27,9 +27,6 @@ DEFAULT_ENVS = ("dev", "production")
 T = TypeVar("T")
 CACHE_TTL = 2.0  # seconds an environment or group read stays cached
 CACHE_MAX = 10_000
-# Fan-out room of the "environments or groups changed" notice between instances (no socket
-# ever joins it; Realtime.deliver handles it).
-INVALIDATE_ROOM = "ctl|invalidate"
 
 
 @dataclass

@@ -17,6 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+# Room of the "environments or groups changed" notice between instances (no socket ever joins
+# it; Realtime.deliver empties the cache of environments and groups on it).
+INVALIDATE_ROOM = "ctl|invalidate"
+
 
 @dataclass(frozen=True)
 class Message:

@@ -26,9 +26,17 @@ from clickvote import jsonfast
 from clickvote.context import INVALIDATE_ROOM, Context
 from clickvote.engineio import Peer
 from clickvote.fanout import Message
+from clickvote.fields import (
+    MAX_MSG_ID,
+    MAX_NAME,
+    MAX_VOTE_TO,
+    FieldError,
+    check_tree,
+    text_problem,
+)
 from clickvote.sio import SocketServer
 from clickvote.storage import Env, Group
-from clickvote.votes import MAX_VOTE_TO, VoteError, cast_vote, current_state, own_message
+from clickvote.votes import VoteError, cast_vote, current_state, own_message
 from clickvote.votes import poster_message as make_poster_message
 
 log = logging.getLogger("clickvote.realtime")
@@ -89,8 +97,8 @@ class Realtime:
         self.ctx = ctx
         self.sio = SocketServer()
         self.conns: dict[str, dict[str, Any]] = {}
-        # Per-item locks: a vote's commit and its broadcasts happen in commit order, so the
-        # last broadcast every page sees carries the final totals (no stale overtaking).
+        # Per-item locks: one vote of an item at a time on this instance (a retried msgId
+        # reads the item's state under it); broadcasts are ordered by their seq instead.
         self._item_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         # room -> seq of the newest vote broadcast delivered here (oldest rooms forgotten first)
         self._room_seq: dict[str, int] = {}
@@ -139,8 +147,9 @@ class Realtime:
             "user": None,
         }
         # handshake auth {token: "<publicKey>:<userId>"} (informational, like the original)
-        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-            key, _, user = auth["token"][:600].partition(":")
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if isinstance(token, str) and text_problem(token) is None:  # else: as if not given
+            key, _, user = token[:600].partition(":")
             info["key"], info["user"] = key or None, user or None
         self.conns[sid] = info
         return True
@@ -238,7 +247,7 @@ class Realtime:
 
     async def _group(self, env: Env, data: dict[str, Any]) -> tuple[Group, str]:
         name, vote_to = data.get("id"), data.get("voteTo")
-        if not isinstance(name, str) or not name or len(name) > 200:
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME:
             raise VoteError("bad_group", "id (the vote group name) must be a string")
         if isinstance(vote_to, int) and not isinstance(vote_to, bool):
             vote_to = str(vote_to)
@@ -251,6 +260,7 @@ class Realtime:
 
     # --- events -----------------------------------------------------------------------------
     async def login(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
+        check_fields(data)
         env = await self.ctx.env_from_key(data.get("apiKey"))
         token, expiration = self.ctx.box.login_token(
             env.id, env.public_key, self.ctx.settings.login_token_ttl
@@ -264,6 +274,7 @@ class Realtime:
     async def get_votes(
         self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool
     ) -> dict:
+        check_fields(data)
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
         voter = self.ctx.resolve_voter(
@@ -277,6 +288,7 @@ class Realtime:
         return state
 
     async def vote(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
+        check_fields(data)
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
         voter = self.ctx.resolve_voter(
@@ -289,8 +301,8 @@ class Realtime:
             if isinstance(msg_id, bool) or not isinstance(msg_id, str | int):
                 raise VoteError("bad_msg_id", "msgId must be a string")
             msg_id = str(msg_id)
-            if not 1 <= len(msg_id) <= 128:
-                raise VoteError("bad_msg_id", "msgId must be 1..128 characters")
+            if not 1 <= len(msg_id) <= MAX_MSG_ID:
+                raise VoteError("bad_msg_id", f"msgId must be 1..{MAX_MSG_ID} characters")
         if "value" not in data:
             raise VoteError("bad_value", "value is required")
         wait = self.ctx.voter_limiter.take(f"v|{env.id}|{key}")
@@ -317,15 +329,26 @@ class Realtime:
                     self.sio.send(sid, event, own)
             else:
                 own = own_message(response)
-                seq = int(response.get("seq") or 0)
-                await self.ctx.fanout.publish(
-                    iroom, event, make_poster_message(response), exclude_room=uroom, seq=seq
-                )
-                # A page that asked for an acknowledgement gets this in it (queued before
-                # anything newer can be sent to it): not twice.
-                skip = [sid] if ack else None
-                await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
+        if not replayed:
+            # Outside the lock: the next vote on this item need not wait for these. Pages
+            # still end on the newest totals: each broadcast carries its vote's seq and
+            # `deliver` drops one older than what a room already got.
+            seq = int(response.get("seq") or 0)
+            await self.ctx.fanout.publish(
+                iroom, event, make_poster_message(response), exclude_room=uroom, seq=seq
+            )
+            # A page that asked for an acknowledgement gets this in it: not twice.
+            skip = [sid] if ack else None
+            await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
         return {**own, "replayed": replayed, "userId": voter.id}
+
+
+def check_fields(data: dict[str, Any]) -> None:
+    """The shared field rules (clickvote.fields), answered as `bad_payload`."""
+    try:
+        check_tree(data)
+    except FieldError as exc:
+        raise VoteError("bad_payload", exc.message) from exc
 
 
 class RateLimited(Exception):

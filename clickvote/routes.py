@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clickvote import identity
+from clickvote import identity, jsonfast
 from clickvote.context import Context
+from clickvote.fields import MAX_NAME, FieldError, check_tree
 from clickvote.security import check_password, hash_password, hash_token, new_session_token
 from clickvote.storage import Conflict, Env, Group, NotFound, Org, User
 from clickvote.votes import (
@@ -99,6 +100,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(error_body(404, f"{exc} not found"), 404)
 
+    async def field_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FieldError)
+        body = error_body(422, exc.message, exc.field)
+        body["code"] = "bad_payload"
+        return JSONResponse(body, 422)
+
     async def vote_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, VoteError)
         status = 404 if exc.code in ("unknown_key", "unknown_group") else 400
@@ -114,6 +121,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Conflict, conflict)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(VoteError, vote_error)
+    app.add_exception_handler(FieldError, field_error)
 
 
 # --- request bodies -------------------------------------------------------------------------
@@ -238,7 +246,20 @@ def check_credentials(body: Credentials) -> tuple[str, str]:
     return email, body.password
 
 
-def check_name(name: str, field: str = "name", minimum: int = 2, maximum: int = 100) -> str:
+async def check_fields(request: Request) -> None:
+    """Every route: the shared field rules (clickvote.fields) for the path, the query and a
+    JSON body, before anything reaches storage."""
+    check_tree(request.path_params)
+    check_tree(dict(request.query_params))
+    if request.method in UNSAFE and "json" in request.headers.get("content-type", ""):
+        try:
+            body = jsonfast.loads((await request.body()).decode("utf-8"))
+        except ValueError:
+            return  # FastAPI answers a malformed body itself
+        check_tree(body)
+
+
+def check_name(name: str, field: str = "name", minimum: int = 2, maximum: int = MAX_NAME) -> str:
     name = name.strip()
     if len(name) < minimum:
         raise ApiError(422, f"{field}: must be at least {minimum} characters", field)
@@ -312,7 +333,7 @@ def since_for(date_range: str) -> int:
 
 # --- routes ----------------------------------------------------------------------------------
 def build_router() -> APIRouter:
-    r = APIRouter()
+    r = APIRouter(dependencies=[Depends(check_fields)])
 
     # auth ------------------------------------------------------------------------------------
     @r.post("/auth/register", tags=["auth"])
@@ -549,9 +570,10 @@ def build_router() -> APIRouter:
         group = await group_by_name_or_id(ctx, auth.env, name)
         stats = (await ctx.storage.group_stats([group.id]))[group.id]
         items = await ctx.storage.item_tallies(group.id, limit)
+        # `items` is the number of items, as everywhere; `top` lists the leading ones
         return {
             **group_json(group, stats),
-            "items": [{"voteTo": vt, **totals(group, t)} for vt, t in items],
+            "top": [{"voteTo": vt, **totals(group, t)} for vt, t in items],
         }
 
     @r.get("/analytics/data", tags=["analytics"])

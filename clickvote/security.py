@@ -113,7 +113,8 @@ class Box:
         return hmac.new(self._sig, message.encode(), hashlib.sha256).hexdigest()
 
     def verify(self, message: str, signature: str) -> bool:
-        return hmac.compare_digest(self.sign(message), signature)
+        # compare_digest refuses non-ASCII str: such a signature is simply wrong
+        return signature.isascii() and hmac.compare_digest(self.sign(message), signature)
 
     # --- secret keys at rest -------------------------------------------------------------
     def seal_secret(self, secret_key: str) -> str:
@@ -175,12 +176,26 @@ def load_master_key(data_dir: str, configured: str = "") -> bytes:
     path = Path(data_dir) / "master.key"
     if path.exists():
         return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
+    write_master_key(data_dir, key)
+    return key
+
+
+def write_master_key(data_dir: str, key: bytes) -> None:
+    """<data_dir>/master.key, created 0600 (never over an existing one)."""
+    path = Path(data_dir) / "master.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key.hex() + "\n")
-    return key
+
+
+def write_private(path: str, text: str) -> None:
+    """Write a file only its owner can read (mode 0600, also if it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def sign_user_id(secret_key: str, user_id: str) -> str:
@@ -189,6 +204,8 @@ def sign_user_id(secret_key: str, user_id: str) -> str:
 
 
 def check_user_signature(secret_key: str, user_id: str, signature: str) -> bool:
+    if not signature.isascii():  # compare_digest refuses non-ASCII str
+        return False
     return hmac.compare_digest(sign_user_id(secret_key, user_id), signature.lower())
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from clickvote.fields import MAX_USER_ID as MAX_USER_ID  # re-exported
+from clickvote.fields import MAX_VOTE_TO as MAX_VOTE_TO
 from clickvote.storage.base import Group, Storage, Tally, VoteOutcome
 
 SINGLE = "single"
@@ -17,8 +19,6 @@ RANGE = "range"
 TYPES = (SINGLE, RANGE)
 RANGE_MIN = 0
 RANGE_MAX = 1_000_000
-MAX_VOTE_TO = 256
-MAX_USER_ID = 256
 
 
 class VoteError(ValueError):

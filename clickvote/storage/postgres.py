@@ -1,7 +1,10 @@
 """PostgreSQL back end: pure-Python psycopg 3, a small pool of sync connections, each used by
 one worker thread at a time.
 
-Every call runs fn(Tx) in one READ COMMITTED transaction on a worker thread. Vote updates take a
+Every call runs fn(Tx) in one transaction on a worker thread: READ COMMITTED for writes,
+REPEATABLE READ READ ONLY for reads, so a read of several statements (an export, a vote and
+its tally) sees one snapshot, whatever commits meanwhile (a read-only transaction never fails
+to serialise). Vote updates take a
 transaction-scoped advisory lock per item (`_lock`), so concurrent votes on the same item from
 any number of instances are applied one after the other and the running tally stays exact.
 Deadlocks/serialisation failures are retried a bounded number of times; a broken connection is
@@ -95,7 +98,7 @@ class PostgresStorage(SQLStorage):
             try:
                 with conn.transaction(), conn.cursor() as cur:
                     if not write:
-                        cur.execute("SET TRANSACTION READ ONLY")
+                        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     return fn(Tx(cur, "format"))
             except (errors.SerializationFailure, errors.DeadlockDetected):
                 if attempt >= RETRIES:

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from clickvote import jsonfast
+from clickvote.fields import text_problem
 from clickvote.security import new_id, time_ordered_id
 from clickvote.storage.base import (
     Conflict,
@@ -58,6 +59,16 @@ ORDER_BY: dict[str, str] = {
 
 GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at"
 ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at"
+
+
+class ImportRefused(ValueError):
+    """An export that can't be imported as it is; `problems` names each row (table, key)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        shown = "; ".join(problems[:20])
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} row(s) can't be imported: {shown}{more}")
+        self.problems = problems
 
 
 def now_ms() -> int:
@@ -139,6 +150,20 @@ def _env(row: Sequence[Any]) -> Env:
 
 def _user(row: Sequence[Any]) -> User:
     return User(id=row[0], email=row[1], password_hash=row[2], created_at=int(row[3]))
+
+
+def _text_problems(table: str, cols: list[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """The rows of an export that hold text no back end can store (clickvote.fields), each
+    named by its table and key."""
+    keys = [cols.index(k) for k in ORDER_BY[table].split(", ") if k in cols]
+    out = []
+    for row in rows:
+        for col, value in zip(cols, row, strict=True):
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                key = ", ".join(f"{cols[i]}={row[i]!r}" for i in keys)
+                out.append(f"{table} ({key}): {col} {problem}")
+    return out
 
 
 class SQLStorage:
@@ -715,7 +740,32 @@ class SQLStorage:
 
         return await self._run(fn, write=False)
 
+    @staticmethod
+    def _tally_problems(tx: Tx) -> list[str]:
+        """Every item whose tally differs from its votes (voters, total), as text."""
+        truth = (
+            "SELECT group_id, vote_to, COUNT(*) AS n, SUM(value) AS s FROM votes "
+            "WHERE value <> 0 GROUP BY group_id, vote_to"
+        )
+        rows = tx.all(
+            f"SELECT t.group_id, t.vote_to, t.voters, t.total, COALESCE(v.n, 0), "
+            f"COALESCE(v.s, 0) FROM tallies t LEFT JOIN ({truth}) v "
+            "ON v.group_id = t.group_id AND v.vote_to = t.vote_to "
+            "WHERE t.voters <> COALESCE(v.n, 0) OR t.total <> COALESCE(v.s, 0) "
+            f"UNION ALL SELECT v.group_id, v.vote_to, 0, 0, v.n, v.s FROM ({truth}) v "
+            "WHERE NOT EXISTS (SELECT 1 FROM tallies t WHERE t.group_id = v.group_id "
+            "AND t.vote_to = v.vote_to) ORDER BY 1, 2"
+        )
+        return [
+            f"tallies ({g!r}, {item!r}): {int(voters)} voters / total {int(total)}, "
+            f"but its votes make {int(n)} / {int(s)}"
+            for g, item, voters, total, n, s in rows
+        ]
+
     async def import_data(self, data: dict[str, Any]) -> None:
+        """Insert an export into an empty database, in one transaction. Raises ImportRefused
+        (nothing stored) naming every row that holds text no back end can store, else every
+        tally that disagrees with its votes."""
         tables = data.get("tables")
         if not isinstance(tables, dict):
             raise ValueError("not a ClickVote export: 'tables' missing")
@@ -723,6 +773,7 @@ class SQLStorage:
         def fn(tx: Tx) -> None:
             if tx.one("SELECT 1 FROM users LIMIT 1") or tx.one("SELECT 1 FROM envs LIMIT 1"):
                 raise Conflict("the target database is not empty")
+            problems: list[str] = []
             for table in TABLES:
                 block = tables.get(table)
                 if block is None:
@@ -732,10 +783,15 @@ class SQLStorage:
                 known = set(tx.columns())
                 if not isinstance(cols, list) or not cols or not set(cols) <= known:
                     raise ValueError(f"bad column list for table {table}")
+                problems += _text_problems(table, cols, block["rows"])
                 marks = ", ".join("?" for _ in cols)
-                tx.many(
-                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
-                    [tuple(r) for r in block["rows"]],
-                )
+                if not problems:  # else only the checks go on, to report every row
+                    tx.many(
+                        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+                        [tuple(r) for r in block["rows"]],
+                    )
+            problems = problems or self._tally_problems(tx)
+            if problems:
+                raise ImportRefused(problems)
 
         await self._run(fn)

@@ -207,9 +207,12 @@ def test_group_shape_locked_after_votes_and_analytics(dash: Dashboard, clients) 
     assert dash.get("/votes/likes-renamed/to").json() == ["post-1", "post-2"]
     stats = dash.get("/votes/likes-renamed/stats").json()
     assert stats["clicks"] == 3 and stats["score"] == 3
-    assert {i["voteTo"]: i["count"] for i in stats["items"]} == {"post-1": 2, "post-2": 1}
+    assert {i["voteTo"]: i["count"] for i in stats["top"]} == {"post-1": 2, "post-2": 1}
     listed = dash.get("/votes/").json()["items"][0]
     assert listed["clicks"] == 3 and listed["score"] == 3
+    # `items` is the number of items on every endpoint that gives it
+    one_group = dash.get(f"/votes/{g['id']}").json()
+    assert stats["items"] == listed["items"] == one_group["items"] == 2
     assert sum(p["count"] for p in dash.get("/analytics/data?dateRange=30d").json()) == 3
     assert dash.get("/votes/missing/to").status_code == 404
 

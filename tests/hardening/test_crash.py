@@ -88,6 +88,6 @@ def test_kill9_keeps_acked_votes_and_retries_count_once(tmp_path: Path) -> None:
         # the live tally (incremental) equals the stored per-voter values: no double count
         rows = [r for r in votes_table(srv.export()) if r["vote_to"] == "crash"]
         stored: dict[str, Any] = {r["voter"]: r["value"] for r in rows}
-        assert stored == dict(everything.values())
+        assert stored == {f"u:{voter}": value for voter, value in everything.values()}
     finally:
         srv.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from services import PostgresServer
 
 from clickvote.identity import KINDS, SIGNED, TOKEN
 from clickvote.storage.base import Conflict, NewEnv, NotFound, VoteOutcome
-from clickvote.storage.sql import SQLStorage, Tx, load_migrations, split_sql
+from clickvote.storage.sql import ImportRefused, SQLStorage, Tx, load_migrations, split_sql
 from clickvote.storage.sqlite import SQLiteStorage
 
 from .conftest import run
@@ -306,5 +307,124 @@ def test_export_import(fresh: Any) -> None:
             await dst.import_data(data)
         without = await src.export_data(include_sessions=False)
         assert "sessions" not in without["tables"]
+
+    run(go())
+
+
+def same_database(store: SQLStorage) -> SQLStorage:
+    """Another handle (its own connections) on the database of `store`."""
+    if isinstance(store, SQLiteStorage):
+        return SQLiteStorage(f"sqlite:///{store.path}")
+    from clickvote.storage.postgres import PostgresStorage  # libpq: on the host only
+
+    assert isinstance(store, PostgresStorage)
+    return PostgresStorage(store.url)
+
+
+def truth_of(tables: dict[str, Any]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(voters, total) per item from an export's vote rows."""
+    cols = tables["votes"]["columns"]
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for row in tables["votes"]["rows"]:
+        v = dict(zip(cols, row, strict=True))
+        n, s = out.get((v["group_id"], v["vote_to"]), (0, 0))
+        out[(v["group_id"], v["vote_to"])] = (n + 1, s + int(v["value"]))
+    return out
+
+
+def tallies_of(tables: dict[str, Any]) -> dict[tuple[str, str], tuple[int, int]]:
+    cols = tables["tallies"]["columns"]
+    rows = [dict(zip(cols, r, strict=True)) for r in tables["tallies"]["rows"]]
+    return {(t["group_id"], t["vote_to"]): (int(t["voters"]), int(t["total"])) for t in rows}
+
+
+def test_an_export_is_one_snapshot(store: SQLStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vote committed while the export runs (between its read of the votes and of the
+    tallies) is in neither table, or in both."""
+    other = same_database(store)
+
+    async def seed_votes() -> tuple[str, str]:
+        _, env = await seed(store)
+        g = await store.create_group(env, "likes", "single", None, None)
+        for voter in "ab":
+            await store.apply_vote(env, g.id, "x", voter, 1, None, {}, respond)
+        return env, g.id
+
+    env, gid = run(seed_votes())
+
+    async def vote_elsewhere() -> None:
+        await other.open()
+        try:
+            await other.apply_vote(env, gid, "x", "c", 1, None, {}, respond)
+        finally:
+            await other.close()
+
+    plain_all = Tx.all
+
+    def all_then_vote(tx: Tx, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        rows = plain_all(tx, sql, *params)
+        if sql.startswith("SELECT * FROM votes "):
+            th = threading.Thread(target=lambda: asyncio.run(vote_elsewhere()))
+            th.start()
+            th.join(timeout=30)
+            assert not th.is_alive()
+        return rows
+
+    monkeypatch.setattr(Tx, "all", all_then_vote)
+    data = run(store.export_data(include_sessions=False))
+    monkeypatch.setattr(Tx, "all", plain_all)
+    assert tallies_of(data["tables"]) == truth_of(data["tables"]) == {(gid, "x"): (2, 2)}
+    assert run(store.recompute_tally(gid, "x")).voters == 3  # the vote was committed
+
+
+def test_import_checks_every_tally_against_its_votes(fresh: Any) -> None:
+    src: SQLStorage = fresh("src")
+    dst: SQLStorage = fresh("dst")
+
+    async def go() -> None:
+        _, env = await seed(src)
+        g = await src.create_group(env, "likes", "single", None, None)
+        for voter in "abc":
+            await src.apply_vote(env, g.id, "x", voter, 1, None, {}, respond)
+        data = await src.export_data(include_sessions=False)
+        tallies = data["tables"]["tallies"]
+        tallies["rows"][0][tallies["columns"].index("total")] = 2  # the votes make 3
+        with pytest.raises(ImportRefused) as exc:
+            await dst.import_data(data)
+        assert exc.value.problems == [
+            f"tallies ({g.id!r}, 'x'): 3 voters / total 2, but its votes make 3 / 3"
+        ]
+        assert await dst.count_rows() == dict.fromkeys(await dst.count_rows(), 0)
+        tallies["rows"].clear()  # votes without a tally
+        with pytest.raises(ImportRefused, match="0 voters / total 0, but its votes make 3 / 3"):
+            await dst.import_data(data)
+
+    run(go())
+
+
+def test_import_names_the_rows_no_back_end_can_store(fresh: Any) -> None:
+    src: SQLStorage = fresh("src")
+    dst: SQLStorage = fresh("dst")
+
+    async def go() -> None:
+        _, env = await seed(src)
+        g = await src.create_group(env, "likes", "single", None, None)
+        meta: dict[str, str | None] = {"user_agent": "ua", "referrer": None}
+        await src.apply_vote(env, g.id, "x", "a", 1, None, meta, respond)
+        data = await src.export_data(include_sessions=False)
+        # as an older SQLite installation could hold them
+        for table, col, odd in (("votes", "voter", "a\x00b"), ("events", "user_agent", "\ud800")):
+            block = data["tables"][table]
+            block["rows"][0][block["columns"].index(col)] = odd
+        with pytest.raises(ImportRefused) as exc:
+            await dst.import_data(data)
+        event_id = data["tables"]["events"]["rows"][0][0]
+        assert exc.value.problems == [
+            f"votes (group_id={g.id!r}, vote_to='x', voter='a\\x00b'): voter must not "
+            "contain NUL characters",
+            f"events (created_at={data['tables']['events']['rows'][0][7]!r}, id={event_id!r}): "
+            "user_agent must be valid Unicode (no lone surrogates)",
+        ]
+        assert await dst.count_rows() == dict.fromkeys(await dst.count_rows(), 0)
 
     run(go())

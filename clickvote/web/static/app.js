@@ -457,7 +457,7 @@
       function loadItems() {
         var seq = ++itemsSeq;
         api("GET", "/votes/" + encodeURIComponent(g.name) + "/stats?limit=50").then(function (res) {
-          var items = (res && res.items) || [], box2 = $("#items");
+          var items = (res && res.top) || [], box2 = $("#items");
           if (!box2 || seq !== itemsSeq) return;
           if (!items.length) { box2.innerHTML = '<span class="muted">No votes yet. Try the preview!</span>'; return; }
           box2.innerHTML = items.map(function (it) {
