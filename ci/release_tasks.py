@@ -20,7 +20,7 @@ from typing import Any
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
-from invoke.tasks import Task, task
+from invoke.tasks import Task
 
 from ci.release import ReleaseError
 from ci.release import config as release_config
@@ -28,6 +28,7 @@ from ci.release import promote as promote_mod
 from ci.release import publish as publish_mod
 from ci.release import registry as registry_mod
 from ci.release import verify as verify_mod
+from ci.taskhelp import task
 
 
 @contextlib.contextmanager
