@@ -49,14 +49,23 @@ def create(cfg: ReleaseConfig, tag: str, digests: Sequence[str], *, dry: bool) -
         print(oci.format_index(imagetools.index(cfg.image(tag))))
 
 
+def test_images(cfg: ReleaseConfig, tag: str) -> dict[str, str]:
+    """Platform -> digest of the candidate's test image (none when it was published without)."""
+    ref = cfg.image(tag, test=True)
+    if not imagetools.exists(ref):
+        return {}
+    return {p: d.digest for p, d in imagetools.index(ref).images.items()}
+
+
 def check_reports(
     cfg: ReleaseConfig, tag: str, candidate: oci.Index, allowed: Path
 ) -> list[quorum.ReportCheck]:
+    tests = test_images(cfg, tag)
     checks = []
     for path in reports.find(cfg.verifications_dir, tag):
         data = reports.load(path)
         sig = signing.verify(path, allowed)
-        checks.append(quorum.check_report(path.name, data, sig, tag, candidate))
+        checks.append(quorum.check_report(path.name, data, sig, tag, candidate, tests))
     return checks
 
 
@@ -64,16 +73,23 @@ def evaluate(cfg: ReleaseConfig, tag: str, candidate: oci.Index, allowed: Path) 
     """Print the per-platform table; return every reason the promotion must not happen."""
     checks = check_reports(cfg, tag, candidate, allowed)
     for c in checks:
-        state = "REJECTED" if not c.ok else "emulated, not counted" if c.emulated else "counts"
         print(
-            f"  {c.name}: {c.platform or '?'} {c.fingerprint[:12]} signer={c.signer or '?'}"
-            f" -> {state}"
+            f"  {c.name}: {c.platform or '?'} signer={c.signer or '?'} {c.key}"
+            f" claims machine {c.fingerprint[:12] or '?'} -> {_state(c)}"
         )
     platforms = project.platforms()
     verdicts = quorum.tally(checks, platforms, cfg.quorum_for)
     print(quorum.format_table(verdicts))
     reasons = [r for v in verdicts for r in v.reasons]
     return reasons + quorum.unplaced(checks, platforms)
+
+
+def _state(c: quorum.ReportCheck) -> str:
+    if not c.ok:
+        return "REJECTED"
+    if c.emulated:
+        return "emulated, not counted"
+    return f"not counted: {c.smoke_only}" if c.smoke_only else "counts"
 
 
 def check_version(version: str, tag: str) -> None:

@@ -221,6 +221,7 @@ def verify(
     test_digest = test_image_digest(cfg, tag, platform)
     chosen = choose_suite(suite, test_digest)
     path = reports.report_path(cfg.verifications_dir, tag, host.fingerprint, platform)
+    signer = "" if dry else signing.key_fingerprint(key)
     print(f"verifying {cfg.image(tag)} {platform} ({digest}) with {chosen} -> {path}")
     if dry:
         return None
@@ -239,6 +240,7 @@ def verify(
         platform,
         digest,
         host,
+        signer,
         facts,
         tests_section(chosen, pytest, smoke),
         started,
@@ -258,6 +260,7 @@ def build_report(
     platform: str,
     digest: str,
     host: machine.Host,
+    signer: str,
     facts: dict[str, Any],
     tests: dict[str, Any],
     started: float,
@@ -282,7 +285,7 @@ def build_report(
         "result": "pass" if passed else "fail",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(seconds, 1),
-        "signer": cfg.signer,
+        "signer": signer,  # fingerprint of the key that signs: promotion checks it
         "machine": {
             "fingerprint": host.fingerprint,
             "host_machine": host.machine,

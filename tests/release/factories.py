@@ -49,7 +49,7 @@ def index_doc(
     atts = [
         {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest(seed + "att" + m["digest"]),
+            "digest": digest(seed + "att" + str(m["digest"])),
             "size": 800,
             "annotations": {
                 "vnd.docker.reference.digest": m["digest"],
@@ -74,6 +74,19 @@ def fingerprint(name: str) -> str:
     return hashlib.sha256(f"machine {name}".encode()).hexdigest()
 
 
+def fake_test_image(platform: str) -> str:
+    """The digest of the (made-up) candidate's test image for ``platform``."""
+    return digest("test image " + platform)
+
+
+TEST_IMAGES = {p: fake_test_image(p) for p in MACHINE_FACTS}
+
+
+def key_of(signer: str) -> str:
+    """A made-up key fingerprint for ``signer`` (real ones: signing.key_fingerprint)."""
+    return "SHA256:" + signer
+
+
 def make_report(
     index: Index,
     platform: str,
@@ -81,9 +94,12 @@ def make_report(
     *,
     tag: str = TAG,
     emulated: bool = False,
+    signer: str = "alice",
+    test_image: str = "",
     **overrides: Any,
 ) -> dict[str, Any]:
-    """A passing report from a real machine of ``platform`` (or an emulated x86 one)."""
+    """A passing report from a real machine of ``platform`` (or an emulated x86 one) that ran
+    the candidate's test image (``test_image``, default a made-up digest) and the smoke test."""
     host, inside, family = MACHINE_FACTS[platform]
     evidence: list[str] = []
     exe = "/usr/bin/python3.11"
@@ -103,7 +119,7 @@ def make_report(
         else digest("none"),
         "result": "pass",
         "duration_s": 12.5,
-        "signer": "",
+        "signer": key_of(signer),
         "machine": {
             "fingerprint": fingerprint(machine_name),
             "host_machine": host,
@@ -119,7 +135,19 @@ def make_report(
             "process_exe": exe,
         },
         "emulation": {"emulated": emulated, "evidence": evidence},
-        "tests": {"suite": "smoke", "passed": 5, "failed": 0, "skipped": 0},
+        "tests": {
+            "suite": "pytest+smoke",
+            "passed": 105,
+            "failed": 0,
+            "skipped": 0,
+            "pytest": {
+                "passed": 100,
+                "failed": 0,
+                "errors": 0,
+                "skipped": 0,
+                "image_digest": test_image or fake_test_image(platform),
+            },
+        },
     }
     for dotted, value in overrides.items():
         *path, last = dotted.split("__")
@@ -155,8 +183,10 @@ def allowed_signers(path: Path, signers: dict[str, Path]) -> Path:
 def write_signed(
     verifications: Path, report: dict[str, Any], key: Path, name: str | None = None
 ) -> Path:
+    """Sign ``report`` with ``key``, naming that key as its signer."""
     from ci.release import signing
 
+    report = {**report, "signer": signing.key_fingerprint(str(key))}
     fp, platform = report["machine"]["fingerprint"], report["platform"]
     path = reports.report_path(verifications, report["tag"], fp, platform)
     if name:
