@@ -160,9 +160,9 @@ def _platform(value: str) -> str:
         "tag": "candidate tag",
         "version": "release version, e.g. 1.2.3",
         "latest": "also move the latest tag",
-        "quorum": "real machines needed per ARM platform",
-        "allowed": "allowed_signers file (default: verifications/allowed_signers)",
-        "out": "verifications directory (default: verifications/)",
+        "quorum": "--dry only: signers needed per ARM platform",
+        "allowed": "--dry only: another allowed_signers file",
+        "out": "--dry only: another verifications directory",
         "dry": "check everything, print the tags that would be created",
     }
 )
@@ -181,14 +181,10 @@ def promote(
         raise Exit("error: --version is required", code=1)
     with _exits():
         cfg = _cfg(c, quorum=quorum or None, verifications_dir=Path(out).resolve() if out else None)
-        promote_mod.promote(
-            cfg,
-            tag,
-            version=version,
-            latest=latest,
-            allowed=Path(allowed).resolve() if allowed else None,
-            dry=dry,
-        )
+        trust = Path(allowed).resolve() if allowed else None
+        if not dry:
+            promote_mod.check_trust(cfg, trust)
+        promote_mod.promote(cfg, tag, version=version, latest=latest, allowed=trust, dry=dry)
 
 
 TASKS: tuple[Task[Any], ...] = (registry, publish, manifest, manifest_create, verify, promote)

@@ -19,7 +19,9 @@ def inspect(cfg: ReleaseConfig, tag: str, *, check: bool) -> oci.Index:
     print(oci.format_index(idx))
     if not check:
         return idx
-    result = oci.check_index(idx, project.platforms(), imagetools.configs(cfg, idx))
+    result = oci.check_index(
+        idx, project.platforms(), imagetools.configs(cfg, idx), imagetools.predicates(cfg, idx)
+    )
     for note in result.notes:
         print(f"note: {note}")
     if not result.ok:
@@ -90,6 +92,33 @@ def _state(c: quorum.ReportCheck) -> str:
     if c.emulated:
         return "emulated, not counted"
     return f"not counted: {c.smoke_only}" if c.smoke_only else "counts"
+
+
+def trust_overrides(cfg: ReleaseConfig, allowed: Path | None) -> list[str]:
+    """Where ``cfg`` and ``allowed`` differ from the committed quorum and trust root
+    (``ReleaseConfig``'s defaults and ``verifications/allowed_signers``)."""
+    committed = ReleaseConfig()
+    found = []
+    if cfg.quorum != committed.quorum or dict(cfg.platform_quorum) != dict(
+        committed.platform_quorum
+    ):
+        found.append(f"quorum {cfg.quorum} (committed: {committed.quorum})")
+    if cfg.verifications_dir.resolve() != committed.verifications_dir.resolve():
+        found.append(f"verifications directory {cfg.verifications_dir}")
+    trusted = committed.verifications_dir / "allowed_signers"
+    if allowed is not None and allowed.resolve() != trusted.resolve():
+        found.append(f"allowed signers {allowed}")
+    return found
+
+
+def check_trust(cfg: ReleaseConfig, allowed: Path | None) -> None:
+    """A real promotion reads quorum and allowed signers from the committed configuration."""
+    found = trust_overrides(cfg, allowed)
+    if found:
+        raise ReleaseError(
+            "promotion uses the committed quorum and verifications/allowed_signers; "
+            f"overrides ({'; '.join(found)}) are for --dry runs only"
+        )
 
 
 def check_version(version: str, tag: str) -> None:

@@ -66,6 +66,29 @@ def index_doc(
     }
 
 
+PROVENANCE = "https://slsa.dev/provenance/v0.2"
+
+
+def attestation_manifest(*predicate_types: str) -> bytes:
+    """An attestation manifest as buildx pushes it: one in-toto layer per predicate."""
+    layers = [
+        {
+            "mediaType": "application/vnd.in-toto+json",
+            "digest": digest(t),
+            "size": 100,
+            "annotations": {"in-toto.io/predicate-type": t},
+        }
+        for t in predicate_types
+    ]
+    return json.dumps({"schemaVersion": 2, "layers": layers}).encode()
+
+
+def predicates_for(index: Index, *types: str) -> dict[str, set[str]]:
+    """Every attestation manifest of ``index`` -> ``types`` (default: SBOM and provenance)."""
+    chosen = set(types) if types else {"https://spdx.dev/Document", PROVENANCE}
+    return {a.digest: chosen for a in index.attestations}
+
+
 def make_index(platforms: list[str] | None = None, **kw: Any) -> Index:
     return parse_index(json.dumps(index_doc(platforms, **kw)).encode())
 
