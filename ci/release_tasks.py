@@ -126,7 +126,8 @@ def manifest_create(
     help={
         "tag": "candidate tag",
         "platform": "platform to test (default: this host's)",
-        "suite": "auto (pytest from the test image if published, + smoke), smoke, full",
+        "suite": "auto (pytest from the test image if published, + smoke), smoke (does not "
+        "count where a test image exists), full",
         "key": "SSH private key that signs the report (CLICKVOTE_SIGNING_KEY)",
         "out": "verifications directory (default: verifications/)",
         "dry": "print what would be verified",

@@ -2,8 +2,8 @@
 
 What runs: the smoke test (always) and, when the candidate's test image
 (``<test repository>:<tag>``) exists for the platform, its pytest suite (the
-tests not marked ``host``). ``--suite smoke`` skips pytest, ``--suite full``
-requires it.
+tests not marked ``host``). ``--suite smoke`` skips pytest (such a report does not
+count toward promotion where a test image exists), ``--suite full`` requires it.
 """
 
 from __future__ import annotations
@@ -220,6 +220,8 @@ def verify(
     idx, digest = resolve(cfg, tag, platform)
     test_digest = test_image_digest(cfg, tag, platform)
     chosen = choose_suite(suite, test_digest)
+    if chosen == "smoke" and test_digest:
+        print("note: this report will not count toward promotion: the candidate has a test image")
     path = reports.report_path(cfg.verifications_dir, tag, host.fingerprint, platform)
     signer = "" if dry else signing.key_fingerprint(key)
     print(f"verifying {cfg.image(tag)} {platform} ({digest}) with {chosen} -> {path}")
