@@ -100,3 +100,22 @@ def test_verify_writes_the_signer(tmp_path: Path, keys: dict[str, Path]) -> None
     )
     assert report["signer"] == signing.key_fingerprint(str(keys["alice"]))
     assert reports.get(report, "signer").startswith("SHA256:")
+
+
+def test_a_key_listed_under_two_names_is_one_signer(tmp_path: Path, keys: dict[str, Path]) -> None:
+    """Whatever names allowed_signers gives a key, its reports resolve to one of them."""
+    allowed = allowed_signers(
+        tmp_path / "allowed",
+        {"alice@example.invalid": keys["alice"], "bob@example.invalid": keys["alice"]},
+    )
+    index = make_index()
+    sigs = [
+        signing.verify(
+            write_signed(tmp_path / "v", make_report(index, p, m), keys["alice"]), allowed
+        )
+        for p, m in [("linux/arm64", "pi-1"), ("linux/arm64", "pi-2"), ("linux/arm/v7", "pi-3")]
+    ]
+    assert all(s.ok for s in sigs)
+    assert {(s.principal, s.key) for s in sigs} == {
+        ("alice@example.invalid", signing.key_fingerprint(str(keys["alice"])))
+    }
