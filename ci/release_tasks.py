@@ -20,7 +20,7 @@ from typing import Any
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
-from invoke.tasks import Task, task
+from invoke.tasks import Task
 
 from ci.release import ReleaseError
 from ci.release import config as release_config
@@ -28,6 +28,7 @@ from ci.release import promote as promote_mod
 from ci.release import publish as publish_mod
 from ci.release import registry as registry_mod
 from ci.release import verify as verify_mod
+from ci.taskhelp import task
 
 
 @contextlib.contextmanager
@@ -125,7 +126,8 @@ def manifest_create(
     help={
         "tag": "candidate tag",
         "platform": "platform to test (default: this host's)",
-        "suite": "auto (pytest from the test image if published, + smoke), smoke, full",
+        "suite": "auto (pytest from the test image if published, + smoke), smoke (does not "
+        "count where a test image exists), full",
         "key": "SSH private key that signs the report (CLICKVOTE_SIGNING_KEY)",
         "out": "verifications directory (default: verifications/)",
         "dry": "print what would be verified",
@@ -159,9 +161,9 @@ def _platform(value: str) -> str:
         "tag": "candidate tag",
         "version": "release version, e.g. 1.2.3",
         "latest": "also move the latest tag",
-        "quorum": "real machines needed per ARM platform",
-        "allowed": "allowed_signers file (default: verifications/allowed_signers)",
-        "out": "verifications directory (default: verifications/)",
+        "quorum": "--dry only: signers needed per ARM platform",
+        "allowed": "--dry only: another allowed_signers file",
+        "out": "--dry only: another verifications directory",
         "dry": "check everything, print the tags that would be created",
     }
 )
@@ -180,14 +182,10 @@ def promote(
         raise Exit("error: --version is required", code=1)
     with _exits():
         cfg = _cfg(c, quorum=quorum or None, verifications_dir=Path(out).resolve() if out else None)
-        promote_mod.promote(
-            cfg,
-            tag,
-            version=version,
-            latest=latest,
-            allowed=Path(allowed).resolve() if allowed else None,
-            dry=dry,
-        )
+        trust = Path(allowed).resolve() if allowed else None
+        if not dry:
+            promote_mod.check_trust(cfg, trust)
+        promote_mod.promote(cfg, tag, version=version, latest=latest, allowed=trust, dry=dry)
 
 
 TASKS: tuple[Task[Any], ...] = (registry, publish, manifest, manifest_create, verify, promote)

@@ -35,7 +35,6 @@ ENV = {
     "state_dir": "CLICKVOTE_STATE_DIR",
     "verifications_dir": "CLICKVOTE_VERIFICATIONS_DIR",
     "signing_key": "CLICKVOTE_SIGNING_KEY",
-    "signer": "CLICKVOTE_SIGNER",
     "quorum": "CLICKVOTE_QUORUM",
 }
 
@@ -53,8 +52,7 @@ class ReleaseConfig:
     state_dir: Path = project.ROOT / "var" / "registry"
     verifications_dir: Path = project.ROOT / "verifications"
     signing_key: str = ""
-    signer: str = ""
-    quorum: int = 3  # real machines per platform, unless overridden below
+    quorum: int = 3  # distinct signers per platform, unless overridden below
     platform_quorum: Mapping[str, int] = field(default_factory=lambda: {"linux/amd64": 1})
 
     def image(self, tag_or_digest: str, *, test: bool = False) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ci.release import ReleaseError, shell
 from ci.release.config import ReleaseConfig
-from ci.release.oci import Index, parse_index
+from ci.release.oci import Index, parse_index, predicate_types
 
 TIMEOUT = 120.0
 MAX_PAGES = 20
@@ -61,6 +61,17 @@ def configs(cfg: ReleaseConfig, idx: Index, *, test: bool = False) -> dict[str, 
     for d in idx.images.values():
         try:
             out[d.digest] = image_config(cfg.image(d.digest, test=test))
+        except ReleaseError as e:
+            shell.echo(f"warning: {e}")
+    return out
+
+
+def predicates(cfg: ReleaseConfig, idx: Index, *, test: bool = False) -> dict[str, set[str]]:
+    """Attestation manifest digest -> the predicate types it carries (SBOM, provenance)."""
+    out = {}
+    for a in idx.attestations:
+        try:
+            out[a.digest] = predicate_types(inspect_raw(cfg.image(a.digest, test=test)))
         except ReleaseError as e:
             shell.echo(f"warning: {e}")
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,9 @@ IMAGE_TYPES = {
 }
 REFERENCE_TYPE = "vnd.docker.reference.type"
 REFERENCE_DIGEST = "vnd.docker.reference.digest"
+PREDICATE_TYPE = "in-toto.io/predicate-type"  # annotation of an attestation manifest's layer
+SBOM = "https://spdx.dev/Document"
+PROVENANCE = "https://slsa.dev/provenance/"  # v0.2, v1: any version
 
 
 def platform_name(p: Mapping[str, Any] | None) -> str:
@@ -107,6 +110,19 @@ def parse_index(raw: bytes, *, what: str = "the image") -> Index:
     return Index(digest=digest_of(raw), media_type=media_type, manifests=manifests)
 
 
+def predicate_types(raw: bytes) -> set[str]:
+    """The in-toto predicate types an attestation manifest carries (empty if unreadable)."""
+    try:
+        layers = json.loads(raw).get("layers") or []
+        return {
+            str(x["annotations"][PREDICATE_TYPE])
+            for x in layers
+            if PREDICATE_TYPE in x.get("annotations", {})
+        }
+    except (ValueError, AttributeError, TypeError):
+        return set()
+
+
 def config_platform(config: Mapping[str, Any]) -> str:
     """The platform an image config says it is for."""
     return platform_name(
@@ -125,12 +141,17 @@ class IndexCheck:
 
 
 def check_index(
-    index: Index, expected: Iterable[str], configs: Mapping[str, Mapping[str, Any]]
+    index: Index,
+    expected: Iterable[str],
+    configs: Mapping[str, Mapping[str, Any]],
+    predicates: Mapping[str, Collection[str]],
 ) -> IndexCheck:
-    """Check that every expected platform is there, once, and is what it claims.
+    """Check that every expected platform is there, once, is what it claims, and carries
+    an SBOM and a provenance attestation.
 
     ``configs`` maps a platform manifest's digest to its image config (``os``,
     ``architecture``, ``variant``); a digest missing from it is reported as unchecked.
+    ``predicates`` maps an attestation manifest's digest to its predicate types.
     """
     result = IndexCheck()
     expected = list(expected)
@@ -148,8 +169,29 @@ def check_index(
             result.notes.append(f"extra platform {platform} (not in the project's list)")
     for platform, d in index.images.items():
         result.problems.extend(_check_image(platform, d, configs))
+        result.problems.extend(_missing_attestations(index, platform, d, predicates))
     result.notes.extend(_check_attestations(index))
     return result
+
+
+def _missing_attestations(
+    index: Index, platform: str, d: Descriptor, predicates: Mapping[str, Collection[str]]
+) -> list[str]:
+    kinds = {
+        kind
+        for a in index.attestations
+        if a.annotations.get(REFERENCE_DIGEST) == d.digest
+        for kind in predicates.get(a.digest, ())
+    }
+    wanted = {
+        "SBOM": SBOM in kinds,
+        "provenance": any(k.startswith(PROVENANCE) for k in kinds),
+    }
+    return [
+        f"{platform} ({d.digest}) has no {what} attestation"
+        for what, ok in wanted.items()
+        if not ok
+    ]
 
 
 def _check_image(

@@ -19,7 +19,9 @@ def inspect(cfg: ReleaseConfig, tag: str, *, check: bool) -> oci.Index:
     print(oci.format_index(idx))
     if not check:
         return idx
-    result = oci.check_index(idx, project.platforms(), imagetools.configs(cfg, idx))
+    result = oci.check_index(
+        idx, project.platforms(), imagetools.configs(cfg, idx), imagetools.predicates(cfg, idx)
+    )
     for note in result.notes:
         print(f"note: {note}")
     if not result.ok:
@@ -49,14 +51,23 @@ def create(cfg: ReleaseConfig, tag: str, digests: Sequence[str], *, dry: bool) -
         print(oci.format_index(imagetools.index(cfg.image(tag))))
 
 
+def test_images(cfg: ReleaseConfig, tag: str) -> dict[str, str]:
+    """Platform -> digest of the candidate's test image (none when it was published without)."""
+    ref = cfg.image(tag, test=True)
+    if not imagetools.exists(ref):
+        return {}
+    return {p: d.digest for p, d in imagetools.index(ref).images.items()}
+
+
 def check_reports(
     cfg: ReleaseConfig, tag: str, candidate: oci.Index, allowed: Path
 ) -> list[quorum.ReportCheck]:
+    tests = test_images(cfg, tag)
     checks = []
     for path in reports.find(cfg.verifications_dir, tag):
         data = reports.load(path)
         sig = signing.verify(path, allowed)
-        checks.append(quorum.check_report(path.name, data, sig, tag, candidate))
+        checks.append(quorum.check_report(path.name, data, sig, tag, candidate, tests))
     return checks
 
 
@@ -64,16 +75,50 @@ def evaluate(cfg: ReleaseConfig, tag: str, candidate: oci.Index, allowed: Path) 
     """Print the per-platform table; return every reason the promotion must not happen."""
     checks = check_reports(cfg, tag, candidate, allowed)
     for c in checks:
-        state = "REJECTED" if not c.ok else "emulated, not counted" if c.emulated else "counts"
         print(
-            f"  {c.name}: {c.platform or '?'} {c.fingerprint[:12]} signer={c.signer or '?'}"
-            f" -> {state}"
+            f"  {c.name}: {c.platform or '?'} signer={c.signer or '?'} {c.key}"
+            f" claims machine {c.fingerprint[:12] or '?'} -> {_state(c)}"
         )
     platforms = project.platforms()
     verdicts = quorum.tally(checks, platforms, cfg.quorum_for)
     print(quorum.format_table(verdicts))
     reasons = [r for v in verdicts for r in v.reasons]
     return reasons + quorum.unplaced(checks, platforms)
+
+
+def _state(c: quorum.ReportCheck) -> str:
+    if not c.ok:
+        return "REJECTED"
+    if c.emulated:
+        return "emulated, not counted"
+    return f"not counted: {c.smoke_only}" if c.smoke_only else "counts"
+
+
+def trust_overrides(cfg: ReleaseConfig, allowed: Path | None) -> list[str]:
+    """Where ``cfg`` and ``allowed`` differ from the committed quorum and trust root
+    (``ReleaseConfig``'s defaults and ``verifications/allowed_signers``)."""
+    committed = ReleaseConfig()
+    found = []
+    if cfg.quorum != committed.quorum or dict(cfg.platform_quorum) != dict(
+        committed.platform_quorum
+    ):
+        found.append(f"quorum {cfg.quorum} (committed: {committed.quorum})")
+    if cfg.verifications_dir.resolve() != committed.verifications_dir.resolve():
+        found.append(f"verifications directory {cfg.verifications_dir}")
+    trusted = committed.verifications_dir / "allowed_signers"
+    if allowed is not None and allowed.resolve() != trusted.resolve():
+        found.append(f"allowed signers {allowed}")
+    return found
+
+
+def check_trust(cfg: ReleaseConfig, allowed: Path | None) -> None:
+    """A real promotion reads quorum and allowed signers from the committed configuration."""
+    found = trust_overrides(cfg, allowed)
+    if found:
+        raise ReleaseError(
+            "promotion uses the committed quorum and verifications/allowed_signers; "
+            f"overrides ({'; '.join(found)}) are for --dry runs only"
+        )
 
 
 def check_version(version: str, tag: str) -> None:

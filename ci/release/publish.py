@@ -226,7 +226,9 @@ def _report(cfg: ReleaseConfig, tag: str, metadata: Path) -> None:
         shell.echo(f"warning: bake reported {pushed}, the registry serves {idx.digest}")
     print(f"candidate {cfg.image(tag)}")
     print(oci.format_index(idx))
-    check = oci.check_index(idx, project.platforms(), imagetools.configs(cfg, idx))
+    check = oci.check_index(
+        idx, project.platforms(), imagetools.configs(cfg, idx), imagetools.predicates(cfg, idx)
+    )
     if not check.ok:
         raise ReleaseError(
             f"{cfg.image(tag)} was pushed but is not complete: " + "; ".join(check.problems)

@@ -1,9 +1,13 @@
 """Which verification reports count toward a release, per platform. Pure.
 
-A report counts when it is validly signed, well formed, for this candidate
-(tag, index digest and that platform's digest), passed, and ran on real
-hardware. Emulated reports are listed but never counted. Reports from the same
-machine (same fingerprint) count once. Anything wrong with a report blocks the
+Everything in a report is its signer's word; what promotion can check is who
+signed it. A report counts when it is validly signed by a key of
+allowed_signers (and names that key as its signer), well formed, for this
+candidate (tag, index digest and that platform's digest), passed, ran the
+candidate's test image where the candidate has one for its platform, and
+claims real hardware. Emulated and smoke-only reports are listed but never
+counted. Each signer counts once per platform, however many machines it
+reports, and each claimed machine once. Anything wrong with a report blocks the
 promotion: a bad report is removed on purpose, not ignored silently.
 """
 
@@ -15,8 +19,10 @@ from typing import Any
 
 from ci.release import machine
 from ci.release.oci import Index
-from ci.release.reports import FINGERPRINT_PREFIX, structural_problems
+from ci.release.reports import structural_problems
 from ci.release.signing import Signature
+
+CLAIMS = "machine facts in a report are its signer's claims; each signer counts once per platform"
 
 
 @dataclass
@@ -25,7 +31,9 @@ class ReportCheck:
     platform: str = ""
     fingerprint: str = ""
     emulated: bool = False
-    signer: str = ""
+    signer: str = ""  # the allowed_signers name of the key that signed
+    key: str = ""  # that key's fingerprint
+    smoke_only: str = ""  # why the tests it ran are not enough to count
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -34,13 +42,19 @@ class ReportCheck:
 
     @property
     def counts(self) -> bool:
-        return self.ok and not self.emulated
+        return self.ok and not self.emulated and not self.smoke_only
 
 
 def check_report(
-    name: str, report: Any, signature: Signature, tag: str, candidate: Index
+    name: str,
+    report: Any,
+    signature: Signature,
+    tag: str,
+    candidate: Index,
+    test_images: Mapping[str, str],
 ) -> ReportCheck:
-    check = ReportCheck(name=name, signer=signature.principal)
+    """``test_images``: platform -> digest of the candidate's test image for it."""
+    check = ReportCheck(name=name, signer=signature.principal, key=signature.key)
     if not signature.ok:
         check.problems.append(signature.reason)
     problems = structural_problems(report)
@@ -50,13 +64,42 @@ def check_report(
     check.platform = report["platform"]
     check.fingerprint = report["machine"]["fingerprint"]
     check.emulated = bool(report["emulation"]["emulated"])
+    if signature.ok and report["signer"] != signature.key:
+        check.problems.append(
+            f"report names signer {report['signer'] or '(none)'} but was signed by "
+            f"{signature.principal} ({signature.key})"
+        )
     check.problems.extend(_candidate_problems(report, tag, candidate))
     check.problems.extend(_hardware_problems(report))
     if report["result"] != "pass" or report["tests"]["failed"]:
         check.problems.append(
             f"tests failed on {check.platform} ({report['tests']['failed']} failed)"
         )
+    test_digest = test_images.get(check.platform)
+    if test_digest:
+        check.smoke_only, problems = _suite(report["tests"], test_digest)
+        check.problems.extend(problems)
     return check
+
+
+def _suite(tests: Mapping[str, Any], test_digest: str) -> tuple[str, list[str]]:
+    """(why the report does not count, problems) where the candidate has a test image."""
+    pytest = tests.get("pytest")
+    if not isinstance(pytest, Mapping):
+        return f"ran {tests['suite']} only, not the candidate's test image", []
+    counts = [pytest.get(k) for k in ("passed", "failed", "errors")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
+        return "", ["tests.pytest lacks the test image's passed/failed/errors counts"]
+    passed, failed, errors = counts
+    if pytest.get("image_digest") != test_digest:
+        return "", [
+            f"pytest ran test image {pytest.get('image_digest')}, not the candidate's {test_digest}"
+        ]
+    if failed or errors:
+        return "", [f"the test image's suite had {failed} failed, {errors} errors"]
+    if not passed:
+        return "", ["the test image's suite passed no test"]
+    return "", []
 
 
 def _candidate_problems(report: Mapping[str, Any], tag: str, candidate: Index) -> list[str]:
@@ -105,13 +148,36 @@ class Verdict:
     required: int
     reports: int = 0
     emulated: int = 0
+    smoke_only: int = 0
     rejected: int = 0
-    machines: int = 0
+    signers: int = 0  # votes: distinct signers, each on a machine of its own
     reasons: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.reasons
+
+
+def votes(pairs: Iterable[tuple[str, str]]) -> int:
+    """Most (signer, machine) pairs that share neither signer nor machine: a maximum
+    bipartite matching, so one key counts once however many machines it reports, and
+    one claimed machine once however many keys sign for it."""
+    machines: dict[str, set[str]] = {}
+    for signer, fingerprint in pairs:
+        machines.setdefault(signer, set()).add(fingerprint)
+    owner: dict[str, str] = {}
+
+    def place(signer: str, seen: set[str]) -> bool:
+        for m in sorted(machines[signer]):
+            if m in seen:
+                continue
+            seen.add(m)
+            if m not in owner or place(owner[m], seen):
+                owner[m] = signer
+                return True
+        return False
+
+    return sum(place(signer, set()) for signer in sorted(machines))
 
 
 def tally(
@@ -121,39 +187,46 @@ def tally(
     verdicts = []
     for platform in platforms:
         mine = [c for c in checks if c.platform == platform]
+        counted = [c for c in mine if c.counts]
         v = Verdict(
             platform,
             quorum_for(platform),
             reports=len(mine),
             emulated=sum(c.ok and c.emulated for c in mine),
+            smoke_only=sum(c.ok and not c.emulated and bool(c.smoke_only) for c in mine),
             rejected=sum(not c.ok for c in mine),
+            signers=votes((c.signer, c.fingerprint) for c in counted),
         )
-        by_machine: dict[str, list[str]] = {}
-        for c in mine:
-            if c.counts:
-                by_machine.setdefault(c.fingerprint, []).append(c.name)
-        v.machines = len(by_machine)
         v.reasons.extend(
             f"{platform}: report {c.name} rejected: {p}" for c in mine for p in c.problems
         )
-        if v.machines < v.required:
-            v.reasons.append(_short_reason(v, by_machine))
+        if v.signers < v.required:
+            v.reasons.append(_short_reason(v, counted))
         verdicts.append(v)
     return verdicts
 
 
-def _short_reason(v: Verdict, by_machine: Mapping[str, list[str]]) -> str:
-    reason = f"{v.platform}: {v.machines} distinct real machine(s) passed, need {v.required}"
-    dups = [
-        f"{', '.join(names)} come from the same machine {fp[:FINGERPRINT_PREFIX]}"
-        for fp, names in by_machine.items()
-        if len(names) > 1
-    ]
-    extra = []
-    if dups:
-        extra.append("; ".join(dups) + " (counted once)")
+def _short_reason(v: Verdict, counted: list[ReportCheck]) -> str:
+    reason = (
+        f"{v.platform}: {v.signers} distinct signer(s) on distinct machines passed, "
+        f"need {v.required}"
+    )
+    extra: list[str] = []
+    for what, key in (("signed by", "signer"), ("from the same machine", "fingerprint")):
+        groups: dict[str, list[str]] = {}
+        for c in counted:
+            groups.setdefault(getattr(c, key), []).append(c.name)
+        extra.extend(
+            f"{', '.join(names)} are {what} {value[:12] if key == 'fingerprint' else value}"
+            for value, names in groups.items()
+            if len(names) > 1
+        )
+    if extra:
+        extra = ["; ".join(extra) + " (counted once)"]
     if v.emulated:
         extra.append(f"{v.emulated} emulated report(s) not counted")
+    if v.smoke_only:
+        extra.append(f"{v.smoke_only} smoke-only report(s) not counted")
     return reason + (" (" + "; ".join(extra) + ")" if extra else "")
 
 
@@ -168,20 +241,24 @@ def unplaced(checks: Iterable[ReportCheck], platforms: Iterable[str]) -> list[st
 
 
 def format_table(verdicts: Iterable[Verdict]) -> str:
-    rows = [("platform", "reports", "emulated", "rejected", "machines", "need", "verdict")]
+    rows = [
+        ("platform", "reports", "emulated", "smoke-only", "rejected", "signers", "need", "verdict")
+    ]
     for v in verdicts:
         rows.append(
             (
                 v.platform,
                 str(v.reports),
                 str(v.emulated),
+                str(v.smoke_only),
                 str(v.rejected),
-                str(v.machines),
+                str(v.signers),
                 str(v.required),
                 "ok" if v.ok else "FAIL",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
+    table = [
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    ]
+    return "\n".join([*table, f"({CLAIMS})"])

@@ -34,6 +34,7 @@ REQUIRED: Mapping[str, type | tuple[type, ...]] = {
     "platform_digest": str,
     "result": str,
     "duration_s": (int, float),
+    "signer": str,
     "machine.fingerprint": str,
     "machine.host_machine": str,
     "machine.cpu_model": str,

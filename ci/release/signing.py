@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +53,47 @@ def sign(report: Path, key: str) -> Path:
     return sig
 
 
+def fingerprint(public_key_blob: bytes) -> str:
+    """``SHA256:...`` as ``ssh-keygen -l`` prints it."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(public_key_blob).digest()).decode().rstrip(
+        "="
+    )
+
+
+def key_fingerprint(key: str) -> str:
+    """Fingerprint of a signing key, from its ``.pub`` (or ``ssh-keygen -y`` on the key)."""
+    path = Path(os.path.expanduser(key))
+    pub = path if path.suffix == ".pub" else path.with_name(path.name + ".pub")
+    if pub.exists():
+        line = pub.read_text()
+    else:
+        line = shell.text(["ssh-keygen", "-y", "-f", str(path)], timeout=TIMEOUT)
+    try:
+        return fingerprint(base64.b64decode(line.split()[1], validate=True))
+    except (IndexError, binascii.Error) as e:
+        raise ReleaseError(f"cannot read the public half of the signing key {key!r}") from e
+
+
+def signature_key(armored: str) -> str:
+    """Fingerprint of the public key inside an SSH signature (PROTOCOL.sshsig); "" if malformed."""
+    body = "".join(line for line in armored.splitlines() if line and not line.startswith("-----"))
+    try:
+        raw = base64.b64decode(body, validate=True)
+        if raw[:6] != b"SSHSIG":
+            return ""
+        (length,) = struct.unpack(">I", raw[10:14])  # after the magic and the version
+        blob = raw[14 : 14 + length]
+    except (binascii.Error, struct.error):
+        return ""
+    return fingerprint(blob) if blob and len(blob) == length else ""
+
+
 @dataclass(frozen=True)
 class Signature:
     ok: bool
     principal: str = ""
     reason: str = ""
+    key: str = ""  # fingerprint of the key that signed
 
 
 def find_principals(allowed: Path, sig: Path) -> list[str]:
@@ -110,7 +150,7 @@ def verify(report: Path, allowed: Path) -> Signature:
             check=False,
         )
         if proc.returncode == 0:
-            return Signature(True, principal=principal)
+            return Signature(True, principal=principal, key=signature_key(sig.read_text()))
     return Signature(
         False,
         principal=principals[0],

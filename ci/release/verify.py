@@ -2,8 +2,8 @@
 
 What runs: the smoke test (always) and, when the candidate's test image
 (``<test repository>:<tag>``) exists for the platform, its pytest suite (the
-tests not marked ``host``). ``--suite smoke`` skips pytest, ``--suite full``
-requires it.
+tests not marked ``host``). ``--suite smoke`` skips pytest (such a report does not
+count toward promotion where a test image exists), ``--suite full`` requires it.
 """
 
 from __future__ import annotations
@@ -220,7 +220,10 @@ def verify(
     idx, digest = resolve(cfg, tag, platform)
     test_digest = test_image_digest(cfg, tag, platform)
     chosen = choose_suite(suite, test_digest)
+    if chosen == "smoke" and test_digest:
+        print("note: this report will not count toward promotion: the candidate has a test image")
     path = reports.report_path(cfg.verifications_dir, tag, host.fingerprint, platform)
+    signer = "" if dry else signing.key_fingerprint(key)
     print(f"verifying {cfg.image(tag)} {platform} ({digest}) with {chosen} -> {path}")
     if dry:
         return None
@@ -239,6 +242,7 @@ def verify(
         platform,
         digest,
         host,
+        signer,
         facts,
         tests_section(chosen, pytest, smoke),
         started,
@@ -258,6 +262,7 @@ def build_report(
     platform: str,
     digest: str,
     host: machine.Host,
+    signer: str,
     facts: dict[str, Any],
     tests: dict[str, Any],
     started: float,
@@ -282,7 +287,7 @@ def build_report(
         "result": "pass" if passed else "fail",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(seconds, 1),
-        "signer": cfg.signer,
+        "signer": signer,  # fingerprint of the key that signs: promotion checks it
         "machine": {
             "fingerprint": host.fingerprint,
             "host_machine": host.machine,

@@ -49,7 +49,7 @@ def index_doc(
     atts = [
         {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest(seed + "att" + m["digest"]),
+            "digest": digest(seed + "att" + str(m["digest"])),
             "size": 800,
             "annotations": {
                 "vnd.docker.reference.digest": m["digest"],
@@ -66,12 +66,48 @@ def index_doc(
     }
 
 
+PROVENANCE = "https://slsa.dev/provenance/v0.2"
+
+
+def attestation_manifest(*predicate_types: str) -> bytes:
+    """An attestation manifest as buildx pushes it: one in-toto layer per predicate."""
+    layers = [
+        {
+            "mediaType": "application/vnd.in-toto+json",
+            "digest": digest(t),
+            "size": 100,
+            "annotations": {"in-toto.io/predicate-type": t},
+        }
+        for t in predicate_types
+    ]
+    return json.dumps({"schemaVersion": 2, "layers": layers}).encode()
+
+
+def predicates_for(index: Index, *types: str) -> dict[str, set[str]]:
+    """Every attestation manifest of ``index`` -> ``types`` (default: SBOM and provenance)."""
+    chosen = set(types) if types else {"https://spdx.dev/Document", PROVENANCE}
+    return {a.digest: chosen for a in index.attestations}
+
+
 def make_index(platforms: list[str] | None = None, **kw: Any) -> Index:
     return parse_index(json.dumps(index_doc(platforms, **kw)).encode())
 
 
 def fingerprint(name: str) -> str:
     return hashlib.sha256(f"machine {name}".encode()).hexdigest()
+
+
+def fake_test_image(platform: str) -> str:
+    """The digest of the (made-up) candidate's test image for ``platform``."""
+    return digest("test image " + platform)
+
+
+TEST_IMAGES = {p: fake_test_image(p) for p in MACHINE_FACTS}
+
+
+def key_of(signer: str) -> str:
+    """A made-up key fingerprint for ``signer`` (real ones: signing.key_fingerprint)."""
+    return "SHA256:" + signer
 
 
 def make_report(
@@ -81,9 +117,12 @@ def make_report(
     *,
     tag: str = TAG,
     emulated: bool = False,
+    signer: str = "alice",
+    test_image: str = "",
     **overrides: Any,
 ) -> dict[str, Any]:
-    """A passing report from a real machine of ``platform`` (or an emulated x86 one)."""
+    """A passing report from a real machine of ``platform`` (or an emulated x86 one) that ran
+    the candidate's test image (``test_image``, default a made-up digest) and the smoke test."""
     host, inside, family = MACHINE_FACTS[platform]
     evidence: list[str] = []
     exe = "/usr/bin/python3.11"
@@ -103,7 +142,7 @@ def make_report(
         else digest("none"),
         "result": "pass",
         "duration_s": 12.5,
-        "signer": "",
+        "signer": key_of(signer),
         "machine": {
             "fingerprint": fingerprint(machine_name),
             "host_machine": host,
@@ -119,7 +158,19 @@ def make_report(
             "process_exe": exe,
         },
         "emulation": {"emulated": emulated, "evidence": evidence},
-        "tests": {"suite": "smoke", "passed": 5, "failed": 0, "skipped": 0},
+        "tests": {
+            "suite": "pytest+smoke",
+            "passed": 105,
+            "failed": 0,
+            "skipped": 0,
+            "pytest": {
+                "passed": 100,
+                "failed": 0,
+                "errors": 0,
+                "skipped": 0,
+                "image_digest": test_image or fake_test_image(platform),
+            },
+        },
     }
     for dotted, value in overrides.items():
         *path, last = dotted.split("__")
@@ -155,8 +206,10 @@ def allowed_signers(path: Path, signers: dict[str, Path]) -> Path:
 def write_signed(
     verifications: Path, report: dict[str, Any], key: Path, name: str | None = None
 ) -> Path:
+    """Sign ``report`` with ``key``, naming that key as its signer."""
     from ci.release import signing
 
+    report = {**report, "signer": signing.key_fingerprint(str(key))}
     fp, platform = report["machine"]["fingerprint"], report["platform"]
     path = reports.report_path(verifications, report["tag"], fp, platform)
     if name:

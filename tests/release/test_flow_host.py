@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -20,10 +21,20 @@ from pathlib import Path
 import pytest
 
 from ci import project
-from ci.release import ReleaseError, config, imagetools, machine, promote, publish, registry
+from ci.release import (
+    ReleaseError,
+    config,
+    imagetools,
+    machine,
+    promote,
+    publish,
+    registry,
+    signing,
+)
 from ci.release import verify as verify_mod
 from ci.release.oci import Index
 
+from . import image_files
 from .factories import allowed_signers, keypair, make_report, write_signed
 
 pytestmark = pytest.mark.host
@@ -44,6 +55,7 @@ class Candidate:
     index: Index
     keys: Path  # throwaway keys live here
     real_reports: dict[str, Path]  # platform -> report made by `verify` on this host
+    test_images: dict[str, str]  # platform -> digest of the candidate's test image
 
 
 @pytest.fixture(scope="session")
@@ -59,21 +71,33 @@ def cfg() -> config.ReleaseConfig:
 
 
 @pytest.fixture(scope="session")
-def candidate(cfg: config.ReleaseConfig, tmp_path_factory: pytest.TempPathFactory) -> Candidate:
+def published(cfg: config.ReleaseConfig) -> tuple[str, Index]:
+    """A candidate tag in the local registry and its index."""
     tag = publish.publish(cfg, with_test=True)
+    return tag, imagetools.index(cfg.image(tag))
+
+
+@pytest.fixture(scope="session")
+def candidate(
+    cfg: config.ReleaseConfig,
+    published: tuple[str, Index],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Candidate:
+    tag, index = published
     keys = tmp_path_factory.mktemp("keys")
     local = keypair(keys, "this-host")
     work = cfg.with_overrides(verifications_dir=tmp_path_factory.mktemp("verify"))
-    reports = {}
-    for platform, suite in [("linux/amd64", "smoke"), *[(p, "smoke") for p in ARM]]:
+    reports: dict[str, Path] = {}
+    # amd64 natively with the test image's suite; ARM emulated (listed, never counted)
+    for platform, suite in [("linux/amd64", "full"), *[(p, "smoke") for p in ARM]]:
         try:
-            reports[platform] = verify_mod.verify(
-                work, tag, platform=platform, suite=suite, key=str(local)
-            )
+            path = verify_mod.verify(work, tag, platform=platform, suite=suite, key=str(local))
         except ReleaseError as e:  # the app's own tests may fail; the report still exists
             print(f"verify {platform}: {e}", file=sys.stderr)
-            reports[platform] = Path(str(e).rsplit("report: ", 1)[-1])
-    return Candidate(cfg, tag, imagetools.index(cfg.image(tag)), keys, reports)
+            path = Path(str(e).rsplit("report: ", 1)[-1])
+        assert path is not None
+        reports[platform] = path
+    return Candidate(cfg, tag, index, keys, reports, promote.test_images(cfg, tag))
 
 
 def test_registry_start_is_idempotent(cfg: config.ReleaseConfig) -> None:
@@ -98,18 +122,14 @@ def _report(path: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(path.read_text())
 
 
-def test_native_verification_with_the_test_image(candidate: Candidate, tmp_path: Path) -> None:
-    """`--suite full` runs the candidate's test image; its counts land in the report."""
-    cfg = candidate.cfg.with_overrides(verifications_dir=tmp_path)
-    key = str(candidate.keys / "this-host")
-    try:
-        path = verify_mod.verify(cfg, candidate.tag, platform="linux/amd64", suite="full", key=key)
-    except ReleaseError as e:  # a failing app test fails the report, not this test
-        path = Path(str(e).rsplit("report: ", 1)[-1])
-    assert path is not None
-    r = _report(path)
+def test_native_verification_with_the_test_image(candidate: Candidate) -> None:
+    """`--suite full` runs the candidate's test image; its counts land in the report,
+    which names the key that signed it."""
+    r = _report(candidate.real_reports["linux/amd64"])
     assert r["tests"]["suite"] == "pytest+smoke" and r["tests"]["pytest"]["passed"] > 0
     assert r["tests"]["passed"] >= r["tests"]["pytest"]["passed"]
+    assert r["tests"]["pytest"]["image_digest"] == candidate.test_images["linux/amd64"]
+    assert r["signer"] == signing.key_fingerprint(str(candidate.keys / "this-host"))
 
 
 def test_native_verification(candidate: Candidate) -> None:
@@ -154,7 +174,14 @@ def evidence(
         key = keypair(candidate.keys, f"{name}-{secrets.token_hex(2)}")
         signers[f"{name}@example.invalid"] = key
         for platform in ARM:
-            write_signed(vdir, make_report(candidate.index, platform, name, tag=candidate.tag), key)
+            report = make_report(
+                candidate.index,
+                platform,
+                name,
+                tag=candidate.tag,
+                test_image=candidate.test_images[platform],
+            )
+            write_signed(vdir, report, key)
     allowed_signers(vdir / "allowed_signers", signers)
     keys = {name.split("@")[0]: key for name, key in signers.items()}
     yield candidate.cfg.with_overrides(verifications_dir=vdir), vdir, keys
@@ -173,6 +200,7 @@ def test_promote_with_quorum(candidate: Candidate, evidence, capsys) -> None:  #
     promote.promote(cfg, candidate.tag, version=version, latest=True)
     out = capsys.readouterr().out
     assert "emulated, not counted" in out and "FAIL" not in out
+    assert "machine facts in a report are its signer's claims" in out
     for tag in (version, "latest"):
         released = imagetools.index(cfg.image(tag))
         assert {p: d.digest for p, d in released.images.items()} == {
@@ -211,8 +239,9 @@ def test_digest_not_matching_candidate(candidate: Candidate, evidence) -> None: 
 
 
 def _resign(path: Path, data: dict, key: Path) -> None:  # type: ignore[type-arg]
-    from ci.release import reports, signing
+    from ci.release import reports
 
+    data["signer"] = signing.key_fingerprint(str(key))
     path.write_bytes(reports.dumps(data))
     signing.sign(path, str(key))
 
@@ -224,14 +253,54 @@ def test_two_reports_from_the_same_machine(candidate: Candidate, evidence) -> No
         for p in (vdir / candidate.tag).glob("*-arm64.json")
         if _report(p)["machine"]["cpu_model"] == "cpu of pi-2"
     )
-    data = make_report(candidate.index, "linux/arm64", "pi-1", tag=candidate.tag, duration_s=99.0)
+    data = make_report(
+        candidate.index,
+        "linux/arm64",
+        "pi-1",
+        tag=candidate.tag,
+        test_image=candidate.test_images["linux/arm64"],
+        duration_s=99.0,
+    )
     _resign(victim, data, keys["pi-1"])
     _promote_fails(
         cfg,
         candidate.tag,
-        r"linux/arm64: 2 distinct real machine\(s\) passed, "
-        r"need 3.*come from the same machine",
+        r"linux/arm64: 2 distinct signer\(s\) on distinct machines passed, need 3.*"
+        r"are signed by pi-1@example.invalid",
     )
+
+
+def test_one_key_with_three_fabricated_machines(candidate: Candidate, evidence) -> None:  # type: ignore[no-untyped-def]
+    """Machine facts are the signer's word: pi-0's key alone reports three Raspberry Pis."""
+    cfg, vdir, keys = evidence
+    for path in (vdir / candidate.tag).glob("*-arm*.json"):
+        path.unlink()
+        Path(f"{path}.sig").unlink()
+    for platform in ARM:
+        for n in range(3):
+            report = make_report(
+                candidate.index,
+                platform,
+                f"fake-pi-{n}",
+                tag=candidate.tag,
+                test_image=candidate.test_images[platform],
+                machine__cpu_model="Raspberry Pi 4 Model B Rev 1.4",
+            )
+            write_signed(vdir, report, keys["pi-0"])
+    _promote_fails(
+        cfg, candidate.tag, r"linux/arm64: 1 distinct signer\(s\) on distinct machines passed"
+    )
+
+
+def test_smoke_only_reports_do_not_count(candidate: Candidate, evidence) -> None:  # type: ignore[no-untyped-def]
+    cfg, vdir, keys = evidence
+    for path in (vdir / candidate.tag).glob("*-armv7.json"):
+        data = _report(path)
+        if data["emulation"]["emulated"]:
+            continue
+        data["tests"] = {"suite": "smoke", "passed": 5, "failed": 0, "skipped": 0, "smoke": []}
+        _resign(path, data, keys[data["machine"]["cpu_model"].removeprefix("cpu of ")])
+    _promote_fails(cfg, candidate.tag, r"linux/arm/v7: 0 distinct signer.*3 smoke-only report")
 
 
 def test_emulated_report_offered_as_real_hardware(candidate: Candidate, evidence) -> None:  # type: ignore[no-untyped-def]
@@ -265,3 +334,32 @@ def test_missing_platform_in_manifest_list(candidate: Candidate, evidence) -> No
 
 def _env() -> dict[str, str]:
     return dict(os.environ)
+
+
+# --- SBOM ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", project.platforms())
+def test_sbom_lists_every_package_in_the_image(
+    cfg: config.ReleaseConfig, published: tuple[str, Index], platform: str
+) -> None:
+    """Every shared library in the image belongs to a Debian package its SBOM lists
+    (libpq5 and the libraries it pulls in are unpacked by the Dockerfile, not installed)."""
+    _, index = published
+    repo = image_files.Repo(cfg.registry, cfg.repository)
+    listed = image_files.deb_names(image_files.sbom_packages(repo, index, platform))
+    fs = image_files.rootfs(repo, index.images[platform].digest)
+    owner = image_files.owners(fs)
+    assert "libpq5" in listed and "libc6" in listed, sorted(listed)
+    libraries = [p for p in fs.files if p.startswith("usr/lib/") and re.search(r"\.so(\.\d+)*$", p)]
+    assert any("libpq.so" in p for p in libraries)
+    unlisted = sorted(
+        f"{p} ({owner.get(p, 'no package')})" for p in libraries if owner.get(p) not in listed
+    )
+    assert not unlisted, f"{platform}: libraries of packages missing from the SBOM: {unlisted}"
+    installed = {
+        p.rsplit("/", 1)[1][: -len(".list")].split(":")[0]
+        for p in fs.contents
+        if p.endswith(".list")
+    }
+    assert installed <= listed, sorted(installed - listed)

@@ -9,9 +9,24 @@ import pytest
 
 from ci import project
 from ci.release import ReleaseError
-from ci.release.oci import check_index, digest_of, format_index, parse_index, platform_name
+from ci.release.oci import (
+    SBOM,
+    check_index,
+    digest_of,
+    format_index,
+    parse_index,
+    platform_name,
+    predicate_types,
+)
 
-from .factories import index_doc, make_index, platform_dict
+from .factories import (
+    PROVENANCE,
+    attestation_manifest,
+    index_doc,
+    make_index,
+    platform_dict,
+    predicates_for,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -19,6 +34,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def configs_for(index, overrides=None):  # type: ignore[no-untyped-def]
     overrides = overrides or {}
     return {d.digest: overrides.get(p, platform_dict(p)) for p, d in index.images.items()}
+
+
+def check(index, configs=None, predicates=None):  # type: ignore[no-untyped-def]
+    configs = configs_for(index) if configs is None else configs
+    predicates = predicates_for(index) if predicates is None else predicates
+    return check_index(index, project.platforms(), configs, predicates)
 
 
 def test_platform_names() -> None:
@@ -51,27 +72,27 @@ def test_buildx_fixture_parses() -> None:
 
 def test_complete_index_passes() -> None:
     index = make_index()
-    result = check_index(index, project.platforms(), configs_for(index))
+    result = check(index)
     assert result.ok, result.problems
 
 
 def test_missing_platform_is_named() -> None:
     index = make_index(["linux/amd64", "linux/arm64"])
-    result = check_index(index, project.platforms(), configs_for(index))
+    result = check(index)
     assert result.problems == ["missing platform linux/arm/v7"]
 
 
 def test_manifest_that_lies_about_its_architecture() -> None:
     index = make_index()
     configs = configs_for(index, {"linux/arm64": {"os": "linux", "architecture": "amd64"}})
-    result = check_index(index, project.platforms(), configs)
+    result = check(index, configs)
     assert not result.ok
     assert "claims linux/arm64 but its config says linux/amd64" in result.problems[0]
 
 
 def test_unreadable_config_is_a_problem() -> None:
     index = make_index()
-    result = check_index(index, project.platforms(), {})
+    result = check(index, {})
     assert len(result.problems) == len(project.platforms())
 
 
@@ -79,7 +100,7 @@ def test_duplicate_platform() -> None:
     doc = index_doc(attestations=False)
     doc["manifests"].append(dict(doc["manifests"][0], digest="sha256:" + "0" * 64))
     index = parse_index(json.dumps(doc).encode())
-    result = check_index(index, project.platforms(), configs_for(index))
+    result = check(index)
     assert any("listed 2 times" in p for p in result.problems)
 
 
@@ -98,3 +119,32 @@ def test_single_manifest_is_not_a_list() -> None:
 def test_not_json() -> None:
     with pytest.raises(ReleaseError, match="not JSON"):
         parse_index(b"<html>")
+
+
+def test_predicate_types_of_an_attestation_manifest() -> None:
+    assert predicate_types(attestation_manifest(SBOM, PROVENANCE)) == {SBOM, PROVENANCE}
+    assert predicate_types(b"not json") == set()
+
+
+def test_candidate_without_attestations_fails() -> None:
+    index = make_index(attestations=False)
+    result = check(index)
+    assert len(result.problems) == 2 * len(project.platforms())
+    for platform in project.platforms():
+        digest = index.images[platform].digest
+        assert f"{platform} ({digest}) has no SBOM attestation" in result.problems
+        assert f"{platform} ({digest}) has no provenance attestation" in result.problems
+
+
+def test_each_platform_needs_both_attestations() -> None:
+    index = make_index()
+    predicates = predicates_for(index)
+    arm64 = index.images["linux/arm64"].digest
+    for a in index.attestations:
+        if a.annotations["vnd.docker.reference.digest"] == arm64:
+            predicates[a.digest] = {PROVENANCE}
+    result = check(index, predicates=predicates)
+    assert result.problems == [f"linux/arm64 ({arm64}) has no SBOM attestation"]
+    assert check(index, predicates=predicates_for(index, SBOM)).problems == [
+        f"{p} ({d.digest}) has no provenance attestation" for p, d in index.images.items()
+    ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from ci.release.quorum import ReportCheck, check_report, format_table, tally
+from typing import Any
+
+from ci.release.quorum import ReportCheck, check_report, format_table, tally, votes
 from ci.release.signing import Signature
 
-from .factories import TAG, digest, make_index, make_report
+from .factories import TAG, TEST_IMAGES, digest, key_of, make_index, make_report
 
-GOOD = Signature(True, principal="alice@example.invalid")
 ARM = ["linux/arm64", "linux/arm/v7"]
 
 
@@ -15,8 +16,16 @@ def quorum_for(platform: str) -> int:
     return 1 if platform == "linux/amd64" else 3
 
 
-def check(report, signature=GOOD, index=None, name="r.json"):  # type: ignore[no-untyped-def]
-    return check_report(name, report, signature, TAG, index or make_index())
+def signed_by(signer: str) -> Signature:
+    """A valid signature by ``signer``'s key (the real ones are tested in test_signing)."""
+    return Signature(True, principal=f"{signer}@example.invalid", key=key_of(signer))
+
+
+def check(  # type: ignore[no-untyped-def]
+    report, signature=None, index=None, name="r.json", test_images=TEST_IMAGES
+):
+    signature = signature or signed_by(report.get("signer", "SHA256:?").split(":", 1)[1])
+    return check_report(name, report, signature, TAG, index or make_index(), test_images)
 
 
 def test_good_report_counts() -> None:
@@ -91,9 +100,10 @@ def test_malformed_report() -> None:
 
 
 def checks_for(machines: dict[str, list[str]], **kw) -> list[ReportCheck]:  # type: ignore[no-untyped-def]
+    """Reports from each named machine, each signed by a signer of the same name."""
     index = make_index()
     return [
-        check(make_report(index, p, m, **kw), name=f"{m}-{p[-2:]}.json")
+        check(make_report(index, p, m, signer=m, **kw), name=f"{m}-{p[-2:]}.json")
         for p, ms in machines.items()
         for m in ms
     ]
@@ -105,23 +115,95 @@ def test_quorum_met() -> None:
     )
     verdicts = tally(checks, ["linux/amd64", *ARM], quorum_for)
     assert all(v.ok for v in verdicts), [v.reasons for v in verdicts]
-    assert [v.machines for v in verdicts] == [1, 3, 3]
-    assert "ok" in format_table(verdicts)
+    assert [v.signers for v in verdicts] == [1, 3, 3]
+    table = format_table(verdicts)
+    assert "ok" in table and "signers" in table
+    assert "machine facts in a report are its signer's claims" in table
 
 
 def test_same_machine_counts_once() -> None:
-    checks = checks_for({"linux/arm64": ["a", "a", "b"]})
+    index = make_index()
+    checks = [
+        check(make_report(index, "linux/arm64", m, signer=s), name=f"{s}.json")
+        for m, s in [("a", "a"), ("a", "b"), ("c", "c")]
+    ]
     [v] = tally(checks, ["linux/arm64"], quorum_for)
-    assert v.machines == 2 and not v.ok
-    assert "2 distinct real machine(s) passed, need 3" in v.reasons[0]
-    assert "come from the same machine" in v.reasons[0]
+    assert v.signers == 2 and not v.ok
+    assert "2 distinct signer(s) on distinct machines passed, need 3" in v.reasons[0]
+    assert "a.json, b.json are from the same machine" in v.reasons[0]
+
+
+def test_one_key_with_three_fabricated_machines_counts_once() -> None:
+    """Machine facts are the signer's word: three made-up Raspberry Pis, one key."""
+    index = make_index()
+    checks = []
+    for platform in ARM:
+        for n in range(3):
+            report = make_report(
+                index,
+                platform,
+                f"pi-{n}",
+                signer="mallory",
+                machine__cpu_model="Raspberry Pi 4 Model B Rev 1.4",
+            )
+            checks.append(check(report, name=f"pi-{n}-{platform[-2:]}.json"))
+    assert all(c.counts for c in checks), [c.problems for c in checks]
+    verdicts = tally(checks, ARM, quorum_for)
+    assert [v.signers for v in verdicts] == [1, 1]
+    assert not any(v.ok for v in verdicts)
+    assert "1 distinct signer(s) on distinct machines passed, need 3" in verdicts[0].reasons[0]
+    assert "are signed by mallory@example.invalid (counted once)" in verdicts[0].reasons[0]
+
+
+def test_votes_need_a_signer_and_a_machine_each() -> None:
+    assert votes([]) == 0
+    assert votes([("a", "m1"), ("a", "m2"), ("a", "m3")]) == 1
+    assert votes([("a", "m1"), ("b", "m1"), ("c", "m1")]) == 1
+    # a could take m1 or m2; b only m1: both count (a on m2)
+    assert votes([("a", "m1"), ("a", "m2"), ("b", "m1")]) == 2
+    assert votes([("a", "m1"), ("b", "m1"), ("c", "m2"), ("c", "m3")]) == 2
+
+
+def test_report_naming_another_key_as_signer() -> None:
+    report = make_report(make_index(), "linux/arm64", signer="alice")
+    c = check(report, signed_by("mallory"))
+    assert any("names signer SHA256:alice but was signed by mallory" in p for p in c.problems)
+
+
+def test_smoke_only_report_does_not_count_where_a_test_image_exists() -> None:
+    index = make_index()
+    smoke: dict[str, Any] = {"tests__suite": "smoke", "tests__passed": 5, "tests__pytest": None}
+    c = check(make_report(index, "linux/arm64", **smoke))
+    assert c.ok and not c.counts and "ran smoke only" in c.smoke_only
+    checks = [
+        check(make_report(index, "linux/arm64", m, signer=m, **smoke), name=f"{m}.json")
+        for m in "abc"
+    ]
+    [v] = tally(checks, ["linux/arm64"], quorum_for)
+    assert v.signers == 0 and v.smoke_only == 3 and not v.ok
+    assert "3 smoke-only report(s) not counted" in v.reasons[0]
+    # a candidate published without a test image: the smoke test is all there is
+    without = {p: d for p, d in TEST_IMAGES.items() if p != "linux/arm64"}
+    assert check(make_report(index, "linux/arm64", **smoke), test_images=without).counts
+
+
+def test_pytest_counts_must_be_of_the_candidates_test_image() -> None:
+    index = make_index()
+    other = make_report(index, "linux/arm64", test_image=digest("another test image"))
+    assert any("not the candidate's" in p for p in check(other).problems)
+    failed = make_report(index, "linux/arm64", tests__pytest__failed=1)
+    assert any("1 failed, 0 errors" in p for p in check(failed).problems)
+    none = make_report(index, "linux/arm64", tests__pytest__passed=0)
+    assert "the test image's suite passed no test" in check(none).problems
+    uncounted = make_report(index, "linux/arm64", tests__pytest={"image_digest": "x"})
+    assert any("lacks the test image's" in p for p in check(uncounted).problems)
 
 
 def test_emulated_reports_never_count() -> None:
     index = make_index()
-    checks = [check(make_report(index, "linux/arm64", m, emulated=True)) for m in "abc"]
+    checks = [check(make_report(index, "linux/arm64", m, signer=m, emulated=True)) for m in "abc"]
     [v] = tally(checks, ["linux/arm64"], quorum_for)
-    assert v.machines == 0 and v.emulated == 3 and not v.ok
+    assert v.signers == 0 and v.emulated == 3 and not v.ok
     assert "3 emulated report(s) not counted" in v.reasons[0]
 
 
@@ -141,7 +223,7 @@ def test_one_bad_report_blocks_even_with_quorum() -> None:
         )
     )
     [v] = tally(checks, ["linux/arm64"], quorum_for)
-    assert v.machines == 3 and not v.ok
+    assert v.signers == 3 and not v.ok
     assert "rejected: signer not allowed" in v.reasons[0]
 
 
