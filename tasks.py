@@ -34,7 +34,7 @@ def _guard(fn: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> None:
 
 @task(help={"dry": "print what would be done, change nothing"})
 def setup(c: Context, dry: bool = False) -> None:
-    """Provision this host: Docker engine (trixie), containerd store, binfmt/QEMU, test services."""
+    """Provision this host (Debian/Ubuntu): Docker engine, containerd store, QEMU, test services."""
     _guard(host.setup, dry)
 
 

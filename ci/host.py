@@ -4,12 +4,13 @@ Used by ``inv setup`` and ``inv doctor`` (tasks.py). Everything here is
 idempotent: each step first checks whether it is already satisfied and then
 does nothing. ``dry=True`` prints what would be done instead of doing it.
 
-The Docker engine comes from Debian 13 "trixie" (docker.io 26, buildx with
-bake ``matrix``, containerd image store for multi-platform ``--load``),
-installed on the bookworm host from a trixie apt source with a low pin
-priority. The trixie source is built from the mirror the host's own apt
-configuration already uses (or ``$CLICKVOTE_APT_MIRROR``); no mirror host name
-is written into this repository.
+Where the Docker engine comes from depends on the host (``ci/distro.py``):
+on Debian 12 from Debian 13 "trixie" (docker.io 26, buildx with bake
+``matrix``, containerd image store for multi-platform ``--load``), through a
+trixie apt source with a low pin priority built from the mirror the host's own
+apt configuration already uses (or ``$CLICKVOTE_APT_MIRROR``); elsewhere
+(Debian 13, Ubuntu 22.04/24.04) from the host's own archive, if new enough.
+No mirror host name is written into this repository.
 """
 
 from __future__ import annotations
@@ -25,31 +26,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-APT_MIRROR_ENV = "CLICKVOTE_APT_MIRROR"
-APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
-APT_SOURCES_LIST = Path("/etc/apt/sources.list")
-TRIXIE_SOURCE = APT_SOURCES_DIR / "clickvote-trixie.sources"
+from ci import distro
+
+APT_MIRROR_ENV = distro.APT_MIRROR_ENV
+HOST_ROOT = Path("/")
+TRIXIE_SOURCE = Path("/etc/apt/sources.list.d") / distro.OWN_SOURCE
 TRIXIE_PIN = Path("/etc/apt/preferences.d/clickvote-trixie.pref")
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 DOCKERD_LOG = Path("/var/log/clickvote-dockerd.log")
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 APT_LOCK = ["-o", "DPkg::Lock::Timeout=600"]
 CLI_PLUGIN_DIR = Path("/usr/libexec/docker/cli-plugins")
 
-# The engine, from trixie (see module docstring).
-TRIXIE_PACKAGES = ["docker.io", "containerd", "docker-buildx", "docker-compose"]
-# Emulation, base-image building and what the host tests need, from bookworm.
-HOST_PACKAGES = [
-    "qemu-user-static",
-    "binfmt-support",
-    "debootstrap",
-    "chromium",
-    "chromium-driver",
-    "postgresql",
-    "redis-server",
-    "docker-registry",
-]
 # Commands the host tests need that may come from elsewhere than Debian (Node.js often
 # does): the packages are installed only when the command is not on PATH.
 HOST_COMMANDS = {"npm": ["nodejs", "npm"], "node": ["nodejs"], "ssh-keygen": ["openssh-client"]}
@@ -98,59 +86,29 @@ def write_file(path: Path, text: str, dry: bool) -> bool:
 # --------------------------------------------------------------------------- apt
 
 
-def _deb822_mirrors(text: str) -> list[str]:
-    """URIs of deb822 stanzas that carry the main Debian suites (not security)."""
-    found: list[str] = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields = dict(
-            (k.strip().lower(), v.strip())
-            for k, _, v in (ln.partition(":") for ln in stanza.splitlines())
-            if not k.lstrip().startswith("#") and v
-        )
-        suites = fields.get("suites", "").split()
-        if "deb" in fields.get("types", "").split() and any("-" not in s for s in suites):
-            found += fields.get("uris", "").split()
-    return found
-
-
-def _one_line_mirrors(text: str) -> list[str]:
-    found: list[str] = []
-    for line in text.splitlines():
-        parts = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()
-        if len(parts) >= 3 and parts[0] == "deb" and "-" not in parts[2]:
-            found.append(parts[1])
-    return found
+def read_host() -> distro.Host:
+    return distro.read_host(HOST_ROOT)
 
 
 def apt_mirror() -> str:
     """The Debian mirror URI the host already uses (or ``$CLICKVOTE_APT_MIRROR``)."""
-    if env := os.environ.get(APT_MIRROR_ENV):
-        return env.rstrip("/")
-    candidates: list[str] = []
-    for src in sorted(APT_SOURCES_DIR.glob("*.sources")):
-        if src != TRIXIE_SOURCE:
-            candidates += _deb822_mirrors(src.read_text())
-    for lst in [APT_SOURCES_LIST, *sorted(APT_SOURCES_DIR.glob("*.list"))]:
-        if lst.exists():
-            candidates += _one_line_mirrors(lst.read_text())
-    debian = [u for u in candidates if "security" not in u]
-    if not debian:
-        raise HostError(
-            f"no Debian mirror found in the host's apt sources; set {APT_MIRROR_ENV}=<mirror URI>"
-        )
-    return debian[0].rstrip("/")
+    try:
+        return distro.debian_mirror(read_host(), os.environ.get(APT_MIRROR_ENV))
+    except distro.UnsupportedHost as exc:
+        raise HostError(str(exc)) from None
 
 
-def ensure_trixie_source(dry: bool) -> bool:
+def host_plan() -> distro.Plan:
+    try:
+        return distro.plan(read_host(), os.environ.get(APT_MIRROR_ENV))
+    except distro.UnsupportedHost as exc:
+        raise HostError(str(exc)) from None
+
+
+def ensure_trixie_source(source: str, dry: bool) -> bool:
     """The trixie apt source and its low pin. True when something changed."""
-    source = (
-        "# Written by `inv setup` (ci/host.py): the Docker engine from trixie.\n"
-        f"Types: deb\nURIs: {apt_mirror()}\nSuites: trixie\nComponents: main\n"
-        f"Signed-By: {KEYRING}\n"
-    )
-    pin = "Package: *\nPin: release n=trixie\nPin-Priority: 100\n"
     changed = write_file(TRIXIE_SOURCE, source, dry)
-    return write_file(TRIXIE_PIN, pin, dry) or changed
+    return write_file(TRIXIE_PIN, distro.PIN, dry) or changed
 
 
 def installed(packages: Sequence[str]) -> set[str]:
@@ -170,8 +128,8 @@ def missing_commands() -> list[str]:
     return sorted(set(need))
 
 
-def _trixie_lists_present() -> bool:
-    return any(Path("/var/lib/apt/lists").glob("*_dists_trixie_*Packages*"))
+def _release_lists_present(release: str) -> bool:
+    return any(Path("/var/lib/apt/lists").glob(f"*_dists_{release}_*Packages*"))
 
 
 def apt_install(packages: Sequence[str], dry: bool, release: str | None = None) -> None:
@@ -187,17 +145,48 @@ def apt_install(packages: Sequence[str], dry: bool, release: str | None = None) 
     run([*cmd, *names], dry, env=env)
 
 
+def engine_versions() -> dict[str, str | None]:
+    """Versions of the engine's programs installed by whatever means (None: missing)."""
+    return {
+        "engine": output(["dockerd", "--version"]),
+        "buildx": output(["docker", "buildx", "version"]),
+        "compose": output(["docker", "compose", "version"]),
+    }
+
+
+def check_candidates(host: distro.Host, packages: Sequence[str], dry: bool) -> None:
+    """apt's candidates for the engine ``packages`` meet distro.MINIMUM, or stop here."""
+    policy = output(["apt-cache", "policy", *packages]) or ""
+    candidates = distro.parse_candidates(policy)
+    problems = distro.too_old({p: candidates.get(p) for p in packages})
+    if not problems:
+        say("ok: " + ", ".join(f"{p} {candidates[p]}" for p in packages))
+    elif dry:
+        say("would stop: " + distro.refusal(host, problems))
+    else:
+        raise HostError(distro.refusal(host, problems))
+
+
 def ensure_packages(dry: bool) -> None:
-    changed = ensure_trixie_source(dry)
-    need_trixie = missing(TRIXIE_PACKAGES)
-    need_host = missing(HOST_PACKAGES) + missing_commands()
-    if not (need_trixie or need_host):
+    plan = host_plan()
+    changed = ensure_trixie_source(plan.source, dry) if plan.source else False
+    need_engine = missing(plan.engine)
+    if need_engine and not distro.too_old(engine_versions()):
+        say(f"ok: a Docker engine new enough is installed (keeping it; not {need_engine})")
+        need_engine = []
+    need_host = missing(plan.host) + missing_commands()
+    for note in plan.notes:
+        say(f"note: {note}")
+    if not (need_engine or need_host):
         say("ok: apt packages installed")
         return
-    if changed or not _trixie_lists_present() or need_host:
+    lists_stale = plan.release is not None and not _release_lists_present(plan.release)
+    if changed or lists_stale or need_host or (need_engine and plan.check_versions):
         run(["apt-get", *APT_LOCK, "update", "-qq"], dry)
-    if need_trixie:
-        apt_install(need_trixie, dry, release="trixie")
+    if need_engine:
+        if plan.check_versions:
+            check_candidates(read_host(), plan.engine, dry)
+        apt_install(need_engine, dry, release=plan.release)
     if need_host:
         apt_install(need_host, dry)
 
@@ -213,8 +202,17 @@ def ensure_daemon_json(dry: bool) -> None:
         return
     conf.setdefault("features", {})["containerd-snapshotter"] = True
     write_file(DAEMON_JSON, json.dumps(conf, indent=2) + "\n", dry)
-    if not dry and engine_answers():
+    if not dry and engine_answers() and not restart_systemd_dockerd(dry):
         say("note: restart dockerd to switch to the containerd image store")
+
+
+def restart_systemd_dockerd(dry: bool) -> bool:
+    """Restart dockerd where systemd runs it (Ubuntu, GitHub's runners with Docker CE);
+    False where nothing does (dockerd started by `inv setup` is left to its owner)."""
+    if (output(["systemctl", "is-active", "docker"]) or "").strip() != "active":
+        return False
+    run(["systemctl", "restart", "docker"], dry)
+    return True
 
 
 def engine_answers() -> bool:
@@ -224,8 +222,13 @@ def engine_answers() -> bool:
 def ensure_cli_plugins(dry: bool) -> None:
     """The docker client on PATH must find trixie's buildx/compose plugins."""
     docker = shutil.which("docker")
+    release = host_plan().release
+    if docker is None and release is None:  # the engine packages bring their client
+        if not dry:
+            raise HostError("no docker client on PATH after installing the engine packages")
+        return
     if docker is None:  # machines of this kind ship a client; trixie's otherwise
-        apt_install(["docker-cli"], dry, release="trixie")
+        apt_install(["docker-cli"], dry, release=release)
         docker = shutil.which("docker") or "docker"
         if dry:
             return
@@ -353,9 +356,22 @@ def _engine_check() -> Check:
     if ver is None:
         return Check("engine", False, "no Docker engine answers", "inv setup (starts dockerd)")
     client = (output(["docker", "version", "--format", "{{.Client.Version}}"]) or "?").strip()
-    return Check(
-        "engine", True, f"server {ver.strip()}, client {client} ({shutil.which('docker')})"
-    )
+    detail = f"server {ver.strip()}, client {client} ({shutil.which('docker')})"
+    return _version_check("engine", ver, detail)
+
+
+def _version_check(name: str, ver: str, detail: str) -> Check:
+    """OK when ``ver`` is at least distro.MINIMUM[name]."""
+    problems = distro.too_old({name: ver})
+    if not problems:
+        return Check(name, True, detail)
+    return Check(name, False, f"{detail}; {problems[0]}", _UPGRADE_FIX)
+
+
+_UPGRADE_FIX = (
+    "inv setup installs a new enough engine on Debian 12/13 and Ubuntu 22.04/24.04; otherwise "
+    "install Docker's own packages (docker-ce, docker-buildx-plugin, docker-compose-plugin)"
+)
 
 
 def _image_store_check() -> Check:
@@ -371,7 +387,7 @@ def _buildx_check() -> Check:
         return Check("buildx", False, "docker buildx missing", "inv setup (installs docker-buildx)")
     driver = output(["docker", "buildx", "inspect"]) or ""
     m = re.search(r"^Driver:\s*(\S+)", driver, re.M)
-    return Check("buildx", True, f"{ver.split()[1]} driver {m[1] if m else '?'}")
+    return _version_check("buildx", ver, f"{ver.split()[1]} driver {m[1] if m else '?'}")
 
 
 def _binfmt_check(name: str) -> Check:

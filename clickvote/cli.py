@@ -64,6 +64,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(settings: Settings) -> int:
+    from clickvote import stopping
+
+    stopping.install()  # first: it also covers the imports below (see clickvote/stopping.py)
     import uvicorn
 
     from clickvote.app import SERVER_OPTIONS, create_app

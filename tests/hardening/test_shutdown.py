@@ -40,3 +40,17 @@ def test_stop_with_a_pending_long_poll(tmp_path: Path) -> None:
         assert answer == ["1"]  # an Engine.IO close packet, not a 500 or a dropped request
     finally:
         srv.stop()
+
+
+def test_sigterm_stops_gracefully_with_status_0(tmp_path: Path) -> None:
+    """`docker stop`'s signal: the server shuts down and exits by itself with status 0. It
+    must not end by dying of the signal: as PID 1 under qemu-user that never happens and
+    `docker stop` waits its whole timeout (clickvote/stopping.py)."""
+    srv = ServerProcess(tmp_path)
+    srv.start()
+    try:
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(GRACE + 20) == 0
+    finally:
+        srv.stop()

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from .test_cluster import vote_msg, wait_count, watch
 ROOT = Path(__file__).resolve().parents[2]
 TAG = "clickvote-scale-test:latest"
 START_TIMEOUT = 120.0  # an emulated server imports its stack in ~10 s; leave room for a busy host
+STOP_WITHIN = 2.0  # seconds from `docker stop` to the container gone
+STOP_TIMEOUT = 20  # docker stop's grace before SIGKILL: a lost signal takes this long
 MACHINE = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l"}
 
 
@@ -144,3 +147,23 @@ def test_image_replicas_share_postgres_and_redis(
     state = {"id": "likes", "voteTo": "p", "userId": "bob", "token": watcher_token}
     again = watcher.call("get-votes", state)
     assert again["total"]["count"] == 1, again
+
+
+@pytest.mark.parametrize("platform", _platforms())
+def test_docker_stop_stops_the_server_at_once(
+    platform: str, image: str, containers: Callable[..., Container]
+) -> None:
+    """`docker stop` sends SIGTERM to the server, PID 1 of its container (QEMU for the ARM
+    images): it shuts down by itself with status 0, long before docker would kill it
+    (clickvote/stopping.py)."""
+    c = containers(image, platform, free_port(), {"CLICKVOTE_LOG_LEVEL": "warning"})
+    c.wait_healthy()
+    wait = subprocess.Popen(["docker", "wait", c.name], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # `docker wait` attached before the container (--rm) goes
+    t0 = time.monotonic()
+    cmd = ["docker", "stop", "-t", str(STOP_TIMEOUT), c.name]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=STOP_TIMEOUT + 30)
+    took = time.monotonic() - t0
+    status, _ = wait.communicate(timeout=30)
+    assert status.strip() == "0", f"{platform}: exit status {status.strip()!r}"
+    assert took < STOP_WITHIN, f"{platform}: docker stop took {took:.1f} s"
