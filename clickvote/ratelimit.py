@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 
@@ -29,3 +30,13 @@ class RateLimiter:
         while len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return wait
+
+
+def retry_after(wait: float) -> float:
+    """A wait as answered (seconds): whole milliseconds rounded up, never under 1 ms."""
+    return max(1, math.ceil(wait * 1000)) / 1000
+
+
+def retry_after_header(wait: float) -> str:
+    """A wait as the HTTP Retry-After header (whole seconds): rounded up, at least 1."""
+    return str(max(1, math.ceil(wait)))

@@ -26,6 +26,7 @@ from clickvote import jsonfast
 from clickvote.context import INVALIDATE_ROOM, Context
 from clickvote.engineio import Peer
 from clickvote.fanout import Message
+from clickvote.ratelimit import retry_after
 from clickvote.sio import SocketServer
 from clickvote.storage import Env, Group
 from clickvote.votes import MAX_VOTE_TO, VoteError, cast_vote, current_state, own_message
@@ -158,6 +159,8 @@ class Realtime:
                     raise VoteError("bad_payload", f"{event} expects a JSON object")
                 try:
                     size = len(jsonfast.COMPACT.encode(data))  # as before: \u escapes count
+                except RecursionError as exc:  # nested past the interpreter's stack
+                    raise VoteError("bad_payload", "payload is nested too deeply") from exc
                 except (TypeError, ValueError) as exc:
                     raise VoteError("bad_payload", "payload is not valid JSON") from exc
                 if size > self.ctx.settings.max_payload:
@@ -173,7 +176,7 @@ class Realtime:
                 err = {
                     "message": "too many requests, slow down",
                     "code": "rate_limited",
-                    "retryAfter": round(exc.wait, 3),
+                    "retryAfter": retry_after(exc.wait),
                 }
             except VoteError as exc:
                 err = {"message": exc.message, "code": exc.code}
@@ -184,6 +187,16 @@ class Realtime:
             return self._refuse(sid, err)
 
         return wrapped
+
+    def _subscribe(self, info: dict[str, Any], item: tuple[str, str, str]) -> None:
+        """Count `item` among the socket's watched items, refusing one past the cap."""
+        watched: set[tuple[str, str, str]] = info.setdefault("watched", set())
+        cap = self.ctx.settings.max_subscriptions
+        if item not in watched and len(watched) >= cap:
+            raise VoteError(
+                "too_many_subscriptions", f"a connection may watch at most {cap} items"
+            )
+        watched.add(item)
 
     def _info(self, sid: str) -> dict[str, Any]:
         return self.conns.get(sid) or {"ip": "unknown"}
@@ -262,6 +275,7 @@ class Realtime:
         voter = self.ctx.resolve_voter(
             env, data.get("userId"), data.get("signature"), data.get("voterToken"), required=False
         )
+        self._subscribe(info, (env.id, group.id, vote_to))
         state = await current_state(self.ctx.storage, group, vote_to, voter)
         self.sio.enter_room(sid, item_room(env.id, group.id, vote_to))
         if voter is not None:
