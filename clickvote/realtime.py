@@ -193,9 +193,7 @@ class Realtime:
         watched: set[tuple[str, str, str]] = info.setdefault("watched", set())
         cap = self.ctx.settings.max_subscriptions
         if item not in watched and len(watched) >= cap:
-            raise VoteError(
-                "too_many_subscriptions", f"a connection may watch at most {cap} items"
-            )
+            raise VoteError("too_many_subscriptions", f"a connection may watch at most {cap} items")
         watched.add(item)
 
     def _info(self, sid: str) -> dict[str, Any]:

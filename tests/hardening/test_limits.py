@@ -96,3 +96,15 @@ def test_retry_after_never_zero_and_never_short(
     slow = FrozenClock(burst=1, per_second=1 / 1.0004)
     slow.take("k")
     assert retry_after(slow.take("k")) == 1.001
+
+
+def test_msg_id_on_another_item_is_a_new_vote(dash: Dashboard, clients: Any) -> None:
+    pk = setup(dash, "msgs")
+    c = clients()
+    t = login(c, pk)
+    msg = {"id": "msgs", "userId": "v", "value": 1, "token": t, "msgId": "one-id"}
+    a, b = c.call("vote", {**msg, "voteTo": "a"}), c.call("vote", {**msg, "voteTo": "b"})
+    assert a["ok"] and b["ok"] and not b["replayed"], (a, b)
+    for item in ("a", "b"):
+        state = c.call("get-votes", {"id": "msgs", "voteTo": item, "userId": "v", "token": t})
+        assert state["total"]["count"] == 1 and state["voteValue"] == 1, (item, state)
