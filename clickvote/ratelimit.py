@@ -1,18 +1,101 @@
-"""Token buckets keyed by voter or IP, bounded in memory."""
+"""Token buckets keyed by voter, IP or email: in memory, or shared through Redis.
+
+With Redis configured, every instance takes from the same buckets (an atomic script on the
+Redis server, timed by its clock), so a voter's limit holds across instances. A Redis that
+fails or answers slower than SHARED_TIMEOUT is bypassed for SHARED_RETRY seconds: each
+instance then limits on its own buckets, and requests never wait on Redis for longer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from collections import OrderedDict
+from typing import Any
+
+log = logging.getLogger("clickvote.ratelimit")
+SHARED_TIMEOUT = 0.25  # seconds a request may wait for Redis' answer
+SHARED_RETRY = 5.0  # seconds on local buckets after Redis failed
+
+# KEYS[1]: bucket; ARGV: burst, refill per second, cost. Returns the wait in seconds (text).
+TAKE_SCRIPT = """
+local burst, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local saved = redis.call('HMGET', KEYS[1], 'n', 't')
+local tokens = tonumber(saved[1]) or burst
+local last = tonumber(saved[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+elseif rate > 0 then
+  wait = (cost - tokens) / rate
+else
+  wait = 60
+end
+redis.call('HSET', KEYS[1], 'n', tostring(tokens), 't', tostring(now))
+local full = 3600
+if rate > 0 then full = (burst - tokens) / rate end
+redis.call('PEXPIRE', KEYS[1], math.ceil((full + 1) * 1000))
+return tostring(wait)
+"""
+
+
+class SharedBuckets:
+    """Buckets in Redis for every RateLimiter of this instance (one connection pool)."""
+
+    def __init__(self, url: str, prefix: str = "clickvote:rl:") -> None:
+        import redis.asyncio as aioredis
+
+        self.prefix = prefix
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=SHARED_TIMEOUT, socket_connect_timeout=SHARED_TIMEOUT
+        )
+        self._script: Any = self._redis.register_script(TAKE_SCRIPT)
+        self._down_until = 0.0
+
+    async def take(self, key: str, burst: float, rate: float, cost: float) -> float | None:
+        """The wait (0.0: allowed), or None when Redis can't answer now (use local buckets)."""
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            async with asyncio.timeout(SHARED_TIMEOUT):
+                raw = await self._script(keys=[self.prefix + key], args=[burst, rate, cost])
+        except Exception as exc:  # any Redis trouble: limit locally for a while
+            if self._down_until == 0.0 or time.monotonic() >= self._down_until + SHARED_RETRY:
+                log.warning("rate limits per instance for now: Redis failed (%s)", exc)
+            self._down_until = time.monotonic() + SHARED_RETRY
+            return None
+        return float(raw)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
 
 class RateLimiter:
-    def __init__(self, burst: float, per_second: float, max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        burst: float,
+        per_second: float,
+        max_keys: int = 100_000,
+        shared: SharedBuckets | None = None,
+    ) -> None:
         self.burst = float(burst)
         self.rate = float(per_second)
         self.max_keys = max_keys
+        self.shared = shared
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    async def acquire(self, key: str, cost: float = 1.0) -> float:
+        """Take tokens from the shared bucket if there is one, else from this instance's."""
+        if self.shared is not None and not (self.rate <= 0 and self.burst <= 0):
+            wait = await self.shared.take(key, self.burst, self.rate, cost)
+            if wait is not None:
+                return wait
+        return self.take(key, cost)
 
     def take(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
         """Take tokens; return 0.0 if allowed, else the seconds to wait before retrying."""

@@ -152,7 +152,7 @@ class Realtime:
             ref: dict[str, Any] = {}
             try:
                 info = self._info(sid)
-                wait = self._ip_wait(info)
+                wait = await self._ip_wait(info)
                 if wait:
                     raise RateLimited(wait)
                 if not isinstance(data, dict):
@@ -199,9 +199,9 @@ class Realtime:
     def _info(self, sid: str) -> dict[str, Any]:
         return self.conns.get(sid) or {"ip": "unknown"}
 
-    def _ip_wait(self, info: dict[str, Any]) -> float:
+    async def _ip_wait(self, info: dict[str, Any]) -> float:
         """Seconds the socket's IP must wait before its next event (0: go ahead)."""
-        return self.ctx.ip_limiter.take("ip|" + info["ip"])
+        return await self.ctx.ip_limiter.acquire("ip|" + info["ip"])
 
     def _refuse(self, sid: str, err: dict[str, Any]) -> dict[str, Any]:
         """The error as the `clickvote:error` event, and the acknowledgement carrying it."""
@@ -212,7 +212,7 @@ class Realtime:
         self, sid: str, event: str, binary: bool, wants_ack: bool
     ) -> dict[str, Any] | None:
         """An event this server has no handler for, or one with binary attachments."""
-        if self._ip_wait(self._info(sid)):
+        if await self._ip_wait(self._info(sid)):
             return None  # a flood of junk gets no answers
         if binary:
             err = {"message": "binary payloads are not supported", "code": "bad_payload"}
@@ -297,7 +297,7 @@ class Realtime:
                 raise VoteError("bad_msg_id", "msgId must be 1..128 characters")
         if "value" not in data:
             raise VoteError("bad_value", "value is required")
-        wait = self.ctx.voter_limiter.take(f"v|{env.id}|{voter}")
+        wait = await self.ctx.voter_limiter.acquire(f"v|{env.id}|{voter}")
         if wait:
             raise RateLimited(wait)
         meta = {"user_agent": info.get("ua"), "referrer": info.get("referrer")}
