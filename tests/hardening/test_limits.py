@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -11,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from clickvote.ratelimit import RateLimiter, retry_after
+from clickvote.ratelimit import RateLimiter, SharedBuckets, retry_after
 
-from .conftest import Dashboard, Server, login, setup
+from .conftest import Dashboard, Server, free_port, login, setup
 from .test_fuzz_socket import Raw
 
 
@@ -108,3 +109,20 @@ def test_msg_id_on_another_item_is_a_new_vote(dash: Dashboard, clients: Any) -> 
     for item in ("a", "b"):
         state = c.call("get-votes", {"id": "msgs", "voteTo": item, "userId": "v", "token": t})
         assert state["total"]["count"] == 1 and state["voteValue"] == 1, (item, state)
+
+
+def test_shared_buckets_fall_back_to_local_ones(caplog: pytest.LogCaptureFixture) -> None:
+    """Redis unreachable: each take is decided locally at once, and that is logged once."""
+    shared = SharedBuckets(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    limiter = RateLimiter(burst=2, per_second=0.01, shared=shared)
+
+    async def takes() -> list[float]:
+        try:
+            return [await limiter.acquire("v|x") for _ in range(4)]
+        finally:
+            await shared.close()
+
+    caplog.set_level(logging.WARNING, "clickvote.ratelimit")
+    waits = asyncio.run(asyncio.wait_for(takes(), 10))
+    assert waits[:2] == [0.0, 0.0] and all(w > 50 for w in waits[2:]), waits
+    assert len([r for r in caplog.records if "Redis failed" in r.getMessage()]) == 1
