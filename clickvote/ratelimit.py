@@ -2,8 +2,9 @@
 
 With Redis configured, every instance takes from the same buckets (an atomic script on the
 Redis server, timed by its clock), so a voter's limit holds across instances. A Redis that
-fails or answers slower than SHARED_TIMEOUT is bypassed for SHARED_RETRY seconds: each
-instance then limits on its own buckets, and requests never wait on Redis for longer.
+fails or answers slower than SHARED_TIMEOUT is bypassed: each instance limits on its own
+buckets, and a background check every SHARED_RETRY seconds returns to the shared ones once
+Redis answers. Only the requests in flight when it failed waited (at most SHARED_TIMEOUT).
 """
 
 from __future__ import annotations
@@ -55,23 +56,40 @@ class SharedBuckets:
             url, socket_timeout=SHARED_TIMEOUT, socket_connect_timeout=SHARED_TIMEOUT
         )
         self._script: Any = self._redis.register_script(TAKE_SCRIPT)
-        self._down_until = 0.0
+        self._down_until = 0.0  # 0.0: Redis answers; else local buckets until then
+        self._probe: asyncio.Task[None] | None = None
 
     async def take(self, key: str, burst: float, rate: float, cost: float) -> float | None:
         """The wait (0.0: allowed), or None when Redis can't answer now (use local buckets)."""
-        if time.monotonic() < self._down_until:
+        if self._down_until:
+            if time.monotonic() >= self._down_until and self._probe is None:
+                self._probe = asyncio.create_task(self._check())
             return None
         try:
             async with asyncio.timeout(SHARED_TIMEOUT):
                 raw = await self._script(keys=[self.prefix + key], args=[burst, rate, cost])
-        except Exception as exc:  # any Redis trouble: limit locally for a while
-            if self._down_until == 0.0 or time.monotonic() >= self._down_until + SHARED_RETRY:
+        except Exception as exc:  # any Redis trouble: limit locally until it answers again
+            if not self._down_until:
                 log.warning("rate limits per instance for now: Redis failed (%s)", exc)
             self._down_until = time.monotonic() + SHARED_RETRY
             return None
         return float(raw)
 
+    async def _check(self) -> None:
+        """In the background, not in a request: whether Redis answers again."""
+        try:
+            async with asyncio.timeout(SHARED_TIMEOUT):
+                await self._redis.ping()
+            self._down_until = 0.0
+            log.info("rate limits shared through Redis again")
+        except Exception:
+            self._down_until = time.monotonic() + SHARED_RETRY
+        finally:
+            self._probe = None
+
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
         await self._redis.aclose()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from clickvote import ratelimit
 from clickvote.ratelimit import RateLimiter, SharedBuckets, retry_after
 
 from .conftest import Dashboard, Server, free_port, login, setup
@@ -111,18 +112,31 @@ def test_msg_id_on_another_item_is_a_new_vote(dash: Dashboard, clients: Any) -> 
         assert state["total"]["count"] == 1 and state["voteValue"] == 1, (item, state)
 
 
-def test_shared_buckets_fall_back_to_local_ones(caplog: pytest.LogCaptureFixture) -> None:
-    """Redis unreachable: each take is decided locally at once, and that is logged once."""
-    shared = SharedBuckets(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    limiter = RateLimiter(burst=2, per_second=0.01, shared=shared)
+@pytest.mark.parametrize("redis", ["refused", "silent"])
+def test_shared_buckets_fall_back_to_local_ones(
+    redis: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis unreachable or hung: limits are decided locally, logged once, and after the
+    first failure no request goes to Redis (whether it is back is asked in the background,
+    one check at a time, here as often as possible)."""
+    monkeypatch.setattr(ratelimit, "SHARED_RETRY", 0.0)
+    accepted: list[asyncio.StreamWriter] = []
 
     async def takes() -> list[float]:
+        port = free_port()  # nothing listens there
+        if redis == "silent":  # accepts connections and never answers
+            server = await asyncio.start_server(lambda _r, w: accepted.append(w), "127.0.0.1", port)
+        shared = SharedBuckets(f"redis://127.0.0.1:{port}/0")
+        limiter = RateLimiter(burst=2, per_second=0.01, shared=shared)
         try:
-            return [await limiter.acquire("v|x") for _ in range(4)]
+            return [await limiter.acquire("v|x") for _ in range(6)]
         finally:
             await shared.close()
+            if redis == "silent":
+                server.close()
 
     caplog.set_level(logging.WARNING, "clickvote.ratelimit")
     waits = asyncio.run(asyncio.wait_for(takes(), 10))
     assert waits[:2] == [0.0, 0.0] and all(w > 50 for w in waits[2:]), waits
     assert len([r for r in caplog.records if "Redis failed" in r.getMessage()]) == 1
+    assert len(accepted) <= (2 if redis == "silent" else 0)  # the failed take, one check

@@ -11,9 +11,10 @@ import pytest
 import requests
 from services import PostgresServer, RedisServer, free_port, load_settings, start_uvicorn
 
+from clickvote import ratelimit
 from clickvote.app import create_app
 
-from .conftest import TIMEOUT, Client, Dashboard, Instance
+from .conftest import TIMEOUT, Client, Dashboard, Instance, wait_until
 
 LIMITS = {"rate_voter_burst": 5.0, "rate_voter_per_sec": 0.01}
 
@@ -95,3 +96,24 @@ def test_redis_gone_limits_per_instance_without_stalling(
     # each instance on its own buckets: one burst each
     assert sum(a["ok"] for a in answers) == 2 * LIMITS["rate_voter_burst"], answers
     assert took < TIMEOUT, took  # liveness: no vote waited out Redis timeouts one by one
+
+
+def test_shared_again_once_redis_is_back(
+    limited: list[Instance],
+    redis_server: RedisServer,
+    clients: Callable[[str], Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ratelimit, "SHARED_RETRY", 0.2)
+    redis_server.stop()
+    assert sum(a["ok"] for a in votes(limited, clients, 12)) == 2 * LIMITS["rate_voter_burst"]
+    redis_server.start()
+
+    def shared_again() -> bool:
+        for inst in limited:  # any limited request lets the background check run
+            params = {"key": "-", "id": "-", "voteTo": "-"}
+            requests.get(inst.url + "/api/votes", params=params, timeout=TIMEOUT)
+        return all(not inst.ctx.voter_limiter.shared._down_until for inst in limited)  # type: ignore[union-attr]
+
+    wait_until(shared_again, what="rate limits shared through Redis again")
+    assert sum(a["ok"] for a in votes(limited, clients, 12)) == LIMITS["rate_voter_burst"]
