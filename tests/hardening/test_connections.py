@@ -3,6 +3,7 @@ answering, logs one line, and its memory stays bounded. Figures are printed (pyt
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -66,6 +67,22 @@ def drip_headers(port: int, seconds: float) -> float | None:
     return None
 
 
+def long_poll_held(url: str, seconds: float) -> bool:
+    """Whether an Engine.IO long-poll with nothing to receive is still held after `seconds`
+    (longer than the header timeout: a request in progress is not timed by it)."""
+    base = url + "/socket.io/?EIO=4&transport=polling"
+    opened = requests.get(base, timeout=10).text
+    sid = opened[opened.index("{") :]
+    poll = base + "&sid=" + json.loads(sid)["sid"]
+    try:
+        requests.get(poll, timeout=seconds)
+    except requests.ReadTimeout:
+        return True
+    except requests.RequestException:
+        return False
+    return False
+
+
 def test_idle_connections_time_out_under_a_cap(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     env = {"CLICKVOTE_MAX_CONNECTIONS": str(CAP), "CLICKVOTE_HEADER_TIMEOUT": "1"}
@@ -87,6 +104,7 @@ def test_idle_connections_time_out_under_a_cap(tmp_path: Path) -> None:
             late = page.call("login", {"apiKey": "pb_none"})
         finally:
             page.close()
+        held = long_poll_held(srv.url, 2.5)
     finally:
         for s in idle:
             s.close()
@@ -101,6 +119,7 @@ def test_idle_connections_time_out_under_a_cap(tmp_path: Path) -> None:
     assert closed == IDLE
     assert dripped is not None and dripped < 4, dripped  # closed at the 1 s header timeout
     assert late["error"]["code"] == "unknown_key", late
+    assert held, "a long-poll was cut at the header timeout"
     assert fd_limit == 256  # the soft limit raised to the hard one
     assert text.count("connection cap reached") == 1, text[-2000:]
     assert "Traceback" not in text, text[-2000:]
