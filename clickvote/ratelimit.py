@@ -67,7 +67,8 @@ class SharedBuckets:
             return None
         try:
             async with asyncio.timeout(SHARED_TIMEOUT):
-                raw = await self._script(keys=[self.prefix + key], args=[burst, rate, cost])
+                name = (self.prefix + key).encode("utf-8", "surrogatepass")  # any string
+                raw = await self._script(keys=[name], args=[burst, rate, cost])
         except Exception as exc:  # any Redis trouble: limit locally until it answers again
             if not self._down_until:
                 log.warning("rate limits per instance for now: Redis failed (%s)", exc)

@@ -3,6 +3,7 @@ Redis gone, each limits on its own and votes still go through."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from services import PostgresServer, RedisServer, free_port, load_settings, star
 
 from clickvote import ratelimit
 from clickvote.app import create_app
+from clickvote.ratelimit import SharedBuckets
 
 from .conftest import TIMEOUT, Client, Dashboard, Instance, wait_until
 
@@ -41,7 +43,9 @@ def limited(
             inst.stop()
 
 
-def votes(instances: list[Instance], clients: Callable[[str], Client], n: int) -> list[dict]:
+def votes(
+    instances: list[Instance], clients: Callable[[str], Client], n: int, voter: str = "spam"
+) -> list[dict]:
     """`n` votes by one voter on distinct items, alternating between the instances."""
     dash = Dashboard(instances[0].url)
     dash.group("likes")
@@ -51,7 +55,7 @@ def votes(instances: list[Instance], clients: Callable[[str], Client], n: int) -
     out = []
     for i in range(n):
         page, token = pages[i % 2], tokens[i % 2]
-        msg = {"id": "likes", "voteTo": f"i{i}", "userId": "spam", "value": 1, "token": token}
+        msg = {"id": "likes", "voteTo": f"i{i}", "userId": voter, "value": 1, "token": token}
         out.append(page.call("vote", msg))
     return out
 
@@ -66,6 +70,7 @@ def test_a_voters_limit_holds_across_instances(
     refused = [a["error"] for a in answers if not a["ok"]]
     assert {e["code"] for e in refused} == {"rate_limited"}
     assert all(e["retryAfter"] > 1 for e in refused), refused
+    assert all(inst.ctx.voter_limiter.shared._down_until == 0 for inst in limited)  # type: ignore[union-attr]
 
 
 def test_http_429s_agree_across_instances(limited: list[Instance]) -> None:
@@ -117,3 +122,18 @@ def test_shared_again_once_redis_is_back(
 
     wait_until(shared_again, what="rate limits shared through Redis again")
     assert sum(a["ok"] for a in votes(limited, clients, 12)) == LIMITS["rate_voter_burst"]
+
+
+def test_any_key_string_is_shared(redis_server: RedisServer) -> None:
+    """Keys that are not valid UTF-8 (a lone surrogate in a user id or email) are taken in
+    Redis too, not mistaken for a Redis failure."""
+
+    async def takes() -> list[float | None]:
+        shared = SharedBuckets(redis_server.url)
+        try:
+            return [await shared.take("v|\ud800 not UTF-8", 1, 0.01, 1) for _ in range(2)]
+        finally:
+            await shared.close()
+
+    first, second = asyncio.run(takes())
+    assert first == 0.0 and second is not None and second > 50, (first, second)
