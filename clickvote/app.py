@@ -19,7 +19,7 @@ from clickvote.config import Settings
 from clickvote.context import Context
 from clickvote.engineio import MAX_PAYLOAD
 from clickvote.realtime import Realtime
-from clickvote.routes import build_router, error_body, install_error_handlers
+from clickvote.routes import BodyLimit, build_router, error_body, install_error_handlers
 
 log = logging.getLogger("clickvote")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Any:
     api.state.ctx = ctx
     api.state.realtime = realtime
     install_error_handlers(api)
+    api.add_middleware(BodyLimit, max_body=settings.max_body)
 
     @api.middleware("http")
     async def public_cors(request: Request, call_next: Any) -> Response:

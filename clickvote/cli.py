@@ -70,7 +70,10 @@ def cmd_serve(settings: Settings) -> int:
     import uvicorn
 
     from clickvote.app import SERVER_OPTIONS, create_app
+    from clickvote.connguard import connection_cap, guarded_protocol, raise_fd_limit
 
+    cap = connection_cap(settings.max_connections, raise_fd_limit())
+    options = {**SERVER_OPTIONS, "http": guarded_protocol(cap, settings.header_timeout)}
     app = create_app(settings)
     uvicorn.run(
         app,
@@ -78,7 +81,7 @@ def cmd_serve(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=True,
-        **SERVER_OPTIONS,
+        **options,
     )
     return 0
 

@@ -38,6 +38,13 @@ class Settings:
     secure_cookies: bool = False
     bcrypt_rounds: int = 12
     log_level: str = "info"
+    max_subscriptions: int = 1000  # items one socket may watch (get-votes)
+    max_connections: int = 10_000  # open connections; kept below the open-files limit
+    header_timeout: float = 10.0  # seconds for a connection to send a request's headers
+    max_body: int = 65_536  # bytes, a JSON API request body (413 past it)
+    # token buckets per IP (login and registration attempts) and per email (wrong passwords)
+    rate_login_burst: float = 10.0
+    rate_login_per_sec: float = 0.1
 
     @property
     def resolved_database_url(self) -> str:

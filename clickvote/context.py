@@ -17,7 +17,7 @@ from clickvote import identity
 from clickvote.config import Settings
 from clickvote.fanout import INVALIDATE_ROOM, Fanout, make_fanout
 from clickvote.identity import Voter
-from clickvote.ratelimit import RateLimiter
+from clickvote.ratelimit import RateLimiter, SharedBuckets
 from clickvote.security import Box, CryptoError, load_master_key, random_key
 from clickvote.storage import Env, Group, Storage, open_storage
 from clickvote.storage.base import NewEnv
@@ -37,19 +37,26 @@ class Context:
     fanout: Fanout
     voter_limiter: RateLimiter
     ip_limiter: RateLimiter
+    login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 0.1))
     _secrets: dict[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, ...], tuple[float, Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
         identity.configured(settings.identities)  # a bad setting fails at start, not later
+        shared = SharedBuckets(settings.redis_url) if settings.redis_url else None
         return cls(
             settings=settings,
             storage=open_storage(settings),
             box=Box(load_master_key(settings.data_dir, settings.master_key)),
             fanout=make_fanout(settings.redis_url),
-            voter_limiter=RateLimiter(settings.rate_voter_burst, settings.rate_voter_per_sec),
-            ip_limiter=RateLimiter(settings.rate_ip_burst, settings.rate_ip_per_sec),
+            voter_limiter=RateLimiter(
+                settings.rate_voter_burst, settings.rate_voter_per_sec, shared=shared
+            ),
+            ip_limiter=RateLimiter(settings.rate_ip_burst, settings.rate_ip_per_sec, shared=shared),
+            login_limiter=RateLimiter(
+                settings.rate_login_burst, settings.rate_login_per_sec, shared=shared
+            ),
         )
 
     # --- keys ----------------------------------------------------------------------------
@@ -186,4 +193,6 @@ class Context:
 
     async def close(self) -> None:
         await self.fanout.close()
+        if self.voter_limiter.shared is not None:
+            await self.voter_limiter.shared.close()
         await self.storage.close()

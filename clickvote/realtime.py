@@ -34,6 +34,7 @@ from clickvote.fields import (
     check_tree,
     text_problem,
 )
+from clickvote.ratelimit import retry_after
 from clickvote.sio import SocketServer
 from clickvote.storage import Env, Group
 from clickvote.votes import VoteError, cast_vote, current_state, own_message
@@ -167,13 +168,15 @@ class Realtime:
             ref: dict[str, Any] = {}
             try:
                 info = self._info(sid)
-                wait = self._ip_wait(info)
+                wait = await self._ip_wait(info)
                 if wait:
                     raise RateLimited(wait)
                 if not isinstance(data, dict):
                     raise VoteError("bad_payload", f"{event} expects a JSON object")
                 try:
                     size = len(jsonfast.COMPACT.encode(data))  # as before: \u escapes count
+                except RecursionError as exc:  # nested past the interpreter's stack
+                    raise VoteError("bad_payload", "payload is nested too deeply") from exc
                 except (TypeError, ValueError) as exc:
                     raise VoteError("bad_payload", "payload is not valid JSON") from exc
                 if size > self.ctx.settings.max_payload:
@@ -189,7 +192,7 @@ class Realtime:
                 err = {
                     "message": "too many requests, slow down",
                     "code": "rate_limited",
-                    "retryAfter": round(exc.wait, 3),
+                    "retryAfter": retry_after(exc.wait),
                 }
             except VoteError as exc:
                 err = {"message": exc.message, "code": exc.code}
@@ -201,12 +204,20 @@ class Realtime:
 
         return wrapped
 
+    def _subscribe(self, info: dict[str, Any], item: tuple[str, str, str]) -> None:
+        """Count `item` among the socket's watched items, refusing one past the cap."""
+        watched: set[tuple[str, str, str]] = info.setdefault("watched", set())
+        cap = self.ctx.settings.max_subscriptions
+        if item not in watched and len(watched) >= cap:
+            raise VoteError("too_many_subscriptions", f"a connection may watch at most {cap} items")
+        watched.add(item)
+
     def _info(self, sid: str) -> dict[str, Any]:
         return self.conns.get(sid) or {"ip": "unknown"}
 
-    def _ip_wait(self, info: dict[str, Any]) -> float:
+    async def _ip_wait(self, info: dict[str, Any]) -> float:
         """Seconds the socket's IP must wait before its next event (0: go ahead)."""
-        return self.ctx.ip_limiter.take("ip|" + info["ip"])
+        return await self.ctx.ip_limiter.acquire("ip|" + info["ip"])
 
     def _refuse(self, sid: str, err: dict[str, Any]) -> dict[str, Any]:
         """The error as the `clickvote:error` event, and the acknowledgement carrying it."""
@@ -217,7 +228,7 @@ class Realtime:
         self, sid: str, event: str, binary: bool, wants_ack: bool
     ) -> dict[str, Any] | None:
         """An event this server has no handler for, or one with binary attachments."""
-        if self._ip_wait(self._info(sid)):
+        if await self._ip_wait(self._info(sid)):
             return None  # a flood of junk gets no answers
         if binary:
             err = {"message": "binary payloads are not supported", "code": "bad_payload"}
@@ -280,6 +291,7 @@ class Realtime:
         voter = self.ctx.resolve_voter(
             env, data.get("userId"), data.get("signature"), data.get("voterToken"), required=False
         )
+        self._subscribe(info, (env.id, group.id, vote_to))
         state = await current_state(self.ctx.storage, group, vote_to, voter.key if voter else None)
         self.sio.enter_room(sid, item_room(env.id, group.id, vote_to))
         if voter is not None:
@@ -305,7 +317,7 @@ class Realtime:
                 raise VoteError("bad_msg_id", f"msgId must be 1..{MAX_MSG_ID} characters")
         if "value" not in data:
             raise VoteError("bad_value", "value is required")
-        wait = self.ctx.voter_limiter.take(f"v|{env.id}|{key}")
+        wait = await self.ctx.voter_limiter.acquire(f"v|{env.id}|{key}")
         if wait:
             raise RateLimited(wait)
         meta = {"user_agent": info.get("ua"), "referrer": info.get("referrer")}

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clickvote import identity, jsonfast
 from clickvote.context import Context
 from clickvote.fields import MAX_NAME, FieldError, check_tree
+from clickvote.ratelimit import RateLimiter, retry_after, retry_after_header
 from clickvote.security import check_password, hash_password, hash_token, new_session_token
 from clickvote.storage import Conflict, Env, Group, NotFound, Org, User
 from clickvote.votes import (
@@ -51,9 +52,23 @@ def dummy_hash(rounds: int) -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, field: str | None = None, wait: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
+        self.wait = wait  # a 429's wait in seconds
+
+
+async def throttle(limiter: RateLimiter, key: str, cost: float = 1.0) -> None:
+    """Take from `key`'s bucket, or answer 429 with the wait (header and body)."""
+    wait = await limiter.acquire(key, cost)
+    if wait:
+        raise ApiError(429, f"Too many requests, retry in {retry_after(wait)} s", wait=wait)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
@@ -66,7 +81,12 @@ def error_body(status: int, message: str, field: str | None = None) -> dict[str,
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse(error_body(exc.status, exc.message, exc.field), exc.status)
+        body = error_body(exc.status, exc.message, exc.field)
+        if exc.wait is None:
+            return JSONResponse(body, exc.status)
+        body["retryAfter"] = retry_after(exc.wait)  # seconds, to the millisecond
+        headers = {"Retry-After": retry_after_header(exc.wait)}
+        return JSONResponse(body, exc.status, headers=headers)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -122,6 +142,52 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(VoteError, vote_error)
     app.add_exception_handler(FieldError, field_error)
+
+
+class BodyLimit:
+    """ASGI: a request body over `max_body` bytes answers 413. The body is read as it arrives
+    (a declared Content-Length over the limit is refused at once), then handed on whole: at
+    most `max_body` bytes of it are ever held. The rest of a refused body is read and dropped
+    by the HTTP layer (closing instead would reset the connection before the client reads
+    the 413)."""
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_body:
+            await self._refuse(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body: bytes | None = b"".join(chunks)
+
+        async def replay() -> Any:
+            nonlocal body
+            if body is None:
+                return await receive()
+            message, body = {"type": "http.request", "body": body, "more_body": False}, None
+            return message
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        message = f"Request body over {self.max_body} bytes"
+        await JSONResponse(error_body(413, message), 413)(scope, receive, send)
 
 
 # --- request bodies -------------------------------------------------------------------------
@@ -339,6 +405,7 @@ def build_router() -> APIRouter:
     @r.post("/auth/register", tags=["auth"])
     async def register(body: Credentials, request: Request, response: Response) -> dict:
         ctx = ctx_of(request)
+        await throttle(ctx.login_limiter, "login|ip|" + client_ip(request))
         email, password = check_credentials(body)
         if await ctx.storage.get_user_by_email(email):
             raise ApiError(409, "Email already exists", "email")
@@ -358,6 +425,8 @@ def build_router() -> APIRouter:
             raise ApiError(422, "email: required", "email")
         if not body.password:
             raise ApiError(422, "password: required", "password")
+        await throttle(ctx.login_limiter, "login|ip|" + client_ip(request))
+        await throttle(ctx.login_limiter, "login|email|" + email[:254])
         user = await ctx.storage.get_user_by_email(email)
         hashed = user.password_hash if user else dummy_hash(ctx.settings.bcrypt_rounds)
         ok = await asyncio.to_thread(check_password, body.password[:200], hashed)
@@ -603,6 +672,7 @@ def build_router() -> APIRouter:
         voterToken: str | None = None,
     ) -> dict:
         ctx = ctx_of(request)
+        await throttle(ctx.ip_limiter, "ip|" + client_ip(request))  # as the socket's get-votes
         env = await ctx.env_from_key(key)
         group = await ctx.storage.get_group_by_name(env.id, id)
         if group is None:
@@ -613,10 +683,7 @@ def build_router() -> APIRouter:
     @r.get("/api/voter-token", tags=["public"])
     async def voter_token(request: Request, key: str) -> dict:
         ctx = ctx_of(request)
-        ip = request.client.host if request.client else "unknown"
-        wait = ctx.ip_limiter.take("ip|" + ip, cost=5)
-        if wait:
-            raise ApiError(429, f"Too many requests, retry in {math.ceil(wait)} s")
+        await throttle(ctx.ip_limiter, "ip|" + client_ip(request), cost=5)
         env = await ctx.env_from_key(key)
         identity.check_voter_token(env.identities)
         voter_id, token, expiration = ctx.box.voter_token(env.id, ctx.settings.voter_token_ttl)

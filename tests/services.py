@@ -44,6 +44,8 @@ LOAD_SETTINGS: dict[str, Any] = {
     "rate_voter_per_sec": 1_000_000.0,
     "rate_ip_burst": 1_000_000.0,
     "rate_ip_per_sec": 1_000_000.0,
+    "rate_login_burst": 1_000_000.0,
+    "rate_login_per_sec": 1_000_000.0,
     "log_level": "warning",
 }
 

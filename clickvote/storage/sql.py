@@ -54,7 +54,7 @@ ORDER_BY: dict[str, str] = {
     "votes": "group_id, vote_to, voter",
     "tallies": "group_id, vote_to",
     "events": "created_at, id",
-    "idempotency": "env_id, voter, msg_id",
+    "idempotency": "env_id, voter, group_id, vote_to, msg_id",
 }
 
 GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at"
@@ -554,9 +554,11 @@ class SQLStorage:
             if msg_id is not None:
                 row = tx.one(
                     "SELECT response FROM idempotency WHERE env_id = ? AND voter = ? "
-                    "AND msg_id = ?",
+                    "AND group_id = ? AND vote_to = ? AND msg_id = ?",
                     env_id,
                     voter,
+                    group_id,
+                    vote_to,
                     msg_id,
                 )
                 if row:
@@ -622,10 +624,12 @@ class SQLStorage:
             response = respond(VoteOutcome(previous, value, before, after, int(seq)))
             if msg_id is not None:
                 tx.exec(
-                    "INSERT INTO idempotency (env_id, voter, msg_id, response, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO idempotency (env_id, voter, group_id, vote_to, msg_id, "
+                    "response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     env_id,
                     voter,
+                    group_id,
+                    vote_to,
                     msg_id,
                     jsonfast.dumps(response),
                     ts,

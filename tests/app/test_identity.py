@@ -266,7 +266,12 @@ def install_before_identities(tx: Tx) -> None:
                 f"g-{env}",
                 voter,
             )
-            tx.exec("INSERT INTO idempotency VALUES (?, ?, 'm1', '{}', 0)", env, voter)
+            tx.exec(
+                "INSERT INTO idempotency (env_id, voter, msg_id, response, created_at) "
+                "VALUES (?, ?, 'm1', '{}', 0)",
+                env,
+                voter,
+            )
         tx.exec(
             "INSERT INTO tallies (group_id, vote_to, voters, total, updated_at) "
             "VALUES (?, 'x', 4, 4, 0)",
@@ -349,7 +354,7 @@ def test_an_export_from_before_identities_imports_into_namespaces(
     assert main(["export", "--data-dir", str(server.data_dir), "-o", str(out)]) == 0
     data = json.loads(out.read_text())
     # the same installation as the schema before 0004 exported it
-    data["schema_version"] = 2
+    data["schema_version"] = 3
     envs = data["tables"]["envs"]
     i = envs["columns"].index("identities")
     envs["columns"][i] = "require_signed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -14,18 +15,58 @@ from services import free_port, load_env, wait_healthy
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    """`env`: more CLICKVOTE_* settings; `nofile`: the (soft, hard) open-files limit it starts
+    with; `log`: a file for its stderr."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        nofile: tuple[int, int] | None = None,
+        log: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.env, self.nofile, self.log = env or {}, nofile, log
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _limits(self) -> None:  # in the child, before exec
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     def start(self, timeout: float = 60) -> None:
         cmd = [sys.executable, "-m", "clickvote", "serve", "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **load_env()})
+        stderr = open(self.log, "ab") if self.log else None  # noqa: SIM115 - child's stderr
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                env={**os.environ, **load_env(), **self.env},
+                stderr=stderr,
+                preexec_fn=self._limits if self.nofile else None,
+            )
+        finally:
+            if stderr is not None:
+                stderr.close()
         proc = self.proc
         wait_healthy(self.url, timeout, alive=lambda: proc.poll() is None)
+
+    def memory(self) -> tuple[int, int]:
+        """(resident, peak resident) in KiB, from /proc."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+    def fd_limit(self) -> int:
+        """The soft open-files limit the process runs with now."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+        raise AssertionError("no open-files limit in /proc")
 
     def kill9(self) -> None:
         assert self.proc is not None

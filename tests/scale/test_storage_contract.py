@@ -125,6 +125,7 @@ def test_upgrade_from_the_first_schema_keeps_tallies(
                 for voter in "abc":
                     tx.exec("INSERT INTO votes VALUES ('g1', 'x', ?, 1, 0)", voter)
                 tx.exec("INSERT INTO tallies VALUES ('g1', 'x', 3, 3, 0)")
+                tx.exec("INSERT INTO idempotency VALUES (?, 'a', 'm', '{}', 0)", env)
 
             await s._run(old_votes)
             assert await s.migrate() == [v for v, _ in later]
@@ -132,6 +133,8 @@ def test_upgrade_from_the_first_schema_keeps_tallies(
                 env, "g1", "x", "u:d", 1, None, {}, lambda o: {"seq": o.seq, "total": o.after.total}
             )
             assert response == {"seq": 1, "total": 4}
+            kept = await s._run(lambda tx: tx.all("SELECT voter, msg_id FROM idempotency"))
+            assert kept == [("u:a", "m")]
         finally:
             await s.close()
 
@@ -264,6 +267,28 @@ def test_votes_totals_idempotency_analytics(store: SQLStorage) -> None:
         assert all(h % 3_600_000 == 0 for h, _ in buckets)
         assert sum(n for _, n in await store.analytics(env, g.id, "y", 0)) == 1
         assert await store.analytics(env, g.id, None, int(time.time() * 1000) + 10**7) == []
+
+    run(go())
+
+
+def test_msg_id_is_a_retry_only_on_its_own_item(store: SQLStorage) -> None:
+    """The same msgId sent for another item (or group) is a new vote, stored and counted."""
+
+    async def go() -> None:
+        _, env = await seed(store)
+        g = await store.create_group(env, "m", "single", None, None)
+        h = await store.create_group(env, "n", "single", None, None)
+
+        async def vote(group: str, item: str) -> tuple[Any, bool]:
+            return await store.apply_vote(env, group, item, "v", 1, "same-id", {}, respond)
+
+        assert not (await vote(g.id, "x"))[1]
+        assert not (await vote(g.id, "y"))[1]
+        assert not (await vote(h.id, "x"))[1]
+        assert (await vote(g.id, "y"))[1]  # a real retry is still one
+        for group, item in ((g.id, "x"), (g.id, "y"), (h.id, "x")):
+            value, tally = await store.get_vote(group, item, "v")
+            assert (value, tally.voters, tally.total) == (1, 1, 1), (group, item)
 
     run(go())
 
