@@ -22,6 +22,7 @@ from clickvote.votes import MAX_USER_ID, VoteError
 SIGNED, TOKEN, UNSIGNED = "signed", "token", "unsigned"
 KINDS = (SIGNED, TOKEN, UNSIGNED)
 PREFIX = {SIGNED: "s:", TOKEN: "t:", UNSIGNED: "u:"}
+LEGACY_PREFIX = "l:"  # votes stored before the kinds were told apart (see Voter.legacy)
 RESERVED_PREFIX = "anon_"  # the ids of voter tokens (security.Box.voter_token)
 # New environments' default: every kind, so pages of @clickvote/react 0.0.8 (unsigned only)
 # and the embed (voter tokens) keep working.
@@ -56,6 +57,15 @@ class Voter:
     def key(self) -> str:
         """The stored voter: the id in its kind's namespace."""
         return PREFIX[self.kind] + self.id
+
+    @property
+    def legacy(self) -> str | None:
+        """Where a vote this voter cast before the kinds were told apart may be stored: an id
+        that was not a token's, in an environment that accepted unsigned ids (migration 0004
+        could not tell whether it had been signed). The first signed or plain voter of that id
+        to vote on the item takes it over, so the person counts once (anyone could already
+        change such a vote before, so this grants nobody more)."""
+        return None if self.kind == TOKEN else LEGACY_PREFIX + self.id
 
 
 def parse(value: str | Iterable[str]) -> tuple[str, ...]:

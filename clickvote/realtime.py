@@ -292,7 +292,13 @@ class Realtime:
             env, data.get("userId"), data.get("signature"), data.get("voterToken"), required=False
         )
         self._subscribe(info, (env.id, group.id, vote_to))
-        state = await current_state(self.ctx.storage, group, vote_to, voter.key if voter else None)
+        state = await current_state(
+            self.ctx.storage,
+            group,
+            vote_to,
+            voter.key if voter else None,
+            voter.legacy if voter else None,
+        )
         self.sio.enter_room(sid, item_room(env.id, group.id, vote_to))
         if voter is not None:
             self.sio.enter_room(sid, user_room(env.id, group.id, vote_to, voter.key))
@@ -328,7 +334,14 @@ class Realtime:
         )
         async with self._item_lock(iroom):
             response, replayed = await cast_vote(
-                self.ctx.storage, group, vote_to, key, data.get("value"), msg_id, meta
+                self.ctx.storage,
+                group,
+                vote_to,
+                key,
+                data.get("value"),
+                msg_id,
+                meta,
+                voter.legacy,
             )
             self.sio.enter_room(sid, iroom)
             self.sio.enter_room(sid, uroom)
@@ -336,7 +349,7 @@ class Realtime:
                 # The stored answer carries the totals of the first delivery, which newer votes
                 # may have overtaken: a retry gets the item's state now (read under the lock,
                 # so no later broadcast to this page can be older).
-                own = await current_state(self.ctx.storage, group, vote_to, key)
+                own = await current_state(self.ctx.storage, group, vote_to, key, voter.legacy)
                 if not ack:
                     self.sio.send(sid, event, own)
             else:

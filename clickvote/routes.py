@@ -678,7 +678,9 @@ def build_router() -> APIRouter:
         if group is None:
             raise VoteError("unknown_group", f"no vote group named {id!r}")
         voter = ctx.resolve_voter(env, userId, signature, voterToken, required=False)
-        return await current_state(ctx.storage, group, voteTo, voter.key if voter else None)
+        if voter is None:
+            return await current_state(ctx.storage, group, voteTo, None)
+        return await current_state(ctx.storage, group, voteTo, voter.key, voter.legacy)
 
     @r.get("/api/voter-token", tags=["public"])
     async def voter_token(request: Request, key: str) -> dict:

@@ -126,14 +126,26 @@ async def cast_vote(
     value: Any,
     msg_id: str | None = None,
     meta: dict[str, str | None] | None = None,
+    adopt: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Validate and apply one vote atomically. Returns (response, replayed)."""
+    """Validate and apply one vote atomically. Returns (response, replayed). `adopt`: see
+    Storage.get_vote."""
     checked = validate_value(group, value)
     return await storage.apply_vote(
-        group.env_id, group.id, vote_to, voter, checked, msg_id, meta or {}, responder(group)
+        group.env_id,
+        group.id,
+        vote_to,
+        voter,
+        checked,
+        msg_id,
+        meta or {},
+        responder(group),
+        adopt,
     )
 
 
-async def current_state(storage: Storage, group: Group, vote_to: str, voter: str | None) -> dict:
-    value, tally = await storage.get_vote(group.id, vote_to, voter or "")
+async def current_state(
+    storage: Storage, group: Group, vote_to: str, voter: str | None, adopt: str | None = None
+) -> dict:
+    value, tally = await storage.get_vote(group.id, vote_to, voter or "", adopt)
     return voter_state(group, value if voter else 0, tally)

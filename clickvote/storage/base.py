@@ -126,7 +126,11 @@ class Storage(Protocol):
     async def group_has_votes(self, group_id: str) -> bool: ...
 
     # votes
-    async def get_vote(self, group_id: str, vote_to: str, voter: str) -> tuple[int, Tally]: ...
+    # `adopt`: a stored voter whose vote on the item `voter` takes over when `voter` has none
+    # there (identity.Voter.legacy: votes stored before voter kinds were told apart).
+    async def get_vote(
+        self, group_id: str, vote_to: str, voter: str, adopt: str | None = None
+    ) -> tuple[int, Tally]: ...
     async def apply_vote(
         self,
         env_id: str,
@@ -137,6 +141,7 @@ class Storage(Protocol):
         msg_id: str | None,
         meta: dict[str, str | None],
         respond: Responder,
+        adopt: str | None = None,
     ) -> tuple[dict[str, Any], bool]: ...
     async def recompute_tally(self, group_id: str, vote_to: str) -> Tally: ...
 

@@ -522,15 +522,22 @@ class SQLStorage:
         )
         return Tally(int(row[0]), int(row[1])) if row else Tally(0, 0)
 
-    async def get_vote(self, group_id: str, vote_to: str, voter: str) -> tuple[int, Tally]:
+    async def get_vote(
+        self, group_id: str, vote_to: str, voter: str, adopt: str | None = None
+    ) -> tuple[int, Tally]:
         def fn(tx: Tx) -> tuple[int, Tally]:
-            row = tx.one(
-                "SELECT value FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",
-                group_id,
-                vote_to,
-                voter,
+            rows = dict(
+                tx.all(
+                    "SELECT voter, value FROM votes WHERE group_id = ? AND vote_to = ? "
+                    "AND voter IN (?, ?)",
+                    group_id,
+                    vote_to,
+                    voter,
+                    voter if adopt is None else adopt,
+                )
             )
-            return (int(row[0]) if row else 0), self._tally(tx, group_id, vote_to)
+            value = rows.get(voter) or (rows.get(adopt) if adopt is not None else None) or 0
+            return int(value), self._tally(tx, group_id, vote_to)
 
         return await self._run(fn, write=False)
 
@@ -544,6 +551,7 @@ class SQLStorage:
         msg_id: str | None,
         meta: dict[str, str | None],
         respond: Responder,
+        adopt: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """One transaction: idempotency check, upsert value, adjust tally, event, record."""
 
@@ -563,6 +571,19 @@ class SQLStorage:
                 )
                 if row:
                     return json.loads(row[0]), True
+            if adopt is not None:  # the voter takes over its vote stored under `adopt`
+                tx.exec(
+                    "UPDATE votes SET voter = ? WHERE group_id = ? AND vote_to = ? AND voter = ? "
+                    "AND NOT EXISTS (SELECT 1 FROM votes WHERE group_id = ? AND vote_to = ? "
+                    "AND voter = ?)",
+                    voter,
+                    group_id,
+                    vote_to,
+                    adopt,
+                    group_id,
+                    vote_to,
+                    voter,
+                )
             ts = now_ms()
             row = tx.one(
                 "SELECT value FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",

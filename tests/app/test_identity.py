@@ -10,12 +10,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import requests
 from services import PostgresServer, free_port, load_settings, start_uvicorn
 
 from clickvote.app import create_app
+from clickvote.identity import Voter
 from clickvote.security import sign_user_id
 from clickvote.storage.sql import SQLStorage, Tx, load_migrations, split_sql
 from clickvote.storage.sqlite import SQLiteStorage
@@ -300,7 +302,7 @@ def test_migration_moves_each_stored_voter_to_one_namespace(old_store: SQLStorag
 
         got = await old_store._run(read, write=False)
         assert got["envs"] == [("open", "signed,token,unsigned"), ("strict", "signed")]
-        open_voters = ["t:anon_00ff", "u:alice", "u:s:bob", "u:u:alice"]
+        open_voters = ["l:alice", "l:s:bob", "l:u:alice", "t:anon_00ff"]
         strict_voters = ["s:alice", "s:s:bob", "s:u:alice", "t:anon_00ff"]
         expected = sorted(
             [("g-open", v) for v in open_voters] + [("g-strict", v) for v in strict_voters]
@@ -313,6 +315,34 @@ def test_migration_moves_each_stored_voter_to_one_namespace(old_store: SQLStorag
         for env in ("open", "strict"):
             tally = await old_store.recompute_tally(f"g-{env}", "x")
             assert (tally.voters, tally.total) == (4, 4)
+
+    asyncio.run(go())
+
+
+def test_a_legacy_vote_is_taken_over_once(old_store: SQLStorage) -> None:
+    """After the upgrade, a vote whose id may have come signed or plain counts once: signed
+    alice sees it as hers and changes it (no second voter); the legacy row is then gone, so a
+    plain "alice" is a voter of her own."""
+    signed, plain = Voter("signed", "alice"), Voter("unsigned", "alice")
+
+    def respond(o: Any) -> dict[str, Any]:
+        return {"previous": o.previous, "voters": o.after.voters, "total": o.after.total}
+
+    async def go() -> None:
+        await old_store._run(install_before_identities)
+        await old_store.migrate()
+        value, tally = await old_store.get_vote("g-open", "x", signed.key, signed.legacy)
+        assert (value, tally.voters) == (1, 4)
+        vote = old_store.apply_vote
+        first, _ = await vote("open", "g-open", "x", signed.key, -1, None, {}, respond, "l:alice")
+        assert first == {"previous": 1, "voters": 4, "total": 2}
+        assert await old_store.get_vote("g-open", "x", plain.key, plain.legacy) == (0, ANY)
+        second, _ = await vote("open", "g-open", "x", plain.key, 1, None, {}, respond, "l:alice")
+        assert second == {"previous": 0, "voters": 5, "total": 3}
+        tally = await old_store.recompute_tally("g-open", "x")
+        assert (tally.voters, tally.total) == (5, 3)
+        # a token voter has no legacy vote to take over
+        assert Voter("token", "anon_00ff").legacy is None
 
     asyncio.run(go())
 
@@ -373,7 +403,7 @@ def test_an_export_from_before_identities_imports_into_namespaces(
     assert main(["export", "--data-dir", str(target), "-o", str(again)]) == 0
     moved = json.loads(again.read_text())
     votes = moved["tables"]["votes"]
-    assert "u:al" in [row[votes["columns"].index("voter")] for row in votes["rows"]]
+    assert "l:al" in [row[votes["columns"].index("voter")] for row in votes["rows"]]
     envs = moved["tables"]["envs"]
     kinds = {row[envs["columns"].index("identities")] for row in envs["rows"]}
     assert "signed,token,unsigned" in kinds

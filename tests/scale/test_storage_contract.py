@@ -134,7 +134,7 @@ def test_upgrade_from_the_first_schema_keeps_tallies(
             )
             assert response == {"seq": 1, "total": 4}
             kept = await s._run(lambda tx: tx.all("SELECT voter, msg_id FROM idempotency"))
-            assert kept == [("u:a", "m")]
+            assert kept == [("l:a", "m")]
         finally:
             await s.close()
 

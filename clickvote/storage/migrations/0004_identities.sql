@@ -8,7 +8,10 @@
 -- Every stored voter (votes, events, retry records) gains its kind's prefix. The rule:
 --   "anon_<hex>" (the ids of server-issued voter tokens)         -> "t:anon_<hex>"
 --   any other id, in an environment that required signed ids   -> "s:<id>"
---   any other id, anywhere else (anyone could send that id)     -> "u:<id>"
+--   any other id, anywhere else                                 -> "l:<id>"
+-- "l:" (legacy) because such an id may have been sent signed or plain, which no row records:
+-- the first signed or plain voter of that id to vote on the item takes the row over
+-- (identity.Voter.legacy), so a site that signed its users doesn't see them count twice.
 -- Each old key maps to exactly one new key, and different old keys to different new keys, so
 -- every vote keeps exactly one row and every tally stays as it was: nobody counts twice.
 -- (Votes and retry records are re-keyed in a copy without constraints and copied back, so no
@@ -24,7 +27,7 @@ UPDATE votes_rekeyed SET voter = CASE
         SELECT 1 FROM vote_groups g JOIN envs e ON e.id = g.env_id
         WHERE g.id = votes_rekeyed.group_id AND e.require_signed <> 0
     ) THEN 's:'
-    ELSE 'u:' END || voter;
+    ELSE 'l:' END || voter;
 DELETE FROM votes;
 INSERT INTO votes SELECT * FROM votes_rekeyed;
 DROP TABLE votes_rekeyed;
@@ -35,7 +38,7 @@ UPDATE idempotency_rekeyed SET voter = CASE
     WHEN EXISTS (
         SELECT 1 FROM envs e WHERE e.id = idempotency_rekeyed.env_id AND e.require_signed <> 0
     ) THEN 's:'
-    ELSE 'u:' END || voter;
+    ELSE 'l:' END || voter;
 DELETE FROM idempotency;
 INSERT INTO idempotency SELECT * FROM idempotency_rekeyed;
 DROP TABLE idempotency_rekeyed;
@@ -44,6 +47,6 @@ UPDATE events SET voter = CASE
     WHEN substr(voter, 1, 5) = 'anon_' THEN 't:'
     WHEN EXISTS (SELECT 1 FROM envs e WHERE e.id = events.env_id AND e.require_signed <> 0)
         THEN 's:'
-    ELSE 'u:' END || voter;
+    ELSE 'l:' END || voter;
 
 ALTER TABLE envs DROP COLUMN require_signed;
