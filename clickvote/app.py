@@ -46,6 +46,9 @@ def create_app(settings: Settings | None = None) -> Any:
     settings = settings or Settings.from_env()
     ctx = Context.build(settings)
     realtime = Realtime(ctx)
+    realtime.sio.connect_timeout = settings.connect_timeout
+    realtime.sio.engine.max_sessions_per_ip = settings.max_sessions_per_ip
+    realtime.sio.engine.max_queue = settings.max_socket_queue
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from clickvote.engineio import MAX_QUEUE, MAX_SESSIONS_PER_IP
+from clickvote.sio import CONNECT_TIMEOUT
+
 
 def _default_data_dir() -> str:
     return "./var"
@@ -45,6 +48,11 @@ class Settings:
     # token buckets per IP (login and registration attempts) and per email (wrong passwords)
     rate_login_burst: float = 10.0
     rate_login_per_sec: float = 0.1
+    # Socket.IO: seconds a session has to CONNECT; Engine.IO sessions open at once per client
+    # address; packets waiting for one socket before it is closed as too slow to read them
+    connect_timeout: float = CONNECT_TIMEOUT
+    max_sessions_per_ip: int = MAX_SESSIONS_PER_IP
+    max_socket_queue: int = MAX_QUEUE
 
     @property
     def resolved_database_url(self) -> str:

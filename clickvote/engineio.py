@@ -3,9 +3,22 @@
 What socket.io-client 4 (and so the published @clickvote/react) and python-socketio's client
 speak: an HTTP long-polling session that may upgrade to a WebSocket (probe, noop, upgrade), or
 a WebSocket from the start; packets 0 open, 1 close, 2 ping, 3 pong, 4 message, 5 upgrade,
-6 noop; polling payloads joined by the record separator \\x1e. The server pings every
-`ping_interval` seconds and drops a session whose pong is `ping_timeout` seconds late.
-Binary messages reach the layer above as bytes; ClickVote sends none.
+6 noop; polling payloads joined by the record separator \\x1e, binary ones as "b" + base64.
+The server pings every `ping_interval` seconds; a session whose pong has not come
+`ping_timeout` seconds after its ping is closed then, by a timer of its own. ClickVote sends
+text only; a client's binary messages reach the layer above as bytes.
+
+What breaks the protocol (Engine.IO v4 as socket.io publishes it) closes the session: a second
+GET or POST while one is in flight on a long-polling session (HTTP 400), a packet of no known
+type, bad base64 or undecodable UTF-8 (HTTP 400 on long-polling; the WebSocket is closed), a
+packet or polling request over `max_payload` bytes, the limit the handshake announces (HTTP
+413; WebSocket close). A second WebSocket on one session is accepted and closed at once, as
+the reference server does. Polling requests after an upgrade get HTTP 400.
+
+Limits of this server: `max_sessions_per_ip` sessions at once per client address (one more
+handshake gets HTTP 429 `{code: 4, message}`), and `max_queue` packets waiting for one client:
+a client that takes them slower than they come is closed, so what it does not read cannot
+grow without limit.
 
 Sending never waits: `Session.send` queues the packet. A WebSocket session has one writer task
 that drains its queue, so one slow client holds up nobody else; a polling session's queue goes
@@ -19,7 +32,6 @@ import base64
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,8 +46,12 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0123456"
+IGNORED = (OPEN, UPGRADE, NOOP)  # valid from a client, nothing to do (an upgrade has its own)
 SEPARATOR = "\x1e"
 MAX_PAYLOAD = 64 * 1024  # bytes of one packet or polling request (the handshake's maxPayload)
+MAX_QUEUE = 1000  # packets waiting for one client before it is closed as too slow
+MAX_SESSIONS_PER_IP = 256  # sessions open at once from one client address
+CLOSE_WAIT = 1.0  # seconds a WebSocket close frame may wait for a client that reads nothing
 
 
 @dataclass(frozen=True)
@@ -57,19 +73,21 @@ class Handler(Protocol):
 
 class Session:
     __slots__ = (
+        "awaiting_pong",
         "closed",
-        "last_pong",
         "outbox",
         "peer",
-        "ping_sent",
         "poll_waiting",
+        "post_busy",
+        "reader",
+        "receiving",
         "server",
         "sid",
+        "timer",
         "transport",
         "upgrading",
         "wake",
         "writer",
-        "ws_send",
     )
 
     def __init__(self, server: EngineServer, sid: str, peer: Peer, transport: str) -> None:
@@ -79,14 +97,21 @@ class Session:
         self.closed = False
         self.upgrading = False
         self.poll_waiting = False
-        self.ws_send: Send | None = None
+        self.post_busy = False
         self.writer: asyncio.Task[None] | None = None
-        self.ping_sent = 0.0  # monotonic time of the unanswered ping, 0 when none
-        self.last_pong = time.monotonic()
+        self.reader: asyncio.Task[Any] | None = None  # the WebSocket's reader
+        self.receiving = False  # the reader waits for the client (close() may wake it)
+        self.awaiting_pong = False
+        self.timer = asyncio.get_running_loop().call_later(server.ping_interval, self._ping)
 
     def send(self, packet: str) -> None:
         """Queue one engine.io packet (e.g. "4" + a socket.io packet). Never waits."""
         if self.closed:
+            return
+        if len(self.outbox) >= self.server.max_queue:
+            log.info("session %s: %d packets not taken, closed", self.sid, len(self.outbox))
+            self.outbox = []
+            self.close()
             return
         self.outbox.append(packet)
         if len(self.outbox) == 1:
@@ -100,13 +125,34 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self.timer.cancel()
         self.wake.set()
-        self.server.sessions.pop(self.sid, None)
+        self.server.forget(self)
+        if self.reader is not None and self.receiving:
+            self.reader.cancel()  # the reader ends the WebSocket (see EngineServer._read)
         self.server.handler.on_close(self)
+
+    # -- heartbeat ----------------------------------------------------------------------
+    def _ping(self) -> None:
+        self.awaiting_pong = True
+        self.send(PING)
+        if not self.closed:
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(self.server.ping_timeout, self._no_pong)
+
+    def _no_pong(self) -> None:
+        log.debug("session %s: no pong, closed", self.sid)
+        self.close()
+
+    def pong(self) -> None:
+        if self.awaiting_pong and not self.closed:
+            self.awaiting_pong = False
+            self.timer.cancel()
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(self.server.ping_interval, self._ping)
 
     # -- websocket writer ----------------------------------------------------------------
     def start_writer(self, ws_send: Send) -> None:
-        self.ws_send = ws_send
         self.transport = "websocket"
         self.writer = asyncio.create_task(self._write_loop(ws_send))
 
@@ -122,9 +168,6 @@ class Session:
                     await ws_send({"type": "websocket.send", "text": packet})
         except Exception:  # the connection went away under us: the reader sees it too
             self.close()
-        # closed here (no pong, a protocol error): end the websocket, which ends its reader
-        with contextlib.suppress(Exception):
-            await ws_send({"type": "websocket.close", "code": 1000})
 
 
 class EngineServer:
@@ -136,45 +179,30 @@ class EngineServer:
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
         max_payload: int = MAX_PAYLOAD,
+        max_queue: int = MAX_QUEUE,
+        max_sessions_per_ip: int = MAX_SESSIONS_PER_IP,
     ) -> None:
         self.handler = handler
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.max_payload = max_payload
+        self.max_queue = max_queue
+        self.max_sessions_per_ip = max_sessions_per_ip
         self.sessions: dict[str, Session] = {}
-        self._pinger: asyncio.Task[None] | None = None
+        self.per_ip: dict[str, int] = {}  # client address -> sessions open
 
     # -- lifecycle ------------------------------------------------------------------------
-    def _ensure_pinger(self) -> None:
-        if self._pinger is None or self._pinger.done():
-            self._pinger = asyncio.create_task(self._ping_loop())
-
-    async def _ping_loop(self) -> None:
-        tick = min(1.0, self.ping_interval / 4)
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            for s in list(self.sessions.values()):
-                if s.ping_sent:
-                    if now - s.ping_sent > self.ping_timeout:
-                        log.debug("session %s: no pong, closed", s.sid)
-                        s.close()
-                elif now - s.last_pong >= self.ping_interval:
-                    s.ping_sent = now
-                    s.send(PING)
-
     async def close(self) -> None:
-        if self._pinger is not None:
-            self._pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pinger
         for s in list(self.sessions.values()):
             s.close()
 
+    def _crowded(self, peer: Peer) -> bool:
+        return self.per_ip.get(peer.ip, 0) >= self.max_sessions_per_ip
+
     def _open(self, peer: Peer, transport: str) -> Session:
-        self._ensure_pinger()
         sid = secrets.token_urlsafe(15)
         session = Session(self, sid, peer, transport)
         self.sessions[sid] = session
+        self.per_ip[peer.ip] = self.per_ip.get(peer.ip, 0) + 1
         upgrades = ["websocket"] if transport == "polling" else []
         session.send(
             OPEN
@@ -191,22 +219,31 @@ class EngineServer:
         self.handler.on_open(session)
         return session
 
-    # -- packets from a client ------------------------------------------------------------
-    async def _packet(self, session: Session, packet: str | bytes) -> None:
-        if isinstance(packet, bytes):  # a binary message (websocket frame or "b" + base64)
-            await self.handler.on_message(session, packet)
+    def forget(self, session: Session) -> None:
+        if self.sessions.pop(session.sid, None) is None:
             return
-        kind, body = packet[:1], packet[1:]
+        ip = session.peer.ip
+        left = self.per_ip.get(ip, 1) - 1
+        if left:
+            self.per_ip[ip] = left
+        else:
+            self.per_ip.pop(ip, None)
+
+    # -- packets from a client ------------------------------------------------------------
+    async def _packet(self, session: Session, packet: str) -> bool:
+        """Act on one text packet; False if it is none this server knows (then close)."""
+        kind = packet[:1]
         if kind == MESSAGE:
-            await self.handler.on_message(session, body)
+            await self.handler.on_message(session, packet[1:])
         elif kind == PONG:
-            session.ping_sent = 0.0
-            session.last_pong = time.monotonic()
+            session.pong()
         elif kind == CLOSE:
             session.close()
         elif kind == PING:  # a client's ping (probes are handled by the upgrade)
-            session.send(PONG + body)
-        # NOOP, UPGRADE outside an upgrade, unknown types: nothing to do
+            session.send(PONG + packet[1:])
+        elif kind not in IGNORED:
+            return False
+        return True
 
     # -- ASGI -------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -229,9 +266,13 @@ class EngineServer:
         sid = query.get("sid")
         if sid is None:
             if method != "GET":
-                await _error(send, scope, 400, 3, "Bad request")
+                await _error(send, scope, 400, 2, "Bad handshake method")
                 return
-            session = self._open(_peer(scope), "polling")
+            peer = _peer(scope)
+            if self._crowded(peer):
+                await _error(send, scope, 429, 4, "Too many sessions from this address")
+                return
+            session = self._open(peer, "polling")
             await _respond(send, 200, self._drain(session), scope)
             return
         found = self.sessions.get(sid)
@@ -271,6 +312,8 @@ class EngineServer:
             if session.closed:
                 body = (SEPARATOR.join([*session.outbox, CLOSE])).encode()
                 session.outbox = []
+            elif session.transport != "polling":  # upgraded meanwhile: the rest goes there
+                body = NOOP.encode()
             elif session.outbox:
                 body = self._drain(session)
             else:
@@ -280,37 +323,58 @@ class EngineServer:
         await _respond(send, 200, body, scope)
 
     async def _post(self, session: Session, scope: Scope, send: Send, receive: Receive) -> None:
+        if session.post_busy:  # two POSTs at once: their packets' order is lost
+            session.close()
+            await _error(send, scope, 400, 3, "Bad request")
+            return
+        session.post_busy = True
+        try:
+            status = await self._take_post(session, receive)
+        finally:
+            session.post_busy = False
+        if status == 200:
+            await _respond(send, 200, b"ok", scope)
+        elif status == 413:
+            await _error(send, scope, 413, 3, "Payload too large")
+        elif status == 400:
+            await _error(send, scope, 400, 3, "Bad request")
+
+    async def _take_post(self, session: Session, receive: Receive) -> int:
+        """Read a POST and act on its packets: the HTTP status to answer (0: none, gone)."""
         chunks: list[bytes] = []
         size = 0
         while True:
             msg = await receive()
             if msg["type"] == "http.disconnect":
-                return
+                return 0
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > self.max_payload:
                 session.close()
-                await _error(send, scope, 413, 3, "Payload too large")
-                return
+                return 413
             chunks.append(chunk)
             if not msg.get("more_body"):
                 break
         try:
             text = b"".join(chunks).decode()
         except UnicodeDecodeError:
-            await _error(send, scope, 400, 3, "Bad request")
-            return
+            session.close()
+            return 400
         for packet in text.split(SEPARATOR):
             if session.closed:
                 break
-            if packet.startswith("b"):
+            if packet[:1] == "b":
                 try:
-                    await self._packet(session, base64.b64decode(packet[1:], validate=True))
+                    data = base64.b64decode(packet[1:], validate=True)
                 except ValueError:
-                    continue
-            else:
-                await self._packet(session, packet)
-        await _respond(send, 200, b"ok", scope)
+                    session.close()
+                    return 400
+                await self.handler.on_message(session, data)
+            elif not await self._packet(session, packet):
+                log.debug("session %s: invalid packet %r, closed", session.sid, packet[:16])
+                session.close()
+                return 400
+        return 200
 
     async def _websocket(
         self, scope: Scope, receive: Receive, send: Send, query: dict[str, str]
@@ -318,62 +382,123 @@ class EngineServer:
         first = await receive()
         if first["type"] != "websocket.connect":
             return
-        sid = query.get("sid")
-        upgrade_from = self.sessions.get(sid) if sid else None
-        if (
-            query.get("EIO") != "4"
-            or query.get("transport") != "websocket"
-            or (sid and (upgrade_from is None or upgrade_from.transport != "polling"))
-            or (upgrade_from is not None and upgrade_from.upgrading)
-        ):
-            await send({"type": "websocket.close", "code": 1008})
+        if query.get("EIO") != "4":
+            await _refuse(send, scope, 400, 5, "Unsupported protocol version")
             return
-        await send({"type": "websocket.accept"})
-        if upgrade_from is not None:
-            session: Session | None = await self._upgrade(upgrade_from, receive, send)
-            if session is None:
+        if query.get("transport") != "websocket":
+            await _refuse(send, scope, 400, 0, "Transport unknown")
+            return
+        sid = query.get("sid")
+        if sid is None:
+            peer = _peer(scope)
+            if self._crowded(peer):
+                await _refuse(send, scope, 429, 4, "Too many sessions from this address")
                 return
-        else:
-            session = self._open(_peer(scope), "websocket")
+            await send({"type": "websocket.accept"})
+            session = self._open(peer, "websocket")
             session.start_writer(send)
+        else:
+            target = self.sessions.get(sid)
+            if target is None:
+                await _refuse(send, scope, 400, 1, "Session ID unknown")
+                return
+            await send({"type": "websocket.accept"})
+            if target.transport != "polling" or target.upgrading:
+                # a second WebSocket on one session: accepted and closed, as the reference does
+                await _ws_close(send)
+                return
+            if not await self._upgrade(target, receive, send):
+                await _ws_close(send)
+                return
+            session = target
+        await self._read(session, receive, send)
+
+    async def _read(self, session: Session, receive: Receive, send: Send) -> None:
+        """A WebSocket session's packets, until either side ends it; then the close frame."""
+        session.reader = asyncio.current_task()
         try:
             while not session.closed:
-                msg = await receive()
+                session.receiving = True
+                try:
+                    msg = await receive()
+                finally:
+                    session.receiving = False
                 if msg["type"] != "websocket.receive":
                     break  # websocket.disconnect
-                data = msg.get("text")
-                if data is None:
+                text = msg.get("text")
+                if text is None:
                     data = msg.get("bytes") or b""
-                if len(data) > self.max_payload:
-                    log.debug("session %s: message of %d bytes, closed", session.sid, len(data))
+                    if len(data) > self.max_payload:
+                        log.debug("session %s: message over maxPayload, closed", session.sid)
+                        break
+                    await self.handler.on_message(session, data)
+                elif _size(text) > self.max_payload:
+                    log.debug("session %s: message over maxPayload, closed", session.sid)
                     break
-                await self._packet(session, data)
+                elif not await self._packet(session, text):
+                    log.debug("session %s: invalid packet %r, closed", session.sid, text[:16])
+                    break
+        except asyncio.CancelledError:
+            if not session.closed:
+                raise
+            _uncancel()  # close() woke this reader: end the WebSocket below
         finally:
             session.close()
+            session.reader = None
             if session.writer is not None:
                 session.writer.cancel()
-            with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": 1000})
+            await _ws_close(send)
 
-    async def _upgrade(self, session: Session, receive: Receive, send: Send) -> Session | None:
+    async def _upgrade(self, session: Session, receive: Receive, send: Send) -> bool:
         """Polling -> websocket: "2probe" / "3probe", a noop to the waiting GET, then "5"."""
         session.upgrading = True
+        session.reader = asyncio.current_task()
         try:
             while True:
-                msg = await receive()
+                session.receiving = True
+                try:
+                    msg = await receive()
+                finally:
+                    session.receiving = False
                 if msg["type"] != "websocket.receive" or session.closed:
-                    return None
+                    return False
                 text = msg.get("text")
                 if text == PING + "probe":
                     await send({"type": "websocket.send", "text": PONG + "probe"})
                     session.send(NOOP)  # lets the pending GET return, so the client upgrades
                 elif text == UPGRADE:
                     session.start_writer(send)  # what polling had not sent goes out here
-                    return session
+                    session.wake.set()  # a GET still waiting ends with a noop (see _poll)
+                    return True
                 else:
-                    return None
+                    return False
+        except asyncio.CancelledError:
+            if not session.closed:
+                raise
+            _uncancel()
+            return False
         finally:
             session.upgrading = False
+            if session.transport == "polling":
+                session.reader = None
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+def _size(text: str) -> int:
+    """Bytes of `text` in UTF-8 (the unit of maxPayload), without encoding ASCII."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+async def _ws_close(send: Send) -> None:
+    """Close a WebSocket; a client that reads nothing is not waited for past CLOSE_WAIT."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_WAIT):
+            await send({"type": "websocket.close", "code": 1000})
 
 
 def _peer(scope: Scope) -> Peer:
@@ -424,6 +549,26 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
+def _error_body(status: int, code: int, message: str) -> bytes:
+    """Engine.IO's error answer ({code, message}, as the reference server's) with the HTTP
+    status beside it, as every error of this server has."""
+    return jsonfast.dumps({"code": code, "message": message, "statusCode": status}).encode()
+
+
 async def _error(send: Send, scope: Scope, status: int, code: int, message: str) -> None:
-    body = jsonfast.dumps({"code": code, "message": message}).encode()
-    await _respond(send, status, body, scope, b"application/json")
+    await _respond(send, status, _error_body(status, code, message), scope, b"application/json")
+
+
+async def _refuse(send: Send, scope: Scope, status: int, code: int, message: str) -> None:
+    """Refuse a WebSocket handshake: the HTTP error a polling request would get, where the
+    server can answer one (ASGI's websocket.http.response); else a plain refusal (403)."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = _error_body(status, code, message)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})

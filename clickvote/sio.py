@@ -1,13 +1,27 @@
 """Socket.IO v5 server on clickvote.engineio: the namespace "/", events, acknowledgements, rooms.
 
 Packets (inside an engine.io message): 0 connect [auth], 1 disconnect, 2 event [ack id]
-["name", args...], 3 ack id [args...], 4 connect error, 5/6 binary event/ack (refused: the
-attachments that follow are skipped). Only "/" exists; another namespace gets a connect error.
+["name", args...], 3 ack id [args...], 4 connect error, 5/6 binary event/ack. What ClickVote
+needs and no more: the namespace "/" only (a CONNECT to another gets CONNECT_ERROR "Invalid
+namespace"), text events, acknowledgements with one argument, and no binary sending (a
+client's binary event is handed to `fallback` and its attachments skipped).
+
+As Socket.IO v5 says, a session's first packet must be a CONNECT, and a session that sends
+none within `connect_timeout` seconds (45, socket.io's default; counted again after a
+DISCONNECT) is closed; so is one that sends a packet this server cannot take: not Socket.IO,
+an event whose data is not a non-empty array starting with its name, an ack without an id or
+an array, an id over 15 digits, anything but a CONNECT while not connected to "/", a
+CONNECT_ERROR, binary data no packet announced. A second CONNECT to "/" is answered with
+CONNECT and the socket's sid (its auth is not looked at again). An ACK answers nothing here:
+this server asks no client for one, so it is dropped.
 
 An event's handler runs in its connection's reader, so one page's events are handled in the
 order it sent them, and the acknowledgement is queued the moment the handler returns, before
 anything else can be sent to that page. Handlers get (sid, args, wants_ack) and return the
-acknowledgement's argument; one that raises is logged and answered with nothing.
+acknowledgement's argument; an event nobody handles is acknowledged with no arguments. A handler
+that raises (a fault of this server: the real-time handlers answer every client error) is
+logged and its ack left unsent, so the client's own timeout reports it rather than an empty
+ack that could read as success.
 
 `emit` encodes a packet once and queues it on each recipient (clickvote.engineio never waits
 on a socket), so a broadcast to a thousand pages is one JSON encoding and a thousand appends.
@@ -15,6 +29,7 @@ on a socket), so a broadcast to a thousand pages is one JSON encoding and a thou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,12 +37,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clickvote import jsonfast
-from clickvote.engineio import MAX_PAYLOAD, EngineServer, Peer, Session
+from clickvote.engineio import (
+    MAX_PAYLOAD,
+    MAX_QUEUE,
+    MAX_SESSIONS_PER_IP,
+    EngineServer,
+    Peer,
+    Session,
+)
 
 log = logging.getLogger("clickvote.realtime")
 
 CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = "0123456"
 NAMESPACE = "/"
+CONNECT_TIMEOUT = 45.0  # seconds a session has to CONNECT to "/" (socket.io's connectTimeout)
 
 Handler = Callable[[str, list[Any], bool], Awaitable[Any]]  # (sid, args, wants_ack)
 # (sid, event name, binary, wants_ack): an event with no handler, or a binary one
@@ -97,6 +120,7 @@ class Conn:
     connected: bool = False
     rooms: set[str] = field(default_factory=set)
     skip_binary: int = 0  # attachments of a refused binary packet still to come
+    timer: asyncio.TimerHandle | None = None  # closes the session if no CONNECT comes in time
 
 
 class SocketServer:
@@ -105,8 +129,14 @@ class SocketServer:
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
         max_payload: int = MAX_PAYLOAD,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        max_queue: int = MAX_QUEUE,
+        max_sessions_per_ip: int = MAX_SESSIONS_PER_IP,
     ) -> None:
-        self.engine = EngineServer(self, ping_interval, ping_timeout, max_payload)
+        self.engine = EngineServer(
+            self, ping_interval, ping_timeout, max_payload, max_queue, max_sessions_per_ip
+        )
+        self.connect_timeout = connect_timeout
         self.handlers: dict[str, Handler] = {}
         self.on_connect: ConnectHandler | None = None
         self.on_disconnect: DisconnectHandler | None = None
@@ -169,10 +199,24 @@ class SocketServer:
     def on_open(self, session: Session) -> None:
         conn = Conn(secrets.token_urlsafe(15), session)
         self._by_session[session.sid] = conn
+        self._await_connect(conn)
+
+    def _await_connect(self, conn: Conn) -> None:
+        loop = asyncio.get_running_loop()
+        conn.timer = loop.call_later(self.connect_timeout, self._no_connect, conn)
+
+    def _no_connect(self, conn: Conn) -> None:
+        if not conn.connected:
+            log.debug("socket %s: no CONNECT in time, closed", conn.sid)
+            conn.session.close()
 
     def on_close(self, session: Session) -> None:
         conn = self._by_session.pop(session.sid, None)
-        if conn is not None and conn.connected:
+        if conn is None:
+            return
+        if conn.timer is not None:
+            conn.timer.cancel()
+        if conn.connected:
             self._drop(conn)
             if self.on_disconnect is not None:
                 self.on_disconnect(conn.sid)
@@ -188,34 +232,53 @@ class SocketServer:
                     del self.rooms[room]
         conn.rooms.clear()
 
+    def _refuse(self, conn: Conn, why: str) -> None:
+        """A packet the protocol forbids: the connection is closed (Socket.IO v5)."""
+        log.debug("socket %s: %s, closed", conn.sid, why)
+        conn.session.close()
+
     async def on_message(self, session: Session, data: str | bytes) -> None:
         conn = self._by_session.get(session.sid)
         if conn is None:
             return
         if isinstance(data, bytes):
             if conn.skip_binary:
-                conn.skip_binary -= 1
-            return  # no binary events here: a stray attachment is dropped
+                conn.skip_binary -= 1  # an attachment of a refused binary packet
+            else:
+                self._refuse(conn, "binary data no packet announced")
+            return
+        if conn.skip_binary:
+            self._refuse(conn, "a packet where an attachment was due")
+            return
         try:
             packet = decode(data)
         except BadPacket as exc:
-            log.debug("socket %s: %s", conn.sid, exc)
+            self._refuse(conn, str(exc))
             return
-        if packet.type == EVENT:
-            if conn.connected and packet.namespace == NAMESPACE:
-                await self._event(conn, packet)
-        elif packet.type == CONNECT:
+        kind = packet.type
+        if kind == CONNECT:
             await self._connect(conn, packet)
-        elif packet.type == DISCONNECT:
-            if conn.connected and packet.namespace == NAMESPACE:
-                self._drop(conn)
-                if self.on_disconnect is not None:
-                    self.on_disconnect(conn.sid)
-        elif packet.type in (BINARY_EVENT, BINARY_ACK):
+        elif not conn.connected or packet.namespace != NAMESPACE:
+            self._refuse(conn, "a packet before CONNECT")
+        elif kind in (EVENT, BINARY_EVENT):
+            args = packet.data
+            if not isinstance(args, list) or not args or not isinstance(args[0], str):
+                self._refuse(conn, "an event without a name")
+                return
             conn.skip_binary = packet.attachments
-            if packet.type == BINARY_EVENT and conn.connected:
-                await self._event(conn, packet)
-        # ACK: this server asks clients for none; CONNECT_ERROR is server -> client only
+            await self._event(conn, packet)
+        elif kind in (ACK, BINARY_ACK):
+            if packet.ack_id is None or not isinstance(packet.data, list):
+                self._refuse(conn, "an ack without an id or arguments")
+                return
+            conn.skip_binary = packet.attachments  # no ack is awaited here: dropped
+        elif kind == DISCONNECT:
+            self._drop(conn)
+            if self.on_disconnect is not None:
+                self.on_disconnect(conn.sid)
+            self._await_connect(conn)
+        else:  # CONNECT_ERROR: the server's to send
+            self._refuse(conn, "a CONNECT_ERROR from a client")
 
     async def _connect(self, conn: Conn, packet: Packet) -> None:
         if packet.namespace != NAMESPACE:
@@ -226,7 +289,11 @@ class SocketServer:
                 + jsonfast.dumps({"message": "Invalid namespace"})
             )
             return
-        if conn.connected:
+        if packet.data is not None and not isinstance(packet.data, dict):
+            self._refuse(conn, "CONNECT data that is not an object")
+            return
+        if conn.connected:  # again: the same socket, as it is
+            conn.session.message(encode(CONNECT, {"sid": conn.sid}))
             return
         ok = True
         if self.on_connect is not None:
@@ -240,15 +307,15 @@ class SocketServer:
                 encode(CONNECT_ERROR, {"message": "Connection rejected by server"})
             )
             return
+        if conn.timer is not None:
+            conn.timer.cancel()
+            conn.timer = None
         conn.connected = True
         self.conns[conn.sid] = conn
         conn.session.message(encode(CONNECT, {"sid": conn.sid}))
 
     async def _event(self, conn: Conn, packet: Packet) -> None:
         args = packet.data
-        if not isinstance(args, list) or not args or not isinstance(args[0], str):
-            log.debug("socket %s: event without a name", conn.sid)
-            return
         name, wants_ack = args[0], packet.ack_id is not None
         handler = self.handlers.get(name) if packet.type == EVENT else None
         try:
@@ -258,7 +325,7 @@ class SocketServer:
                 binary = packet.type == BINARY_EVENT
                 result = await self.fallback(conn.sid, name, binary, wants_ack)
             else:
-                return
+                result = None
         except Exception:
             log.exception("handler of %r failed", name)
             return

@@ -46,6 +46,7 @@ LOAD_SETTINGS: dict[str, Any] = {
     "rate_ip_per_sec": 1_000_000.0,
     "rate_login_burst": 1_000_000.0,
     "rate_login_per_sec": 1_000_000.0,
+    "max_sessions_per_ip": 1_000_000,
     "log_level": "warning",
 }
 
