@@ -87,6 +87,9 @@ def cv_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # browser tests click a lot from one address: keep the limits out of the way
         "CLICKVOTE_RATE_IP_BURST": "10000",
         "CLICKVOTE_RATE_IP_PER_SEC": "1000",
+        # ... and every test registers its own account from 127.0.0.1
+        "CLICKVOTE_RATE_LOGIN_BURST": "10000",
+        "CLICKVOTE_RATE_LOGIN_PER_SEC": "1000",
     }
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
