@@ -22,19 +22,24 @@ COMPOSE = ROOT / "docker" / "compose.yml"
 REPLICAS = ("clickvote-1", "clickvote-2")
 
 
-@pytest.fixture(scope="module")
-def config() -> dict[str, Any]:
+def _config(*files: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     if shutil.which("docker") is None:
         pytest.fail("no docker client: run `inv setup`")
+    cmd = ["docker", "compose", *(a for f in files for a in ("-f", str(f)))]
     out = subprocess.run(
-        ["docker", "compose", "-f", str(COMPOSE), "config", "--format", "json"],
+        [*cmd, "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin"},  # no user overrides
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", **(env or {})},  # no user overrides
     )
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    return _config(COMPOSE)
 
 
 def test_services_and_health_checks(config: dict[str, Any]) -> None:
@@ -75,6 +80,32 @@ def test_named_volumes_and_one_published_port(config: dict[str, Any]) -> None:
     published = [name for name, svc in config["services"].items() if svc.get("ports")]
     assert published == ["nginx"]
     assert config["services"]["nginx"]["ports"][0]["published"] == "8000"
+
+
+def test_hostnet_override_puts_every_service_on_127_0_0_1_only() -> None:
+    ports = {"HTTP": "18000", "1": "18001", "2": "18002", "POSTGRES": "15432", "REDIS": "16379"}
+    env = {f"CLICKVOTE_{name}_PORT": port for name, port in ports.items()}
+    services = _config(COMPOSE, ROOT / "docker" / "compose.hostnet.yml", env=env)["services"]
+    for name, svc in services.items():
+        assert svc.get("network_mode") == "host", name
+        assert not svc.get("ports"), f"{name} publishes a port on the host network"
+    assert "listen_addresses=127.0.0.1" in services["postgres"]["command"]
+    assert services["postgres"]["environment"]["PGPORT"] == ports["POSTGRES"]
+    redis = services["redis"]["command"]
+    assert redis[redis.index("--bind") + 1] == "127.0.0.1"
+    assert redis[redis.index("--port") + 1] == ports["REDIS"]
+    for n in "12":
+        env_n = services[f"clickvote-{n}"]["environment"]
+        assert env_n["CLICKVOTE_HOST"] == "127.0.0.1"
+        assert env_n["CLICKVOTE_PORT"] == ports[n]
+        assert f"@127.0.0.1:{ports['POSTGRES']}/" in env_n["CLICKVOTE_DATABASE_URL"]
+        assert env_n["CLICKVOTE_REDIS_URL"] == f"redis://127.0.0.1:{ports['REDIS']}/0"
+    nginx = services["nginx"]["environment"]
+    assert nginx["NGINX_LISTEN"] == f"127.0.0.1:{ports['HTTP']}"
+    assert [nginx["CLICKVOTE_UPSTREAM_1"], nginx["CLICKVOTE_UPSTREAM_2"]] == [
+        f"127.0.0.1:{ports['1']}",
+        f"127.0.0.1:{ports['2']}",
+    ]
 
 
 # --------------------------------------------------------------------------- the stack, run
@@ -162,7 +193,14 @@ class Stack:
 
     def up(self) -> None:
         out = self.compose(
-            "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT), timeout=UP_TIMEOUT + 60
+            "up",
+            "-d",
+            "--pull",
+            "never",
+            "--wait",
+            "--wait-timeout",
+            str(UP_TIMEOUT),
+            timeout=UP_TIMEOUT + 60,
         )
         assert out.returncode == 0, f"{out.stderr}\n{self.logs()}"
 
