@@ -20,8 +20,6 @@ from ci import build, host, project
 
 GROUP = "services"
 TARGET_PREFIX = "service-"
-COMPOSE_FILE = project.ROOT / "docker" / "compose.yml"
-HOSTNET_FILE = project.ROOT / "docker" / "compose.hostnet.yml"
 
 
 def image_variable(service: str) -> str:

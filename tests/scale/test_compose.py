@@ -173,9 +173,9 @@ class Stack:
             name: free_port()
             for name in ("HTTP", "1", "2", "POSTGRES", "REDIS")  # CLICKVOTE_<name>_PORT
         }
+        own = ("CLICKVOTE_", "POSTGRES_", "COMPOSE_")  # the recipe's variables: only these
         self.env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", "/root"),
+            **{k: v for k, v in os.environ.items() if not k.startswith(own)},
             **images,
             **{f"CLICKVOTE_{name}_PORT": str(port) for name, port in self.ports.items()},
             "POSTGRES_PASSWORD": uuid.uuid4().hex,
