@@ -13,7 +13,7 @@ ARG BASE_IMAGE
 
 FROM ${BASE_IMAGE} AS apt-base
 ARG APT_MIRROR=
-ENV LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive
+ENV LANG=C.UTF-8
 # No service starts while its package installs; apt reads the mirror given, if any.
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d \
  && if [ -n "$APT_MIRROR" ]; then \
