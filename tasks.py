@@ -109,6 +109,23 @@ def build(
         "dry": "print the bake command instead of running it",
     }
 )
+def compose_images(c: Context, base: str = "auto", dry: bool = False) -> None:
+    """Build docker/compose.yml's postgres, redis and nginx from Debian's packages (native)."""
+    from ci import compose
+
+    found: dict[str, str] = {}
+    _guard(lambda: found.update(compose.build_images(base, dry)))
+    print("# docker/compose.yml runs these when the variables are set:")
+    for name, ref in found.items():
+        print(f"export {name}={ref}")
+
+
+@task(
+    help={
+        "base": "base image: auto, local or registry (as for build)",
+        "dry": "print the bake command instead of running it",
+    }
+)
 def validate(c: Context, base: str = "auto", dry: bool = False) -> None:
     """Run the check-only bake group `validate` (lint inside a build, exports nothing)."""
     _guard(images.validate, dry, base)
@@ -145,7 +162,7 @@ def bench(c: Context, with_build: bool = False, base: str = "auto") -> None:
 
 # --- build section: the collection ---------------------------------------------------------
 
-ns = Collection(setup, base, doctor, build, validate, bench_build, bench)
+ns = Collection(setup, base, doctor, build, compose_images, validate, bench_build, bench)
 
 # --- release -------------------------------------------------------------------------------
 # Release tasks (ci/release.py) go below; add them to `ns` with ns.add_task(...).

@@ -124,3 +124,44 @@ group "all" {
 group "validate" {
   targets = ["lint"]
 }
+
+# --------------------------------------------------------------------- compose services
+# PostgreSQL, Redis and nginx for docker/compose.yml from Debian's packages on the base
+# image (docker/services.Dockerfile), for machines that cannot pull the public images:
+# `inv compose-images` builds the group `services` for the native platform only and
+# passes APT_MIRROR, the Debian mirror of the host's own apt configuration.
+variable "APT_MIRROR" {
+  default = ""
+}
+
+target "_service" {
+  context    = "."
+  dockerfile = "docker/services.Dockerfile"
+  args = {
+    BASE_IMAGE = BASE_IMAGE
+    APT_MIRROR = APT_MIRROR
+  }
+  secret = EXTRA_CA != "" ? ["id=extra_ca,src=${EXTRA_CA}"] : []
+}
+
+target "service-postgres" {
+  inherits = ["_service"]
+  target   = "postgres"
+  tags     = ["${IMAGE}-postgres:${TAG}"]
+}
+
+target "service-redis" {
+  inherits = ["_service"]
+  target   = "redis"
+  tags     = ["${IMAGE}-redis:${TAG}"]
+}
+
+target "service-nginx" {
+  inherits = ["_service"]
+  target   = "nginx"
+  tags     = ["${IMAGE}-nginx:${TAG}"]
+}
+
+group "services" {
+  targets = ["service-postgres", "service-redis", "service-nginx"]
+}
