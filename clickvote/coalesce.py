@@ -14,7 +14,9 @@ traffic but break exactness across instances: instance A's held item update (seq
 instance C after instance B's immediate user-room update of the same item (seq 7) had put the
 seq-7 voter's page on C at 7, and take that page back to 5; B's item update for seq 7 excludes
 that voter's pages, so nothing would correct it. Coalescing on delivery keeps each origin's
-messages in their publish order, so a page sees totals only move forward, as with window 0.
+messages in their publish order, so a page sees totals only move forward, as with window 0:
+a vote's item update is published before its voter's own, so whatever waits here when a
+voter's own update arrives is at least as new as it.
 """
 
 from __future__ import annotations
