@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import images, socketbench
+from benchmarks import hotbench, images, socketbench
 from ci import project
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +47,7 @@ def _section(name: str, fn: Callable[[], Any], errors: list[str]) -> Any:
         print(f"   ({time.monotonic() - t0:.0f} s)", flush=True)
 
 
-SECTIONS = ("vote", "fanout", "emulation", "footprint")
+SECTIONS = ("vote", "fanout", "hot", "emulation", "footprint")
 
 
 def acked_share(run: dict[str, Any]) -> float:
@@ -92,6 +92,10 @@ def collect(
             Row("fan-out deliveries", 100 * fo["delivered"] / fo["expected"], "%", "", "100 %",
                 fo["delivered"] == fo["expected"]),
         ]  # fmt: skip
+    hot = _section("hot item", hotbench.hot_item, errors) if "hot" in only else None
+    if hot:
+        raw["hot_item"] = hot
+        rows += hot_rows(hot)
     notes: dict[str, str] = {}
     emu = None
     if "emulation" in only:
@@ -157,6 +161,29 @@ def collect(
                 rows.append(Row(f"build: {r.name}", r.seconds, "s",
                                 f"{r.emulated_runs} emulated RUN", "", None))  # fmt: skip
     return rows, raw, errors
+
+
+def hot_rows(hot: dict[str, Any]) -> list[Row]:
+    """The coalesced server (window 100 ms) beside the same server with window 0; the vote
+    rate compared with one watcher's."""
+    single, co, un = hot["single"], hot["coalesced"], hot["uncoalesced"]
+    n = co["watchers"]
+    pair = f"{n} watchers, window 100 ms (baseline: 0)"
+    return [
+        Row(f"hot item votes/s acked, {pair}", co["votes_per_s"], "/s",
+            f"{un['votes_per_s']:,.0f}/s (window 0); 1 watcher {single['votes_per_s']:,.0f}/s",
+            ">= 80 % of 1 watcher's", co["votes_per_s"] >= 0.8 * single["votes_per_s"]),
+        Row(f"hot item frames/s sent, {pair}", co["frames_per_s"], "/s",
+            f"{un['frames_per_s']:,.0f}/s", "", None),
+        Row(f"hot item update lag p50, {pair}", co["lag_p50"], "ms",
+            f"{un['lag_p50']:,.0f} ms", "", None),
+        Row(f"hot item update lag p99, {pair}", co["lag_p99"], "ms",
+            f"{un['lag_p99']:,.0f} ms", "< 250 ms", co["lag_p99"] < 250),
+        Row(f"hot item server CPU, {pair}", 100 * co["cpu_cores"], "% of a core",
+            f"{100 * un['cpu_cores']:.0f} % of a core", "", None),
+        Row(f"hot item updates never shown, {pair}", 100 * co["unseen"], "%",
+            f"{100 * un['unseen']:.1f} %", "0 %", co["unseen"] == 0),
+    ]  # fmt: skip
 
 
 def table(rows: list[Row]) -> str:
@@ -234,7 +261,8 @@ def run(
         "`python -m clickvote serve` (SQLite, rate limits raised) and an ack-only "
         "python-socketio baseline on the same uvicorn stack, both running, the loads "
         "taking turns; each figure is the median of the rounds. Fan-out: sockets in 4 "
-        "processes watching one item, latency from emit to arrival.",
+        "processes watching one item, latency from emit to arrival. Hot item: "
+        "benchmarks/hotbench.py.",
         "",
         *([rounds_line(raw["vote_path"]), ""] if "vote_path" in raw else []),
         *([images.RSS_METHOD, ""] if "footprint" in raw else []),

@@ -82,12 +82,12 @@ def process(cmd: list[str], url: str, env: dict[str, str] | None = None) -> Iter
 
 
 @contextmanager
-def clickvote_server() -> Iterator[tuple[str, int]]:
+def clickvote_server(env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     with tempfile.TemporaryDirectory(prefix="clickvote-bench-") as data:
         port = free_port()
         cmd = [PY, "-m", "clickvote", "serve", "--port", str(port), "--data-dir", data]
         url = f"http://127.0.0.1:{port}"
-        with process(cmd, url + "/healthz", SERVER_ENV) as pid:
+        with process(cmd, url + "/healthz", {**SERVER_ENV, **(env or {})}) as pid:
             yield url, pid
 
 

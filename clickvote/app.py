@@ -18,6 +18,7 @@ from clickvote import __version__
 from clickvote.config import Settings
 from clickvote.context import Context
 from clickvote.engineio import MAX_PAYLOAD
+from clickvote.publiccounts import build_public_router
 from clickvote.realtime import Realtime
 from clickvote.routes import BodyLimit, build_router, error_body, install_error_handlers
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Any:
         return {"status": "ok", "version": __version__}
 
     api.include_router(build_router())
+    api.include_router(build_public_router())
 
     @api.get("/embed.js", include_in_schema=False)
     async def embed_js() -> FileResponse:

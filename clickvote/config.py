@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from clickvote.coalesce import DEFAULT_WINDOW
 from clickvote.engineio import MAX_QUEUE, MAX_SESSIONS_PER_IP
 from clickvote.sio import CONNECT_TIMEOUT
 
@@ -53,6 +54,8 @@ class Settings:
     connect_timeout: float = CONNECT_TIMEOUT
     max_sessions_per_ip: int = MAX_SESSIONS_PER_IP
     max_socket_queue: int = MAX_QUEUE
+    # seconds: an item's watchers get at most one totals update per window (0: one per vote)
+    broadcast_window: float = DEFAULT_WINDOW
 
     @property
     def resolved_database_url(self) -> str:

@@ -23,6 +23,7 @@ import logging
 from typing import Any
 
 from clickvote import jsonfast
+from clickvote.coalesce import Coalescer
 from clickvote.context import INVALIDATE_ROOM, Context
 from clickvote.engineio import Peer
 from clickvote.fanout import Message
@@ -53,6 +54,9 @@ def room_key(kind: str, *parts: str) -> str:
 
 def item_room(env_id: str, group_id: str, vote_to: str) -> str:
     return room_key("i", env_id, group_id, vote_to)
+
+
+ITEM_ROOM = "i|"  # what every item room's name starts with (room_key("i", ...))
 
 
 def user_room(env_id: str, group_id: str, vote_to: str, voter: str) -> str:
@@ -103,6 +107,8 @@ class Realtime:
         self._item_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         # room -> seq of the newest vote broadcast delivered here (oldest rooms forgotten first)
         self._room_seq: dict[str, int] = {}
+        # item broadcasts: at most one per item per window (clickvote/coalesce.py)
+        self.coalescer = Coalescer(ctx.settings.broadcast_window, self._emit)
         self.sio.on_connect = self.on_connect
         self.sio.on_disconnect = self.on_disconnect
         self.sio.on("login", self._wrap("login", self.login))
@@ -114,12 +120,21 @@ class Realtime:
         await self.ctx.fanout.start(self.deliver)
 
     async def close(self) -> None:
+        self.coalescer.close()
         await self.sio.close()
 
     async def deliver(self, msg: Message, local_origin: bool) -> None:
         if msg.room == INVALIDATE_ROOM:  # an environment or group changed somewhere
             self.ctx.forget()
             return
+        if msg.seq and self.coalescer.window > 0 and msg.room.startswith(ITEM_ROOM):
+            # an item's totals for its watchers: coalesced (a voter's own update never is)
+            if msg.seq > max(self._room_seq.get(msg.room, 0), self.coalescer.newest(msg.room)):
+                self.coalescer.offer(msg, local_origin)
+            return
+        self._emit(msg, local_origin)
+
+    def _emit(self, msg: Message, local_origin: bool) -> None:
         if msg.seq and self._stale(msg.room, msg.seq):
             return  # an older vote's broadcast, late (another instance's slow path to Redis)
         skip = list(msg.skip_sid) if local_origin else []

@@ -78,9 +78,11 @@ class Instance:
         return not self.fanout_ready()
 
 
-def start_instance(data_dir: Path, database_url: str, redis_url: str) -> Instance:
+def start_instance(data_dir: Path, database_url: str, redis_url: str, **settings: Any) -> Instance:
     port = free_port()
-    app = create_app(load_settings(port, data_dir, database_url=database_url, redis_url=redis_url))
+    app = create_app(
+        load_settings(port, data_dir, database_url=database_url, redis_url=redis_url, **settings)
+    )
     srv, thread = start_uvicorn(app, port)
     return Instance(f"http://127.0.0.1:{port}", app.api.state.ctx, srv, thread)
 

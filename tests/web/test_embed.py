@@ -284,3 +284,41 @@ def test_without_websockets_the_embed_long_polls(
     expect_count(polling, "2")  # pushed to the polling page: its waiting GET returned it
     assert widget(polling).locator("button.like").get_attribute("aria-pressed") == "true"
     assert not new_page.errors, new_page.errors
+
+
+def test_first_frame_from_public_counts_and_light_dom_without_scripts(
+    cv_server: Server, site: Site, account: Account, new_page: Any, browser: Any
+) -> None:
+    """The embed draws the cacheable counts before its socket answers (here: never); a page
+    without scripts shows what the site rendered into the element's light DOM instead."""
+    group = account.group("single")
+    element = (
+        f'<div class="row"><click-vote id="cv" key="{account.public_key}" group="{group}" '
+        'item="post-ff" style="like"><span class="cv-count">1 like</span></click-vote></div>'
+    )
+    url = site.page("first.html", embed_page(cv_server, element))
+    a = new_page()
+    a.goto(url)
+    wait_loaded(a)
+    widget(a).locator("button.like").click()
+    expect_count(a, "1")
+    assert not a.locator("click-vote#cv .cv-count").is_visible()  # scripts on: the widget
+
+    b = new_page()
+    # no live connection at all: no WebSocket, and long-polling's requests fail
+    b.add_init_script("window.WebSocket = undefined;")
+    b.route("**/socket.io/**", lambda route: route.abort())
+    b.goto(url)
+    expect_count(b, "1")
+    # still busy: the voter's own state comes from the socket only
+    assert widget(b).locator(".w").get_attribute("aria-busy") == "true"
+
+    ctx = browser.new_context(java_script_enabled=False)
+    try:
+        c = ctx.new_page()
+        c.goto(url)
+        light = c.locator("click-vote#cv .cv-count")
+        assert light.is_visible() and light.inner_text() == "1 like"
+    finally:
+        ctx.close()
+    assert not new_page.errors, new_page.errors

@@ -1,4 +1,5 @@
 /*! ClickVote embed: <click-vote key="pb_..." group="..." item="..." style="like|updown|stars"></click-vote>
+ * Its light DOM (e.g. a server-rendered count) shows only where this script does not run.
  * One script tag, no dependencies. Speaks Engine.IO v4 / Socket.IO v5 over a WebSocket to the
  * server this script was loaded from, or over HTTP long-polling where WebSockets are missing or
  * blocked (some proxies). MIT licence. */
@@ -277,7 +278,21 @@
     c.on(this.evt, this.onVotes); c.on("cv-error", this.onErr);
     c.on("cv-online", this.onOnline); c.on("cv-offline", this.onOffline);
     if (c.ready) this.load();
+    if (!this.state.loaded) this.firstFrame(key);
     this.render();
+  };
+  // the counts a cache may hold (GET /public/v1/counts): drawn until the socket answers
+  P.firstFrame = function (key) {
+    var self = this, evt = this.evt, e = encodeURIComponent;
+    if (!window.fetch) return;
+    fetch(ORIGIN + "/public/v1/counts?key=" + e(key) + "&group=" + e(this.group) + "&item=" + e(this.item), { credentials: "omit" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) {
+        if (d && d.total && self.evt === evt && !self.state.loaded && !self.pending) {
+          self.applyVotes({ total: d.total, startEnd: d.startEnd, type: d.type, poster: {} }, true);
+        }
+      })
+      .catch(function () { /* the socket's answer will do */ });
   };
   P.load = function () {
     this.c.send("get-votes", { id: this.group, voteTo: this.item, type: this.variant() === "stars" ? "range" : "single" });
@@ -285,7 +300,7 @@
   };
   // server -> {voted, voteValue, total:{count, avg, mean?}, startEnd} (the voter's own state) or
   // a broadcast {total, poster: {value}} (another voter's vote: totals only)
-  P.applyVotes = function (d) {
+  P.applyVotes = function (d, early) {
     if (!d) return;
     var s = this.state, t = d.total || {};
     if (t.count !== undefined) s.count = +t.count;
@@ -294,6 +309,7 @@
     if (d.startEnd && d.startEnd.end) { s.start = +d.startEnd.start || 1; s.end = +d.startEnd.end; s.range = d.startEnd.end > 1; }
     if (d.type) s.range = d.type === "range";
     if (d.voted !== undefined && !d.poster) { s.voted = !!d.voted; s.value = +d.voteValue || 0; }
+    if (early) { this.render(); return; } // totals only: still waiting for the voter's own state
     if (!s.loaded && this.errMsg) this.error("");
     s.loaded = true;
     if (!this.pending) this.saved = null;

@@ -1,0 +1,203 @@
+"""Hot item: 1,000 sockets watch one item while voters push votes on it as fast as the server
+acknowledges them, against the same server with broadcast windows of 100 ms and 0, and with
+a single watcher (the vote rate the others are compared with).
+
+Each vote is a new voter's like, so the item's count numbers the votes: a watcher's frame with
+count c shows every vote up to c. Update lag for vote k: from the moment its voter SENT it (a
+bound on its commit, so the lag is if anything over-stated) to the first frame at a watcher
+whose count is >= k; measured for every PROBE-th vote at every watcher. Frames/s: frames the
+watchers received over the load's seconds. Server CPU: the server process's user + system
+time over the load, in cores (1.0 = one core busy). Bounded: DURATION seconds of votes, then
+at most SETTLE seconds for the last frames; all on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.eio import SioClient
+from benchmarks.socketbench import PY, ROOT, clickvote_server, pct, setup_env
+
+GROUP, ITEM = "likes", "hot"
+PROBE = 25  # every 25th vote's lag is measured at every watcher
+DURATION = 4.0  # seconds of votes per run
+SETTLE = 5.0  # seconds the watchers get, after the votes, for the last frames
+# sockets voting, votes each keeps in flight: few sockets, as each voter's socket joins the
+# item's room and gets its updates too (the load generator parses those as well)
+VOTERS, IN_FLIGHT = 10, 10
+WARM_UP = 1.0  # seconds of votes before the measured ones (a fresh server's first votes)
+WATCH_PROCS = 4
+BIN = 0.1  # seconds: frames are counted per bin of arrival time
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _connect_all(url: str, n: int, on_event: Any = None) -> list[SioClient]:
+    sem = asyncio.Semaphore(50)
+
+    async def one(i: int) -> SioClient:
+        async with sem:
+            c = SioClient(url, on_event(i) if on_event else None)
+            await c.connect()
+            return c
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def watch(url: str, token: str, n: int, out: Path) -> None:
+    """`n` watchers: print "ready", record until stdin closes, write the JSON to `out`."""
+    seen = [0] * n  # each watcher's highest count
+    bins: dict[int, int] = {}  # frames at all watchers per BIN seconds of arrival time
+    firsts: list[dict[int, float]] = [{} for _ in range(n)]  # probe -> first arrival
+    event = f"get-votes-{GROUP}-{ITEM}"
+
+    def recorder(i: int) -> Any:
+        def on_event(name: str, data: Any, now: float) -> None:
+            if name != event or not isinstance(data, dict) or "poster" not in data:
+                return
+            b = int(now / BIN)
+            bins[b] = bins.get(b, 0) + 1
+            count = int(data["total"]["count"])
+            probe = (seen[i] // PROBE + 1) * PROBE
+            while probe <= count:
+                firsts[i][probe] = now
+                probe += PROBE
+            seen[i] = max(seen[i], count)
+
+        return on_event
+
+    clients = await _connect_all(url, n, recorder)
+    for c in clients:
+        ack = await c.call("get-votes", {"id": GROUP, "voteTo": ITEM, "token": token})
+        assert ack.get("ok"), ack
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for c in clients:
+        await c.close()
+    out.write_text(json.dumps({"bins": bins, "firsts": firsts}))
+
+
+async def vote(
+    url: str, token: str, tag: str, duration: float = DURATION
+) -> tuple[dict[int, float], int, float, float]:
+    """Votes for `duration` seconds; returns (probe -> send time, acked, start, seconds)."""
+    clients = await _connect_all(url, VOTERS)
+    sent: dict[int, float] = {}
+    acked, seq = 0, 0
+    start = time.monotonic()
+    end = start + duration
+
+    async def loop(c: SioClient) -> None:
+        nonlocal acked, seq
+        while time.monotonic() < end:
+            seq += 1
+            msg = {"id": GROUP, "voteTo": ITEM, "userId": f"{tag}{seq}", "value": 1}
+            t0 = time.monotonic()
+            ack = await c.call("vote", {**msg, "token": token}, timeout=30)
+            if ack.get("ok"):
+                acked += 1
+                count = int(ack["total"]["count"])
+                if count % PROBE == 0:
+                    sent[count] = t0
+
+    await asyncio.gather(*(loop(c) for c in clients for _ in range(IN_FLIGHT)))
+    seconds = time.monotonic() - start
+    for c in clients:
+        await c.close()
+    return sent, acked, start, seconds
+
+
+def one_run(window: float, watchers: int) -> dict[str, Any]:
+    env = {"CLICKVOTE_BROADCAST_WINDOW": str(window)}
+    with clickvote_server(env) as (url, pid), tempfile.TemporaryDirectory() as tmp:
+        token = setup_env(url)
+        procs = min(WATCH_PROCS, watchers)
+        per = [watchers // procs + (1 if i < watchers % procs else 0) for i in range(procs)]
+        outs = [Path(tmp) / f"w{i}.json" for i in range(procs)]
+        cmd = [PY, "-m", "benchmarks.hotbench", "watch", "--url", url, "--token", token]
+        ps = [
+            subprocess.Popen(
+                [*cmd, "--clients", str(n), "--out", str(out)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n, out in zip(per, outs, strict=True)
+        ]
+        try:
+            for p in ps:
+                assert p.stdout is not None
+                if p.stdout.readline().strip() != "ready":
+                    raise RuntimeError("a watcher process failed to start")
+            asyncio.run(vote(url, token, "warm-", WARM_UP))
+            cpu0 = cpu_seconds(pid)
+            sent, acked, start, seconds = asyncio.run(vote(url, token, "v-"))
+            cpu = (cpu_seconds(pid) - cpu0) / seconds
+            time.sleep(min(SETTLE, 1.0 + 4 * window))
+            frames, lags, missing = 0, [], 0
+            for p, out in zip(ps, outs, strict=True):
+                p.communicate("", timeout=60)
+                got = json.loads(out.read_text())
+                first, last = int(start / BIN), int((start + seconds) / BIN)
+                frames += sum(v for b, v in got["bins"].items() if first <= int(b) < last)
+                for firsts in got["firsts"]:
+                    for probe, t0 in sent.items():
+                        t = firsts.get(str(probe))
+                        if t is None:
+                            missing += 1
+                        else:
+                            lags.append((t - t0) * 1000)
+        finally:
+            for p in ps:
+                if p.poll() is None:
+                    p.kill()
+    return {
+        "window_ms": window * 1000,
+        "watchers": watchers,
+        "votes_per_s": acked / seconds,
+        "frames_per_s": frames / ((int((start + seconds) / BIN) - int(start / BIN)) * BIN),
+        "lag_p50": pct(lags, 50),
+        "lag_p99": pct(lags, 99),
+        "unseen": missing / max(1, missing + len(lags)),  # share of (probe, watcher) never shown
+        "cpu_cores": cpu,
+    }
+
+
+def hot_item(watchers: int = 1000) -> dict[str, Any]:
+    """Single-watcher rate, then 1,000 watchers with the window 100 ms and with 0."""
+    return {
+        "single": one_run(0.1, 1),
+        "coalesced": one_run(0.1, watchers),
+        "uncoalesced": one_run(0.0, watchers),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["watch", "run"])
+    p.add_argument("--url", default="")
+    p.add_argument("--token", default="")
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--out", default="")
+    args = p.parse_args()
+    if args.mode == "watch":
+        asyncio.run(watch(args.url, args.token, args.clients, Path(args.out)))
+    else:
+        print(json.dumps(hot_item(args.clients), indent=1))
+
+
+if __name__ == "__main__":
+    main()
