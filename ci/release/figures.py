@@ -93,7 +93,8 @@ def loadgen(url: str, token: str) -> dict[str, Any]:
         cmd += ["--token", token, "--group", GROUP, "--items", "10", "--tag", "verify"]
         cmd += ["--clients", str(CLIENTS), "--window", str(WINDOW)]
         cmd += ["--duration", str(SATURATION_S), "--out", str(out)]
-        env = {**os.environ, "PYTHONPATH": str(project.ROOT)}
+        path = [str(project.ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
         try:
             proc = subprocess.run(
                 cmd, cwd=project.ROOT, env=env, capture_output=True, timeout=SATURATION_S + 90
