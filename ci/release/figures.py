@@ -131,7 +131,9 @@ def row(report: Mapping[str, Any]) -> dict[str, str]:
     machine: Mapping[str, Any] = raw_m if isinstance(raw_m, Mapping) else {}
     cells = {
         "platform": str(report.get("platform", "?")),
-        "device": str(machine.get("model") or machine.get("cpu_model") or "?"),
+        "device": str(
+            next((v for v in (machine.get("model"), machine.get("cpu_model")) if _known(v)), "?")
+        ),
     }
     for key in FIELDS:
         value = f.get(key)
@@ -139,6 +141,10 @@ def row(report: Mapping[str, Any]) -> dict[str, str]:
     missing = "no figures" if not f or "error" in f else ""
     cells["note"] = "emulated" if f.get("emulated") else missing
     return cells
+
+
+def _known(value: object) -> bool:
+    return isinstance(value, str) and value not in ("", "unknown")
 
 
 HEADERS = {

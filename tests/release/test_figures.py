@@ -55,3 +55,8 @@ def test_markdown_lists_devices() -> None:
     md = figures.markdown([with_figures("linux/arm/v7", "Raspberry Pi 3 Model B Plus Rev 1.3")])
     assert md.splitlines()[0].startswith("| platform | device | votes/s |")
     assert "| linux/arm/v7 | Raspberry Pi 3 Model B Plus Rev 1.3 | 812.5 | 1.104 |" in md
+
+
+def test_a_device_without_a_model_is_named_by_its_cpu() -> None:
+    report = with_figures("linux/amd64", "unknown")
+    assert figures.row(report)["device"] == "cpu of unknown"
