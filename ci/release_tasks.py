@@ -24,6 +24,7 @@ from invoke.tasks import Task
 
 from ci.release import ReleaseError
 from ci.release import config as release_config
+from ci.release import notes as notes_mod
 from ci.release import promote as promote_mod
 from ci.release import publish as publish_mod
 from ci.release import registry as registry_mod
@@ -188,7 +189,29 @@ def promote(
         promote_mod.promote(cfg, tag, version=version, latest=latest, allowed=trust, dry=dry)
 
 
-TASKS: tuple[Task[Any], ...] = (registry, publish, manifest, manifest_create, verify, promote)
+@task(
+    help={
+        "tag": "candidate tag",
+        "allowed": "another allowed_signers file",
+        "out": "another verifications directory",
+    }
+)
+def release_notes(c: Context, tag: str, allowed: str = "", out: str = "") -> None:
+    """Print the figures of TAG's signed reports per platform and device (Markdown)."""
+    with _exits():
+        cfg = _cfg(c, verifications_dir=Path(out).resolve() if out else None)
+        print(notes_mod.release_notes(cfg, tag, Path(allowed).resolve() if allowed else None))
+
+
+TASKS: tuple[Task[Any], ...] = (
+    registry,
+    publish,
+    manifest,
+    manifest_create,
+    verify,
+    promote,
+    release_notes,
+)
 
 
 def add_to(collection: Collection) -> None:

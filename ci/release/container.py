@@ -40,6 +40,7 @@ class Container:
     platform: str
     name: str = field(default_factory=lambda: f"clickvote-verify-{secrets.token_hex(4)}")
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self, args: Sequence[str]) -> None:
         cmd = [
@@ -55,6 +56,8 @@ class Container:
         ]
         for vol, path in self.volumes.items():
             cmd += ["-v", f"{vol}:{path}"]
+        for k, v in self.env.items():
+            cmd += ["-e", f"{k}={v}"]
         shell.change([*cmd, self.image, *args], dry=False, timeout=TIMEOUT)
 
     def restart(self) -> None:

@@ -6,9 +6,10 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from ci.release import ReleaseError, shell
+from ci.release import ReleaseError, distribution, shell
 from ci.release.config import ReleaseConfig
 from ci.release.oci import Index, parse_index, predicate_types
 
@@ -20,7 +21,17 @@ def _imagetools(*args: str) -> list[str]:
     return ["docker", "buildx", "imagetools", *args]
 
 
+@cache
+def has_buildx() -> bool:
+    return shell.run(["docker", "buildx", "version"], check=False).returncode == 0
+
+
 def inspect_raw(ref: str) -> bytes:
+    if not has_buildx():
+        raw = distribution.manifest(ref)
+        if raw is None:
+            raise ReleaseError(f"{ref} does not exist in the registry")
+        return raw
     proc = shell.run(_imagetools("inspect", "--raw", ref), timeout=TIMEOUT, check=False)
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip()
@@ -31,6 +42,8 @@ def inspect_raw(ref: str) -> bytes:
 
 
 def exists(ref: str) -> bool:
+    if not has_buildx():
+        return distribution.manifest(ref) is not None
     proc = shell.run(_imagetools("inspect", "--raw", ref), timeout=TIMEOUT, check=False)
     if proc.returncode == 0:
         return True

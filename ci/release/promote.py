@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci import project
-from ci.release import ReleaseError, imagetools, oci, quorum, reports, shell, signing
+from ci.release import ReleaseError, figures, imagetools, oci, quorum, reports, shell, signing
 from ci.release.config import ReleaseConfig
 
 _VERSION = re.compile(r"^\d+\.\d+\.\d+(\.post\d+)?$")
@@ -82,8 +82,18 @@ def evaluate(cfg: ReleaseConfig, tag: str, candidate: oci.Index, allowed: Path) 
     platforms = project.platforms()
     verdicts = quorum.tally(checks, platforms, cfg.quorum_for)
     print(quorum.format_table(verdicts))
+    print("figures measured per platform and device (emulated: QEMU's, not the device's):")
+    print(
+        figures.table(
+            r for p in reports.find(cfg.verifications_dir, tag) if _is_report(r := reports.load(p))
+        )
+    )
     reasons = [r for v in verdicts for r in v.reasons]
     return reasons + quorum.unplaced(checks, platforms)
+
+
+def _is_report(data: object) -> bool:
+    return isinstance(data, dict) and not reports.structural_problems(data)
 
 
 def _state(c: quorum.ReportCheck) -> str:

@@ -132,6 +132,9 @@ def bake_command(
     ]
     if python:
         cmd += ["--set", f"*.args.PYTHON_VERSION={python}"]
+    if test:  # the candidate the test image's `verify` verifies (ci/release/device.py)
+        cmd += ["--set", f"{target}.args.CANDIDATE={cfg.image(tag)}"]
+        cmd += ["--set", f"{target}.args.CANDIDATE_TESTS={cfg.test_repository}"]
     return [*cmd, target]
 
 

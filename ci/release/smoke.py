@@ -67,7 +67,7 @@ class Smoke:
         self.checks.append(Check(name, ok, detail, round(time.monotonic() - t0, 2)))
         return ok
 
-    def wait_healthy(self, alive: Callable[[], bool] = lambda: True) -> str:
+    def wait_healthy(self, alive: Callable[[], bool] = lambda: True, interval: float = 0.5) -> str:
         deadline = time.monotonic() + self.timeout
         last = "no answer"
         while time.monotonic() < deadline:
@@ -80,7 +80,7 @@ class Smoke:
                 last = f"HTTP {r.status_code}"
             except requests.RequestException as e:
                 last = type(e).__name__
-            time.sleep(0.5)
+            time.sleep(interval)
         raise TimeoutError(f"/healthz did not answer 200 within {self.timeout:.0f}s ({last})")
 
     def register(self) -> str:

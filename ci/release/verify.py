@@ -8,16 +8,28 @@ count toward promotion where a test image exists), ``--suite full`` requires it.
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import tempfile
+import tarfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ci.release import ReleaseError, container, imagetools, machine, reports, shell, signing
+from ci import project
+from ci.release import (
+    ReleaseError,
+    container,
+    engine,
+    figures,
+    imagetools,
+    machine,
+    reports,
+    shell,
+    signing,
+)
 from ci.release.config import ReleaseConfig
 from ci.release.oci import Index
 from ci.release.smoke import Smoke, free_port
@@ -64,40 +76,26 @@ def parse_junit(xml_text: str) -> dict[str, int]:
 
 
 def run_pytest(cfg: ReleaseConfig, digest: str, platform: str) -> dict[str, Any]:
-    """The test image's own suite; counts from its JUnit XML."""
+    """The test image's own suite; counts from its JUnit XML, copied out of the container
+    (no bind mount: inside the verifier container, paths would be the host's)."""
     ref = cfg.image(digest, test=True)
     container.pull(ref, platform)
-    with tempfile.TemporaryDirectory(prefix="clickvote-verify-") as tmp:
-        os.chmod(tmp, 0o777)  # the image runs as an unprivileged user
-        cmd = [
-            "docker",
-            "run",
-            "--rm",
-            "--platform",
-            platform,
-            "--network",
-            "host",
-            "-v",
-            f"{tmp}:/report",
-            ref,
-            "python3",
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-m",
-            "not host",
-            "-q",
-            "--junitxml=/report/junit.xml",
-        ]
-        shell.echo("$ " + shell.quote(cmd))
-        t0 = time.monotonic()
+    name = f"clickvote-verify-pytest-{os.urandom(4).hex()}"
+    cmd = ["docker", "run", "--name", name, "--platform", platform, "--network", "host", ref]
+    cmd += ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-m", "not host", "-q"]
+    cmd += [f"--junitxml={JUNIT}"]
+    shell.echo("$ " + shell.quote(cmd))
+    t0 = time.monotonic()
+    try:
         proc = shell.run(cmd, timeout=PYTEST_TIMEOUT, check=False)
-        junit = Path(tmp, "junit.xml")
-        if not junit.exists():
-            tail = (proc.stdout + proc.stderr).decode(errors="replace")[-1500:]
-            raise ReleaseError(f"pytest in {ref} wrote no report (exit {proc.returncode}):\n{tail}")
-        counts = parse_junit(junit.read_text())
+        copied = shell.run(["docker", "cp", f"{name}:{JUNIT}", "-"], check=False)
+    finally:
+        shell.run(["docker", "rm", "-f", name], check=False)
+    junit = _untar_one(copied.stdout) if copied.returncode == 0 else None
+    if junit is None:
+        tail = (proc.stdout + proc.stderr).decode(errors="replace")[-1500:]
+        raise ReleaseError(f"pytest in {ref} wrote no report (exit {proc.returncode}):\n{tail}")
+    counts = parse_junit(junit)
     shell.echo(proc.stdout.decode(errors="replace")[-600:])
     return {
         **counts,
@@ -105,6 +103,20 @@ def run_pytest(cfg: ReleaseConfig, digest: str, platform: str) -> dict[str, Any]
         "seconds": round(time.monotonic() - t0, 1),
         "image_digest": digest,
     }
+
+
+JUNIT = "/tmp/clickvote-junit.xml"
+
+
+def _untar_one(data: bytes) -> str | None:
+    """The one file of a ``docker cp ... -`` tar stream."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            f = tar.extractfile(member) if member else None
+            return f.read().decode() if f else None
+    except tarfile.TarError:
+        return None
 
 
 def run_smoke(
@@ -137,6 +149,23 @@ def run_smoke(
     finally:
         c.remove()
     return smoke, facts
+
+
+def run_figures(cfg: ReleaseConfig, digest: str, platform: str, timeout: float) -> dict[str, Any]:
+    """The figures of ci/release/figures.py; a failure to measure is recorded, not fatal."""
+    ref = cfg.image(digest)
+    try:
+        return figures.measure(ref, platform, container.image_config(ref), timeout)
+    except (ReleaseError, OSError, RuntimeError, ValueError) as e:
+        shell.echo(f"warning: figures not measured: {e}")
+        return {"error": str(e)[:500]}
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _restart(c: container.Container, smoke: Smoke) -> str:
@@ -209,8 +238,11 @@ def verify(
     dry: bool = False,
 ) -> Path | None:
     reports.check_tag(tag)
-    platform = platform or machine.host_platform()
-    host = machine.host()
+    info = engine.docker_json("info")
+    platform = platform or engine.platform_of(
+        engine.docker_json("version"), info, project.platforms()
+    )
+    host = engine.host(info, _cpuinfo())
     key = key or cfg.signing_key or signing.default_key()
     if not dry and not (key and Path(os.path.expanduser(key)).exists()):
         raise ReleaseError(
@@ -235,6 +267,7 @@ def verify(
         run_pytest(cfg, test_digest, platform) if chosen == "pytest+smoke" and test_digest else None
     )
     smoke, facts = run_smoke(cfg, digest, platform, smoke_timeout(not native))
+    measured = run_figures(cfg, digest, platform, smoke_timeout(not native))
     report = build_report(
         cfg,
         tag,
@@ -247,6 +280,7 @@ def verify(
         tests_section(chosen, pytest, smoke),
         started,
         time.monotonic() - t0,
+        measured,
     )
     write_signed(path, report, key)
     summary(report, path)
@@ -267,6 +301,7 @@ def build_report(
     tests: dict[str, Any],
     started: float,
     seconds: float,
+    measured: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     emulation = machine.detect_emulation(
         host.machine,
@@ -295,6 +330,9 @@ def build_report(
             "kernel": host.kernel,
             "os": host.os,
             "binfmt": host.binfmt,
+            "model": host.model,
+            "cpus": host.cpus,
+            "memory_mb": host.memory_mb,
         },
         "container": {
             "machine": facts.get("machine", "unknown"),
@@ -306,6 +344,7 @@ def build_report(
             "qemu_version": qemu_version() if emulation.emulated else None,
         },
         "tests": tests,
+        "figures": {**(measured or {"error": "not measured"}), "emulated": emulation.emulated},
         "tools": {"docker": docker_version()},
     }
 
@@ -327,4 +366,5 @@ def summary(report: dict[str, Any], path: Path) -> None:
     )
     for ev in e["evidence"]:
         print(f"  emulation evidence: {ev}")
+    print(figures.table([report]))
     print(f"report: {path}\nsignature: {reports.signature_path(path)}")

@@ -363,3 +363,89 @@ def test_sbom_lists_every_package_in_the_image(
         if p.endswith(".list")
     }
     assert installed <= listed, sorted(installed - listed)
+
+
+# --- verification with Docker alone (the test image's `verify`) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def device_runs(
+    cfg: config.ReleaseConfig,
+    published: tuple[str, Index],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[subprocess.CompletedProcess[str], Path, Path]]:
+    """The documented one-command run per platform: natively for this host's own (the
+    engine picks it), under QEMU for the others (--platform). The key belongs to another
+    user than the container's root, /out to a third, as on a device."""
+    tag, _ = published
+    keys = tmp_path_factory.mktemp("device-keys")
+    key = keypair(keys, "device")
+    os.chown(key, 1000, 1000)
+    runs = {}
+    for platform in project.platforms():
+        out = tmp_path_factory.mktemp(f"device-out-{project.arch_name(platform)}")
+        os.chown(out, 12345, 12345)
+        cmd = ["docker", "run", "--rm", "--network", "host", "-u", "0"]
+        cmd += ["-v", "/var/run/docker.sock:/var/run/docker.sock"]
+        cmd += ["-v", f"{keys}:/keys:ro", "-v", f"{out}:/out", cfg.image(tag, test=True)]
+        cmd += ["verify", "--key", "/keys/device"]
+        if platform != machine.host_platform():
+            cmd += ["--platform", platform]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        print(f"$ {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", file=sys.stderr)
+        runs[platform] = (proc, out, key)
+    return runs
+
+
+@pytest.mark.parametrize("platform", project.platforms())
+def test_one_command_device_verification(
+    device_runs: dict[str, tuple[subprocess.CompletedProcess[str], Path, Path]],
+    published: tuple[str, Index],
+    cfg: config.ReleaseConfig,
+    platform: str,
+) -> None:
+    tag, index = published
+    proc, out, key = device_runs[platform]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (path,) = (out / "verifications" / tag).glob(f"*-{project.arch_name(platform)}.json")
+    allowed = allowed_signers(out / "allowed", {"device@example.invalid": key})
+    assert signing.verify(path, allowed).ok
+    assert path.stat().st_uid == 12345 and Path(f"{path}.sig").stat().st_uid == 12345
+    r = _report(path)
+    emulated = platform != machine.host_platform()
+    assert r["platform"] == platform and r["result"] == "pass", r["tests"]
+    assert r["platform_digest"] == index.images[platform].digest
+    assert r["tests"]["pytest"]["image_digest"] == promote.test_images(cfg, tag)[platform]
+    assert r["tests"]["pytest"]["passed"] > 0 and r["tests"]["pytest"]["failed"] == 0
+    assert r["emulation"]["emulated"] is emulated, r["emulation"]
+    f = r["figures"]
+    assert f["emulated"] is emulated and "error" not in f, f
+    assert f["votes_per_s"] > 0 and f["cpu_ms_per_vote"] > 0 and f["load"]["errors"] == 0
+    assert 10 < f["idle_rss_mb"] < 1000 and 0 < f["serve_to_healthz_s"] < 240
+    assert r["machine"]["model"] and r["machine"]["cpus"] > 0
+
+
+def test_promote_dry_shows_the_device_figures(
+    device_runs: dict[str, tuple[subprocess.CompletedProcess[str], Path, Path]],
+    published: tuple[str, Index],
+    cfg: config.ReleaseConfig,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reports where the one command put them are what promote reads (--out); the emulated
+    arm64 one shows its figures, marked emulated, and is not counted."""
+    tag, _ = published
+    runs = list(device_runs.values())
+    vdir = runs[0][1] / "verifications"
+    for _, out, _ in runs[1:]:
+        for p in (out / "verifications" / tag).iterdir():
+            shutil.copy(p, vdir / tag / p.name)
+    allowed_signers(vdir / "allowed_signers", {"device@example.invalid": runs[0][2]})
+    with pytest.raises(ReleaseError, match="need 3"):
+        promote.promote(cfg.with_overrides(verifications_dir=vdir), tag, version="0.0.1", dry=True)
+    printed = capsys.readouterr().out
+    arm64 = next(
+        line for line in printed.splitlines() if re.match(r"linux/arm64 .*emulated$", line)
+    )
+    assert re.search(r"\d[\d,]*\.\d", arm64), arm64
+    assert "emulated, not counted" in printed
