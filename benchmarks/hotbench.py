@@ -17,15 +17,13 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.eio import SioClient
-from benchmarks.socketbench import PY, ROOT, clickvote_server, pct, setup_env
+from benchmarks.socketbench import clickvote_server, pct, setup_env, watcher_processes
 
 GROUP, ITEM = "likes", "hot"
 PROBE = 25  # every 25th vote's lag is measured at every watcher
@@ -121,36 +119,17 @@ async def vote(
 
 def one_run(window: float, watchers: int) -> dict[str, Any]:
     env = {"CLICKVOTE_BROADCAST_WINDOW": str(window)}
-    with clickvote_server(env) as (url, pid), tempfile.TemporaryDirectory() as tmp:
+    with clickvote_server(env) as (url, pid):
         token = setup_env(url)
         procs = min(WATCH_PROCS, watchers)
-        per = [watchers // procs + (1 if i < watchers % procs else 0) for i in range(procs)]
-        outs = [Path(tmp) / f"w{i}.json" for i in range(procs)]
-        cmd = [PY, "-m", "benchmarks.hotbench", "watch", "--url", url, "--token", token]
-        ps = [
-            subprocess.Popen(
-                [*cmd, "--clients", str(n), "--out", str(out)],
-                cwd=ROOT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for n, out in zip(per, outs, strict=True)
-        ]
-        try:
-            for p in ps:
-                assert p.stdout is not None
-                if p.stdout.readline().strip() != "ready":
-                    raise RuntimeError("a watcher process failed to start")
+        with watcher_processes("benchmarks.hotbench", url, token, watchers, procs) as results:
             asyncio.run(vote(url, token, "warm-", WARM_UP))
             cpu0 = cpu_seconds(pid)
             sent, acked, start, seconds = asyncio.run(vote(url, token, "v-"))
             cpu = (cpu_seconds(pid) - cpu0) / seconds
             time.sleep(min(SETTLE, 1.0 + 4 * window))
             frames, lags, missing = 0, [], 0
-            for p, out in zip(ps, outs, strict=True):
-                p.communicate("", timeout=60)
-                got = json.loads(out.read_text())
+            for got in results():
                 first, last = int(start / BIN), int((start + seconds) / BIN)
                 frames += sum(v for b, v in got["bins"].items() if first <= int(b) < last)
                 for firsts in got["firsts"]:
@@ -160,10 +139,6 @@ def one_run(window: float, watchers: int) -> dict[str, Any]:
                             missing += 1
                         else:
                             lags.append((t - t0) * 1000)
-        finally:
-            for p in ps:
-                if p.poll() is None:
-                    p.kill()
     return {
         "window_ms": window * 1000,
         "watchers": watchers,

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -179,16 +179,20 @@ def vote_path(duration: float = 5, clients: int = 100, rounds: int = 3) -> dict[
     return {k: median_of(v) for k, v in runs.items()}
 
 
-def fanout(watchers: int = 1000, procs: int = 4, votes: int = 20, gap: float = 0.25) -> dict:
-    """Time from a vote's emit to its broadcast at each of `watchers` sockets on one item."""
-    with clickvote_server() as (url, _pid), tempfile.TemporaryDirectory() as tmp:
-        token = setup_env(url)
+@contextmanager
+def watcher_processes(
+    module: str, url: str, token: str, watchers: int, procs: int
+) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """`watchers` watching sockets spread over `procs` processes of `python -m module watch`,
+    each ready once this yields; the function it yields ends them (they stop when their stdin
+    closes) and returns each one's JSON result. Any still running at exit are killed."""
+    with tempfile.TemporaryDirectory() as tmp:
         per = [watchers // procs + (1 if i < watchers % procs else 0) for i in range(procs)]
-        watch_cmd = [PY, "-m", "benchmarks.loadgen", "watch", "--url", url, "--token", token]
+        cmd = [PY, "-m", module, "watch", "--url", url, "--token", token]
         outs = [Path(tmp) / f"watch{i}.json" for i in range(procs)]
         ps = [
             subprocess.Popen(
-                [*watch_cmd, "--clients", str(n), "--out", str(out)],
+                [*cmd, "--clients", str(n), "--out", str(out)],
                 cwd=ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -196,22 +200,37 @@ def fanout(watchers: int = 1000, procs: int = 4, votes: int = 20, gap: float = 0
             )
             for n, out in zip(per, outs, strict=True)
         ]
+
+        def results() -> list[dict[str, Any]]:
+            got = []
+            for p, out in zip(ps, outs, strict=True):
+                p.communicate("", timeout=60)
+                got.append(json.loads(out.read_text()))
+            return got
+
         try:
             for p in ps:
                 assert p.stdout is not None
                 line = p.stdout.readline().strip()
                 if line != "ready":
                     raise RuntimeError(f"watcher failed: {line!r}")
-            sent = asyncio.run(_fanout_votes(url, token, votes, gap))
-            arrivals: dict[int, list[float]] = {}
-            for p, out in zip(ps, outs, strict=True):
-                p.communicate("", timeout=60)
-                for k, v in json.loads(out.read_text())["arrivals"].items():
-                    arrivals.setdefault(int(k), []).extend(v)
+            yield results
         finally:
             for p in ps:
                 if p.poll() is None:
                     p.kill()
+
+
+def fanout(watchers: int = 1000, procs: int = 4, votes: int = 20, gap: float = 0.25) -> dict:
+    """Time from a vote's emit to its broadcast at each of `watchers` sockets on one item."""
+    with clickvote_server() as (url, _pid):
+        token = setup_env(url)
+        with watcher_processes("benchmarks.loadgen", url, token, watchers, procs) as results:
+            sent = asyncio.run(_fanout_votes(url, token, votes, gap))
+            arrivals: dict[int, list[float]] = {}
+            for got in results():
+                for k, v in got["arrivals"].items():
+                    arrivals.setdefault(int(k), []).extend(v)
     lat = [(t - sent[k]) * 1000 for k, ts in arrivals.items() if k in sent for t in ts]
     expected = watchers * votes
     return {
