@@ -175,7 +175,9 @@ def test_users_orgs_envs_keys(store: SQLStorage) -> None:
         assert exc.value.field == "email"
         b = await store.create_user("b@example.com", "h1")
         assert await store.set_password_hash(b.id, "h3")  # a rehash at login, a reset
-        assert await store.get_user_by_email("b@example.com") == dataclasses.replace(b, password_hash="h3")
+        assert await store.get_user_by_email("b@example.com") == dataclasses.replace(
+            b, password_hash="h3"
+        )
         assert await store.get_user(u.id) == u
         assert not await store.set_password_hash("nope", "h4")
         org = await store.create_org(u.id, "acme", envs())
