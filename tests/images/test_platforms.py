@@ -29,6 +29,15 @@ def test_each_listed_platform_is_known() -> None:
     assert not project.runs_natively("linux/386", "aarch64")
 
 
+def test_emulated_arm64_uses_the_fast_pointer_authentication() -> None:
+    assert project.emulator_env_args("linux/arm64", "x86_64") == [
+        "-e",
+        "QEMU_CPU=max,pauth-impdef=on",
+    ]
+    assert project.emulator_env_args("linux/arm64", "aarch64") == []  # native: no QEMU
+    assert project.emulator_env_args("linux/386", "x86_64") == []
+
+
 def test_base_is_debian_13_with_its_python() -> None:
     assert build.var("BASE_SUITE") == "trixie"
     assert build.var("LOCAL_BASE_IMAGE").endswith(":trixie")
