@@ -63,18 +63,19 @@ def test(session: nox.Session) -> None:
 
 def _run_in_image(session: nox.Session, platform: str, ref: str, *cmd: str) -> None:
     docker = ["docker", "run", "--rm", "--platform", platform, "--network", "host"]
+    docker += project.emulator_env_args(platform, host_platform.machine())
     session.run(*docker, ref, *cmd, external=True)
 
 
 def _report_machine(session: nox.Session, platform: str, ref: str) -> None:
     """Print (and check) what the image runs as, its Python and the host's QEMU."""
-    native = project.MACHINES.get(platform) == host_platform.machine()
+    native = project.runs_natively(platform, host_platform.machine())
     session.log(f"host: {host_platform.machine()}, QEMU: {host.qemu_version() or 'not installed'}")
     if not native:
         session.log(f"{platform} runs emulated by qemu-user {host.qemu_version()}")
     expected = project.MACHINES[platform]
     probe = (
-        "import platform, sys; m = platform.machine(); "
+        f"{project.MACHINE_PROBE}; "
         "print('machine:', m); print('python:', sys.version.split()[0]); "
         f"sys.exit(0 if m == {expected!r} else 'expected machine {expected}, got ' + m)"
     )

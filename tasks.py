@@ -65,7 +65,7 @@ def doctor(c: Context) -> None:
 
 @task(
     help={
-        "platform": "amd64, arm64, armv7, all, or a comma list (default: all)",
+        "platform": f"{', '.join(project.arches())}, all, or a comma list (default: all)",
         "target": "app (runtime image) or test (app + tests)",
         "load": "load the image into the local store (all platforms: one manifest list)",
         "push": "push to the registry named in --tag",

@@ -22,8 +22,6 @@ ROOT = project.ROOT
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 BASE_DOCKERFILE = ROOT / "docker" / "base.Dockerfile"
 BASE_WORKDIR = Path(os.environ.get("CLICKVOTE_BASE_WORKDIR", "/var/tmp/clickvote-base"))
-# Docker platform -> Debian architecture (debootstrap --arch).
-DEBIAN_ARCH = {"linux/amd64": "amd64", "linux/arm64": "arm64", "linux/arm/v7": "armhf"}
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
 # Trimmed from every root file system: caches and documentation.
 STRIP = [
@@ -60,7 +58,7 @@ def require_engine() -> None:
 
 def require_emulation(platforms: Iterable[str]) -> None:
     """Every non-native platform needs its binfmt handler (with the F flag)."""
-    for name, platform in host.BINFMT_HANDLERS.items():
+    for name, platform in host.binfmt_handlers().items():
         if platform in platforms and not host.handler_ok(host.binfmt_handler(name)):
             raise BuildError(
                 f"binfmt handler {name} for {platform} is missing or lacks the F flag: "
@@ -81,14 +79,19 @@ def image_label(ref: str, label: str) -> str | None:
 # --------------------------------------------------------------------------- base image
 
 
-def _rootfs_tar(arch: str) -> Path:
-    return BASE_WORKDIR / f"rootfs-{arch}.tar"
+def _workdir(suite: str) -> Path:
+    """One directory per Debian suite: a root file system of another suite is never reused."""
+    return BASE_WORKDIR / suite
+
+
+def _rootfs_tar(arch: str, suite: str) -> Path:
+    return _workdir(suite) / f"rootfs-{arch}.tar"
 
 
 def _debootstrap_cmd(platform: str, rootfs: Path, suite: str, mirror: str) -> list[str]:
     return [
         "debootstrap",
-        f"--arch={DEBIAN_ARCH[platform]}",
+        f"--arch={project.DEBIAN_ARCH[platform]}",
         "--variant=minbase",
         f"--include={BASE_PACKAGES}",
         suite,
@@ -136,11 +139,12 @@ def _bootstrapped(rootfs: Path) -> bool:
 def debootstrap_all(platforms: Sequence[str], suite: str, dry: bool) -> None:
     """One debootstrap per platform, in parallel; skips those already tarred."""
     mirror = host.apt_mirror()
-    todo = [p for p in platforms if not _rootfs_tar(project.arch_name(p)).exists()]
+    work = _workdir(suite)
+    todo = [p for p in platforms if not _rootfs_tar(project.arch_name(p), suite).exists()]
     procs: list[tuple[str, Path, subprocess.Popen[bytes] | None]] = []
     for platform in todo:
         arch = project.arch_name(platform)
-        rootfs = BASE_WORKDIR / f"rootfs-{arch}"
+        rootfs = work / f"rootfs-{arch}"
         if _bootstrapped(rootfs):
             procs.append((arch, rootfs, None))
             continue
@@ -149,15 +153,13 @@ def debootstrap_all(platforms: Sequence[str], suite: str, dry: bool) -> None:
         if dry:
             continue
         shutil.rmtree(rootfs, ignore_errors=True)
-        log = (BASE_WORKDIR / f"debootstrap-{arch}.log").open("wb")
+        log = (work / f"debootstrap-{arch}.log").open("wb")
         procs.append((arch, rootfs, subprocess.Popen(cmd, stdout=log, stderr=log)))
     for arch, rootfs, proc in procs:
         if proc is not None and proc.wait() != 0:
-            raise BuildError(
-                f"debootstrap for {arch} failed: see {BASE_WORKDIR}/debootstrap-{arch}.log"
-            )
-        _strip_and_tar(rootfs, _rootfs_tar(arch))
-        host.say(f"ok: {_rootfs_tar(arch)}")
+            raise BuildError(f"debootstrap for {arch} failed: see {work}/debootstrap-{arch}.log")
+        _strip_and_tar(rootfs, _rootfs_tar(arch, suite))
+        host.say(f"ok: {_rootfs_tar(arch, suite)}")
 
 
 def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> None:
@@ -165,12 +167,12 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
     if not dry:
         require_engine()
         require_emulation(platforms)
-        BASE_WORKDIR.mkdir(parents=True, exist_ok=True)
+        _workdir(suite).mkdir(parents=True, exist_ok=True)
     if not dry and image_present(ref):
         host.say(f"ok: base image {ref} present")
         return
     debootstrap_all(platforms, suite, dry)
-    first = _rootfs_tar(project.arch_name(platforms[0]))
+    first = _rootfs_tar(project.arch_name(platforms[0]), suite)
     pyver = "?" if dry else _python_version(first)
     cmd = [
         "docker",
@@ -189,7 +191,7 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         f"{PYTHON_LABEL}={pyver}",
         "--label",
         f"org.opencontainers.image.title=ClickVote base ({suite}, debootstrap)",
-        str(BASE_WORKDIR),
+        str(_workdir(suite)),
     ]
     host.run(cmd, dry)
 
@@ -243,9 +245,10 @@ def _registry_reachable(ref: str, timeout: float = 15) -> bool:
 
 
 def registry_base() -> str:
-    """BASE_IMAGE (environment or bake default) with PYTHON_VERSION filled in."""
-    return os.environ.get("BASE_IMAGE") or var("BASE_IMAGE").replace(
-        "${PYTHON_VERSION}", os.environ.get("PYTHON_VERSION") or project.python_version()
+    """BASE_IMAGE (environment or bake default) with the variables it names filled in
+    (PYTHON_VERSION, BASE_SUITE), each from the environment or its bake default."""
+    return os.environ.get("BASE_IMAGE") or re.sub(
+        r"\$\{([A-Z_][A-Z0-9_]*)\}", lambda m: os.environ.get(m[1]) or var(m[1]), var("BASE_IMAGE")
     )
 
 

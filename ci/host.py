@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import distro
+from ci import distro, project
 
 APT_MIRROR_ENV = distro.APT_MIRROR_ENV
 HOST_ROOT = Path("/")
@@ -42,7 +42,11 @@ CLI_PLUGIN_DIR = Path("/usr/libexec/docker/cli-plugins")
 # does): the packages are installed only when the command is not on PATH.
 HOST_COMMANDS = {"npm": ["nodejs", "npm"], "node": ["nodejs"], "ssh-keygen": ["openssh-client"]}
 # binfmt handler name -> Docker platform it runs.
-BINFMT_HANDLERS = {"qemu-aarch64": "linux/arm64", "qemu-arm": "linux/arm/v7"}
+
+
+def binfmt_handlers() -> dict[str, str]:
+    """QEMU binfmt handler -> platform, for each emulated platform the bake file lists."""
+    return {project.QEMU_HANDLERS[p]: p for p in project.platforms() if p in project.QEMU_HANDLERS}
 
 
 class HostError(Exception):
@@ -308,13 +312,13 @@ def handler_ok(h: Handler | None) -> bool:
 
 
 def ensure_binfmt_handlers(dry: bool) -> None:
-    if all(handler_ok(binfmt_handler(n)) for n in BINFMT_HANDLERS):
-        say("ok: binfmt handlers " + ", ".join(BINFMT_HANDLERS) + " enabled with F flag")
+    if all(handler_ok(binfmt_handler(n)) for n in binfmt_handlers()):
+        say("ok: binfmt handlers " + ", ".join(binfmt_handlers()) + " enabled with F flag")
         return
     run(["update-binfmts", "--enable"], dry)
     if dry:
         return
-    bad = [n for n in BINFMT_HANDLERS if not handler_ok(binfmt_handler(n))]
+    bad = [n for n in binfmt_handlers() if not handler_ok(binfmt_handler(n))]
     if bad:
         raise HostError(f"binfmt handlers {bad} not enabled with the F flag after update-binfmts")
 
@@ -392,7 +396,7 @@ def _buildx_check() -> Check:
 
 def _binfmt_check(name: str) -> Check:
     h = binfmt_handler(name)
-    platform = BINFMT_HANDLERS[name]
+    platform = binfmt_handlers()[name]
     if h is None:
         return Check(f"binfmt {name}", False, f"not registered ({platform})", "inv setup")
     detail = f"{'enabled' if h.enabled else 'disabled'} flags={h.flags} {h.interpreter}"
@@ -417,7 +421,7 @@ def doctor_checks(base_images: Sequence[str]) -> list[Check]:
     checks = [_engine_check()]
     if checks[0].ok:
         checks += [_image_store_check(), _buildx_check()]
-    checks += [_binfmt_check(n) for n in BINFMT_HANDLERS]
+    checks += [_binfmt_check(n) for n in binfmt_handlers()]
     checks.append(_qemu_check())
     if checks[0].ok:
         checks.append(_image_check("base image", base_images))

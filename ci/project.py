@@ -16,8 +16,48 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BAKE_FILE = ROOT / "docker" / "docker-bake.hcl"
 
-# What `uname -m` / platform.machine() reports inside each platform's image.
-MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l"}
+# Facts about each platform the bake file may list (PLATFORMS picks which are built).
+# The machine each platform's Python and wheels are for (uname -m inside its image; linux/386
+# on an amd64 kernel reports x86_64 there, see machine_of); its Debian architecture; and the
+# QEMU binfmt handler that runs it on an amd64 host (linux/386 runs natively).
+MACHINES = {
+    "linux/amd64": "x86_64",
+    "linux/arm64": "aarch64",
+    "linux/arm/v7": "armv7l",
+    "linux/386": "i686",
+    "linux/riscv64": "riscv64",
+    "linux/ppc64le": "ppc64le",
+    "linux/s390x": "s390x",
+}
+DEBIAN_ARCH = {
+    "linux/amd64": "amd64",
+    "linux/arm64": "arm64",
+    "linux/arm/v7": "armhf",
+    "linux/386": "i386",
+    "linux/riscv64": "riscv64",
+    "linux/ppc64le": "ppc64el",
+    "linux/s390x": "s390x",
+}
+QEMU_HANDLERS = {
+    "linux/arm64": "qemu-aarch64",
+    "linux/arm/v7": "qemu-arm",
+    "linux/riscv64": "qemu-riscv64",
+    "linux/ppc64le": "qemu-ppc64le",
+    "linux/s390x": "qemu-s390x",
+}
+# Environment for a container of each emulated platform, read by qemu-user itself. Debian 13's
+# arm64 binaries sign return addresses (pointer authentication); QEMU's default, the
+# architected QARMA5 algorithm, made the in-image suite ten times slower than its own
+# implementation-defined one, which runs the same code alike.
+EMULATOR_ENV = {"linux/arm64": {"QEMU_CPU": "max,pauth-impdef=on"}}
+# Platforms an amd64 kernel runs without QEMU besides its own.
+NATIVE_ALSO = {"x86_64": ("linux/386",)}
+# Python code that sets m to the machine as MACHINES names it (a 32-bit x86 Python on a 64-bit
+# kernel is i686, as pip's wheel tags have it).
+MACHINE_PROBE = (
+    "import platform, sys; m = platform.machine(); "
+    "m = 'i686' if m in ('x86_64', 'i386', 'i586') and sys.maxsize < 2**32 else m"
+)
 
 _VARIABLE = re.compile(
     r'variable\s+"(?P<name>[A-Z_][A-Z0-9_]*)"\s*\{\s*default\s*=\s*(?P<value>"[^"]*"|\[[^\]]*\])',
@@ -46,6 +86,18 @@ def platforms() -> list[str]:
     value = bake_defaults()["PLATFORMS"]
     assert isinstance(value, list), f"PLATFORMS is not a list in {BAKE_FILE}"
     return value
+
+
+def runs_natively(platform: str, host_machine: str) -> bool:
+    return MACHINES.get(platform) == host_machine or platform in NATIVE_ALSO.get(host_machine, ())
+
+
+def emulator_env_args(platform: str, host_machine: str) -> list[str]:
+    """``docker run`` arguments (``-e NAME=VALUE``) for a container of ``platform`` on a host
+    of ``host_machine``: none where it runs natively."""
+    if runs_natively(platform, host_machine):
+        return []
+    return [arg for k, v in EMULATOR_ENV.get(platform, {}).items() for arg in ("-e", f"{k}={v}")]
 
 
 def arch_name(platform: str) -> str:

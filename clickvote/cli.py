@@ -1,4 +1,4 @@
-"""Command line: clickvote serve | migrate | createuser | export | import."""
+"""Command line: clickvote serve | migrate | createuser | setpassword | export | import."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--email", required=True)
     cu.add_argument("--password", required=True)
     cu.add_argument("--org", help="organisation name (default: the email's local part)")
+    sp = sub.add_parser("setpassword", help="set a user's password (hashed with scrypt)")
+    _common(sp)
+    sp.add_argument("--email", required=True)
+    sp.add_argument("--password", required=True)
     ex = sub.add_parser("export", help="export everything as JSON")
     _common(ex)
     ex.add_argument("-o", "--output", help="file to write (default: stdout)")
@@ -123,6 +127,23 @@ async def _createuser(ctx: Any, email: str, password: str, org: str | None) -> i
         raise UserError(exc.message) from exc
     await ctx.storage.create_org(user.id, org_name, ctx.default_envs())
     print(f"created user {email} ({user.id})")
+    return 0
+
+
+async def _setpassword(ctx: Any, email: str, password: str) -> int:
+    from clickvote.routes import ApiError, Credentials, check_credentials
+    from clickvote.security import hash_password
+
+    try:
+        email, password = check_credentials(Credentials(email=email, password=password))
+    except ApiError as exc:
+        raise UserError(exc.message) from exc
+    user = await ctx.storage.get_user_by_email(email)
+    if user is None:
+        raise UserError(f"no user {email}")
+    hashed = await asyncio.to_thread(hash_password, password, ctx.settings.bcrypt_rounds)
+    await ctx.storage.set_password_hash(user.id, hashed)
+    print(f"password set for {email} ({user.id})")
     return 0
 
 
@@ -225,6 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     _with_ctx(
                         settings, lambda ctx: _createuser(ctx, args.email, args.password, args.org)
                     )
+                )
+            )
+        if args.command == "setpassword":
+            return int(
+                asyncio.run(
+                    _with_ctx(settings, lambda ctx: _setpassword(ctx, args.email, args.password))
                 )
             )
         if args.command == "export":

@@ -1,39 +1,57 @@
-"""JSON for the real-time path: orjson, else the standard library.
+"""JSON for the real-time path: orjson where it is installed, else the standard library.
 
-orjson writes the same JSON for what ClickVote sends (dicts with string keys, strings, ints,
-floats, booleans, None) in a fraction of the time; what it refuses (integers past 64 bits,
-strings with lone surrogates, non-string keys, unknown types) goes to the standard library
-encoder, which either writes it as before or raises as before. Non-ASCII characters come out
-as UTF-8 rather than \\u escapes: the same JSON to any parser. Decoding likewise: orjson,
-and what it refuses (integers past 64 bits) the standard library decides.
+orjson is an optional accelerator (there is no wheel for every platform: riscv64 and armv5
+have none), so both paths write the same text for what ClickVote sends (dicts with string
+keys, strings, ints, floats, booleans, None): compact separators and non-ASCII characters
+as UTF-8 rather than \\u escapes. What orjson refuses (integers past 64 bits, non-string
+keys, unknown types) goes to the pure path, which writes it or raises as json.dumps does;
+text with lone surrogates (not UTF-8) is written with \\u escapes on both paths. The one
+difference: floats below 1e-4 come out as 1e-7 (orjson) or 1e-07 (pure), the same number.
+Decoding likewise: orjson, and what it refuses (NaN, lone surrogates) or would read
+otherwise (integers past 64 bits, which it makes floats: any text with a run of 19 digits)
+the standard library decides, so both paths read the same values.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 try:
     import orjson
-except ImportError:  # pragma: no cover - a source checkout without its dependencies
+except ImportError:  # a platform without an orjson wheel, or not installed: the pure path
     orjson = None  # type: ignore[assignment]
 
 COMPACT = json.JSONEncoder(separators=(",", ":"))  # what json.dumps(separators=...) builds
+_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_LONG_DIGITS = re.compile(r"[0-9]{19}")  # what may be an integer past 64 bits
+
+
+def dumps_pure(obj: Any) -> str:
+    """dumps() with the standard library only."""
+    text = _UTF8.encode(obj)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: escaped, as orjson's refusal has them
+            return COMPACT.encode(obj)
+    return text
 
 
 def dumps(obj: Any) -> str:
-    """json.dumps(obj, separators=(",", ":")), faster."""
+    """json.dumps(obj, separators=(",", ":"), ensure_ascii=False), faster where orjson is."""
     if orjson is not None:
         try:
             return orjson.dumps(obj).decode()
         except TypeError:  # orjson.JSONEncodeError too
             pass
-    return COMPACT.encode(obj)
+    return dumps_pure(obj)
 
 
 def loads(text: str) -> Any:
-    """json.loads(text), faster."""
-    if orjson is not None:
+    """json.loads(text), faster where orjson is."""
+    if orjson is not None and not _LONG_DIGITS.search(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

@@ -22,7 +22,14 @@ from clickvote import identity, jsonfast
 from clickvote.context import Context
 from clickvote.fields import MAX_NAME, FieldError, check_tree
 from clickvote.ratelimit import RateLimiter, retry_after, retry_after_header
-from clickvote.security import check_password, hash_password, hash_token, new_session_token
+from clickvote.security import (
+    LegacyHashError,
+    check_password,
+    hash_password,
+    hash_token,
+    needs_rehash,
+    new_session_token,
+)
 from clickvote.storage import Conflict, Env, Group, NotFound, Org, User
 from clickvote.votes import (
     RANGE_MAX,
@@ -42,6 +49,11 @@ UNSAFE = {"POST", "PUT", "DELETE", "PATCH"}
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 RANGES = {"1d": 1, "7d": 7, "30d": 30, "1y": 365}
 _dummy_hashes: dict[int, str] = {}
+LEGACY_HASH_MESSAGE = (
+    "This account's password was saved by an earlier ClickVote with bcrypt, which this "
+    "installation does not have: ask the administrator to set a new one with "
+    "`clickvote setpassword --email EMAIL --password NEW`"
+)
 
 
 def dummy_hash(rounds: int) -> str:
@@ -429,9 +441,17 @@ def build_router() -> APIRouter:
         await throttle(ctx.login_limiter, "login|email|" + email[:254])
         user = await ctx.storage.get_user_by_email(email)
         hashed = user.password_hash if user else dummy_hash(ctx.settings.bcrypt_rounds)
-        ok = await asyncio.to_thread(check_password, body.password[:200], hashed)
+        try:
+            ok = await asyncio.to_thread(check_password, body.password[:200], hashed)
+        except LegacyHashError as exc:
+            raise ApiError(401, LEGACY_HASH_MESSAGE) from exc
         if user is None or not ok:
             raise ApiError(401, "Wrong email or password")
+        if needs_rehash(hashed, ctx.settings.bcrypt_rounds):
+            rehashed = await asyncio.to_thread(
+                hash_password, body.password[:200], ctx.settings.bcrypt_rounds
+            )
+            await ctx.storage.set_password_hash(user.id, rehashed)
         await start_session(request, response, user)
         return {"id": user.id, "email": user.email, "login": True}
 

@@ -1,5 +1,11 @@
 """Keys, authenticated encryption (stdlib only), passwords, sessions, signatures and tokens.
 
+Passwords are hashed with the standard library's scrypt on every platform:
+    $scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<key>   (salt and key base64url, no padding)
+Hashes that versions before it wrote with bcrypt ($2b$...) still verify where the optional
+`bcrypt` package is installed, and are replaced by scrypt ones at the next login
+(needs_rehash); where it is not, checking one raises LegacyHashError.
+
 Authenticated encryption is encrypt-then-MAC:
     keystream block i = HMAC-SHA256(enc_key, nonce || i)      (counter mode)
     tag               = HMAC-SHA256(mac_key, purpose || nonce || ciphertext)
@@ -22,7 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import bcrypt
+try:  # only for hashes written before scrypt; there is no bcrypt wheel for every platform
+    import bcrypt
+except ImportError:  # pragma: no cover - exercised by forcing it off in the tests
+    bcrypt = None  # type: ignore[assignment]
 
 ALPHANUM = string.ascii_letters + string.digits
 KEY_BODY_LEN = 32
@@ -209,15 +218,83 @@ def check_user_signature(secret_key: str, user_id: str, signature: str) -> bool:
     return hmac.compare_digest(sign_user_id(secret_key, user_id), signature.lower())
 
 
+SCRYPT_PREFIX = "$scrypt$"
+SCRYPT_R = 8
+SCRYPT_P = 1
+_SALT = 16
+_KEY = 32
+_MAX_LN = 20  # 2^20 * 128 * 8 = 1 GiB: no stored hash may ask for more
+
+
+class LegacyHashError(Exception):
+    """A bcrypt hash (written by a version before scrypt) and no bcrypt here to check it."""
+
+
+def scrypt_log2n(rounds: int) -> int:
+    """log2 of scrypt's N for the cost setting (CLICKVOTE_BCRYPT_ROUNDS): 12, the default,
+    gives 2^14 (16 MiB and about as long as bcrypt's 12); each step doubles time and memory."""
+    return max(1, min(rounds + 2, _MAX_LN))
+
+
+def _scrypt(password: str, salt: bytes, ln: int, r: int, p: int) -> bytes:
+    n = 1 << ln
+    return hashlib.scrypt(
+        password.encode("utf-8", "surrogatepass"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        maxmem=128 * r * (n + p + 2) + (1 << 20),
+        dklen=_KEY,
+    )
+
+
 def hash_password(password: str, rounds: int = 12) -> str:
-    return bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=rounds)).decode()
+    ln, salt = scrypt_log2n(rounds), secrets.token_bytes(_SALT)
+    key = _scrypt(password, salt, ln, SCRYPT_R, SCRYPT_P)
+    return f"{SCRYPT_PREFIX}ln={ln},r={SCRYPT_R},p={SCRYPT_P}${b64e(salt)}${b64e(key)}"
+
+
+def _scrypt_params(hashed: str) -> tuple[int, int, int, bytes, bytes] | None:
+    """(ln, r, p, salt, key) of a well-formed scrypt hash, else None."""
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[0] or parts[1] != "scrypt":
+        return None
+    try:
+        params = dict(kv.split("=", 1) for kv in parts[2].split(","))
+        ln, r, p = int(params["ln"]), int(params["r"]), int(params["p"])
+        salt, key = b64d(parts[3]), b64d(parts[4])
+    except (ValueError, KeyError):
+        return None
+    if not (1 <= ln <= _MAX_LN and 1 <= r <= 32 and 1 <= p <= 16 and salt and len(key) == _KEY):
+        return None
+    return ln, r, p, salt, key
+
+
+def is_legacy_hash(hashed: str) -> bool:
+    return hashed.startswith(("$2a$", "$2b$", "$2y$"))
 
 
 def check_password(password: str, hashed: str) -> bool:
-    try:
-        return bcrypt.checkpw(password.encode()[:72], hashed.encode())
-    except ValueError:
+    """True if ``password`` matches; LegacyHashError for a bcrypt hash where bcrypt is absent."""
+    if is_legacy_hash(hashed):
+        if bcrypt is None:
+            raise LegacyHashError("bcrypt is not installed")
+        try:
+            return bcrypt.checkpw(password.encode("utf-8", "surrogatepass")[:72], hashed.encode())
+        except ValueError:
+            return False
+    params = _scrypt_params(hashed)
+    if params is None:
         return False
+    ln, r, p, salt, key = params
+    return hmac.compare_digest(_scrypt(password, salt, ln, r, p), key)
+
+
+def needs_rehash(hashed: str, rounds: int) -> bool:
+    """True unless ``hashed`` is a scrypt hash at the cost the setting asks for now."""
+    params = _scrypt_params(hashed)
+    return params is None or params[:3] != (scrypt_log2n(rounds), SCRYPT_R, SCRYPT_P)
 
 
 def new_session_token() -> tuple[str, str]:

@@ -6,8 +6,17 @@
 # and checks the host first); plain `docker buildx bake -f docker/docker-bake.hcl`
 # from the repository root works too.
 
+# ci/project.py knows linux/ppc64le and linux/s390x too (all runtime dependencies have
+# wheels or are pure Python there); they are left out while the Debian mirror the offline
+# base is built from serves their package indexes but not their packages.
 variable "PLATFORMS" {
-  default = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+  default = [
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/386",
+    "linux/riscv64"
+  ]
 }
 
 variable "IMAGE" {
@@ -18,24 +27,25 @@ variable "TEST_IMAGE" {
   default = "clickvote-test"
 }
 
+# The Python of the base image (Debian 13's python3; the registry base's tag).
 variable "PYTHON_VERSION" {
-  default = "3.11"
+  default = "3.13"
 }
 
 # The image everything is built on. The official slim image by default; `inv
 # build` switches to LOCAL_BASE_IMAGE (built offline by `inv base`) when the
 # registry cannot be reached.
 variable "BASE_IMAGE" {
-  default = "python:${PYTHON_VERSION}-slim"
+  default = "python:${PYTHON_VERSION}-slim-${BASE_SUITE}"
 }
 
 variable "LOCAL_BASE_IMAGE" {
-  default = "clickvote-base:bookworm"
+  default = "clickvote-base:trixie"
 }
 
 # Debian suite of LOCAL_BASE_IMAGE.
 variable "BASE_SUITE" {
-  default = "bookworm"
+  default = "trixie"
 }
 
 variable "TAG" {
@@ -44,7 +54,7 @@ variable "TAG" {
 
 # Newest glibc of any base image: binary wheels up to manylinux_2_<this> are used.
 variable "MANYLINUX_GLIBC_MINOR" {
-  default = "36"
+  default = "41"
 }
 
 # Debian packages the image needs at run time (libpq for PostgreSQL storage),

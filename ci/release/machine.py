@@ -30,8 +30,10 @@ NATIVE: Mapping[str, frozenset[str]] = {
 }
 # What `uname -m` may say inside each platform's image (arm/v7 on a 64-bit ARM
 # kernel reports armv8l).
+# Same for linux/386 on a 64-bit x86 kernel: x86_64 (no 32-bit personality is set).
+_ALSO = {"armv7l": {"armv8l"}, "i686": {"i386", "x86_64"}}
 ACCEPTED_MACHINES: Mapping[str, frozenset[str]] = {
-    p: frozenset({m, "armv8l"} if m == "armv7l" else {m}) for p, m in project.MACHINES.items()
+    p: frozenset({m, *_ALSO.get(m, ())}) for p, m in project.MACHINES.items()
 }
 FAMILY = {
     "x86_64": "x86",

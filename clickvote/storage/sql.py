@@ -266,6 +266,16 @@ class SQLStorage:
         )
         return _user(row) if row else None
 
+    async def set_password_hash(self, user_id: str, password_hash: str) -> bool:
+        """Replace a user's password hash; False if there is no such user."""
+        return bool(
+            await self._run(
+                lambda tx: tx.exec(
+                    "UPDATE users SET password_hash = ? WHERE id = ?", password_hash, user_id
+                )
+            )
+        )
+
     async def create_org(self, user_id: str, name: str, envs: list[NewEnv]) -> Org:
         def fn(tx: Tx) -> Org:
             ts = now_ms()

@@ -75,7 +75,7 @@ def test_only_the_issued_spelling_of_a_token_is_accepted() -> None:
 
 def test_passwords_hashed() -> None:
     h = hash_password("correct horse", rounds=4)
-    assert h.startswith("$2") and check_password("correct horse", h)
+    assert h.startswith("$scrypt$") and check_password("correct horse", h)
     assert not check_password("wrong", h)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from ci import project
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docker" / "requirements.py"
@@ -54,6 +57,26 @@ def test_the_projects_own_lists() -> None:
     assert any(line.startswith("uvloop") for line in dev["x86_64"])
     assert any(line.startswith("uvloop") for line in dev["aarch64"])
     assert not any(line.startswith("uvloop") for line in dev["armv7l"])  # no wheel there
+
+
+def _names(lines: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower() for line in lines}
+
+
+def test_compiled_accelerators_only_where_they_have_wheels() -> None:
+    """orjson and bcrypt are optional (the code runs without them); each platform's list
+    names them only where pip finds a wheel for it."""
+    names = {m: _names(_listed(m)) for m in [*project.MACHINES.values(), "armv5tel", "armv6l"]}
+    everywhere = {"fastapi", "uvicorn", "wsproto", "psycopg", "redis"}
+    for machine, listed in names.items():
+        assert everywhere <= listed, machine
+    for machine in ("x86_64", "aarch64", "armv7l"):
+        assert {"orjson", "bcrypt"} <= names[machine], machine
+    assert all("orjson" in names[m] for m in ("i686", "ppc64le", "s390x"))
+    for machine in ("riscv64", "ppc64le", "s390x", "i686", "armv5tel", "armv6l"):
+        assert "bcrypt" not in names[machine], machine
+    for machine in ("riscv64", "armv5tel", "armv6l"):
+        assert "orjson" not in names[machine], machine
 
 
 def test_bad_usage_is_a_message_not_a_traceback() -> None:

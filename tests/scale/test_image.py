@@ -26,14 +26,12 @@ TAG = "clickvote-scale-test:latest"
 START_TIMEOUT = 120.0  # an emulated server imports its stack in ~10 s; leave room for a busy host
 STOP_WITHIN = 2.0  # seconds from `docker stop` to the container gone
 STOP_TIMEOUT = 20  # docker stop's grace before SIGKILL: a lost signal takes this long
-MACHINE = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l"}
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from ci import project  # noqa: E402
 
 
 def _platforms() -> list[str]:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from ci import project
-
     return project.platforms()
 
 
@@ -83,7 +81,7 @@ class Container:
             self.name,
             "python3",
             "-c",
-            "import platform; print(platform.machine())",
+            f"{project.MACHINE_PROBE}; print(m)",
         ]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
 
@@ -131,7 +129,7 @@ def test_image_replicas_share_postgres_and_redis(
     one.wait_healthy()
     two = containers(image, platform, free_port(), env)
     two.wait_healthy()
-    assert one.machine() == MACHINE[platform]
+    assert one.machine() == project.MACHINES[platform]
 
     dash = Dashboard(one.url)
     dash.group("likes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -175,6 +176,13 @@ def test_users_orgs_envs_keys(store: SQLStorage) -> None:
         with pytest.raises(Conflict) as exc:
             await store.create_user("a@example.com", "h2")
         assert exc.value.field == "email"
+        b = await store.create_user("b@example.com", "h1")
+        assert await store.set_password_hash(b.id, "h3")  # a rehash at login, a reset
+        assert await store.get_user_by_email("b@example.com") == dataclasses.replace(
+            b, password_hash="h3"
+        )
+        assert await store.get_user(u.id) == u
+        assert not await store.set_password_hash("nope", "h4")
         org = await store.create_org(u.id, "acme", envs())
         assert [o.id for o in await store.list_orgs(u.id)] == [org.id]
         assert (await store.rename_org(org.id, "acme2")).name == "acme2"
