@@ -62,8 +62,7 @@ def test(session: nox.Session) -> None:
 
 
 def _run_in_image(session: nox.Session, platform: str, ref: str, *cmd: str) -> None:
-    docker = ["docker", "run", "--rm", "--platform", platform, "--network", "host"]
-    docker += project.emulator_env_args(platform, host_platform.machine())
+    docker = ["docker", "run", "--rm", *project.platform_args(platform), "--network", "host"]
     session.run(*docker, ref, *cmd, external=True)
 
 

@@ -48,7 +48,7 @@ def emulation(arches: dict[str, str], notes: dict[str, str]) -> dict[str, float]
         ref = f"{images.image_ref('test')}-{arch}"
         # Always: an image left by an earlier build runs an earlier tree's tests.
         build_test_image(platform, ref)
-        cmd = ["docker", "run", "--rm", "--network", "host", "--platform", platform, ref]
+        cmd = ["docker", "run", "--rm", "--network", "host", *project.platform_args(platform), ref]
         cmd += ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-m", "not host"]
         # a module that cannot be imported in the image must not turn the run into a no-op
         cmd += ["--continue-on-collection-errors"]
@@ -234,7 +234,7 @@ def _wait_healthy(url: str, what: str) -> None:
 def _start(image: str, platform: str, port: int, emulator: str | None = None) -> str:
     """Start the server container (under `emulator`, a host qemu binary, if given)."""
     name = f"clickvote-bench-{port}"
-    cmd = ["docker", "run", "-d", "--rm", "--name", name, "--platform", platform]
+    cmd = ["docker", "run", "-d", "--rm", "--name", name, *project.platform_args(platform)]
     cmd += ["--network", "host"]
     for k, v in SERVER_ENV.items():
         cmd += ["-e", f"{k}={v}"]

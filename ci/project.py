@@ -9,6 +9,7 @@ name its sessions even before a Docker engine exists. ``docker buildx bake
 from __future__ import annotations
 
 import json
+import platform as _host
 import re
 from functools import cache
 from pathlib import Path
@@ -98,6 +99,12 @@ def emulator_env_args(platform: str, host_machine: str) -> list[str]:
     if runs_natively(platform, host_machine):
         return []
     return [arg for k, v in EMULATOR_ENV.get(platform, {}).items() for arg in ("-e", f"{k}={v}")]
+
+
+def platform_args(platform: str) -> list[str]:
+    """``docker run`` arguments for a container of ``platform`` on this machine: the platform,
+    and the emulator's settings where QEMU runs it (every place that runs one uses these)."""
+    return ["--platform", platform, *emulator_env_args(platform, _host.machine())]
 
 
 def arch_name(platform: str) -> str:

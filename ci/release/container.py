@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci import project
 from ci.release import ReleaseError, shell
 
 TIMEOUT = 300.0
@@ -49,8 +50,7 @@ class Container:
             "-d",
             "--name",
             self.name,
-            "--platform",
-            self.platform,
+            *project.platform_args(self.platform),
             "--network",
             "host",
         ]

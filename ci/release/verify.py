@@ -81,7 +81,8 @@ def run_pytest(cfg: ReleaseConfig, digest: str, platform: str) -> dict[str, Any]
     ref = cfg.image(digest, test=True)
     container.pull(ref, platform)
     name = f"clickvote-verify-pytest-{os.urandom(4).hex()}"
-    cmd = ["docker", "run", "--name", name, "--platform", platform, "--network", "host", ref]
+    cmd = ["docker", "run", "--name", name, *project.platform_args(platform), "--network", "host"]
+    cmd += [ref]
     cmd += ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-m", "not host", "-q"]
     cmd += [f"--junitxml={JUNIT}"]
     shell.echo("$ " + shell.quote(cmd))

@@ -57,7 +57,7 @@ class Container:
         self.name = f"clickvote-scale-{uuid.uuid4().hex[:10]}"
         self.url = f"http://127.0.0.1:{port}"
         cmd = ["docker", "run", "-d", "--rm", "--name", self.name, "--network", "host"]
-        cmd += ["--platform", platform]
+        cmd += project.platform_args(platform)
         for key, value in env.items():
             cmd += ["-e", f"{key}={value}"]
         cmd += [image, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", "/data"]
