@@ -19,6 +19,7 @@ MAX_KEY = 64  # a public key (pb_ + 32 characters)
 MAX_LOGIN_TOKEN = 2048
 MAX_VOTER_TOKEN = 512
 MAX_SIGNATURE = 128  # HMAC-SHA256 as hex is 64
+MAX_DEPTH = 32  # nesting of a request's JSON (every request ClickVote takes is nearly flat)
 
 LIMITS: dict[str, int] = {
     "voteTo": MAX_VOTE_TO,
@@ -64,17 +65,26 @@ def check_text(field: str, value: str) -> str:
     return value
 
 
-def check_tree(value: Any, field: str = "") -> None:
+def check_tree(value: Any, field: str = "", max_depth: int = MAX_DEPTH) -> None:
     """Every text in a decoded JSON value (object keys too); the length limits apply to the
-    top-level fields of an object. Raises FieldError naming the first bad one."""
-    if isinstance(value, str):
-        check_text(field, value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            name = f"{field}.{key}" if field else str(key)
+    top-level fields of an object. Raises FieldError naming the first bad one, or the first
+    value nested deeper than `max_depth` (walked without recursion: how deep the interpreter's
+    own stack goes differs between Python versions and platforms)."""
+    todo: list[tuple[Any, str, int]] = [(value, field, 0)]
+    while todo:
+        item, name, depth = todo.pop()
+        if isinstance(item, str):
+            check_text(name, item)
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth >= max_depth:
+            raise FieldError(name, f"is nested more than {max_depth} levels deep")
+        if isinstance(item, list):
+            for i, sub in reversed(list(enumerate(item))):
+                todo.append((sub, f"{name}.{i}" if name else str(i), depth + 1))
+            continue
+        for key, sub in reversed(list(item.items())):
             if isinstance(key, str) and text_problem(key):
-                raise FieldError(field, f"a key {text_problem(key)}")
-            check_tree(item, name)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            check_tree(item, f"{field}.{i}" if field else str(i))
+                raise FieldError(name, f"a key {text_problem(key)}")
+            todo.append((sub, f"{name}.{key}" if name else str(key), depth + 1))

@@ -7,7 +7,7 @@ from typing import Any
 
 from oddstrings import check_every_field, q
 
-from clickvote.fields import MAX_VOTE_TO, FieldError, check_tree
+from clickvote.fields import MAX_DEPTH, MAX_VOTE_TO, FieldError, check_tree
 
 from .conftest import Client, Dashboard, Server, login, setup
 
@@ -34,6 +34,26 @@ def refused(r: Any, field: str) -> None:
     body = r.json()
     assert body["field"] == field and body["statusCode"] == 422, body
     assert body["message"].startswith(f"{field}: "), body
+
+
+def test_nesting_is_limited_without_recursion() -> None:
+    """Deep nesting is a FieldError at any depth, never a RecursionError (whose depth differs
+    between Python versions: 3.13's C encoder passes 1,000 levels that 3.11's refuses)."""
+
+    def nested(depth: int) -> Any:
+        value: Any = "x"
+        for i in range(depth):
+            value = [value] if i % 2 else {"k": value}
+        return value
+
+    check_tree({"n": nested(MAX_DEPTH - 1)})
+    for depth in (MAX_DEPTH, 5_000, 200_000):
+        try:
+            check_tree({"n": nested(depth)})
+        except FieldError as exc:
+            assert "nested more than" in exc.message and exc.field.startswith("n")
+        else:
+            raise AssertionError(f"{depth} levels passed")
 
 
 def test_http_refuses_odd_strings_naming_the_field(server: Server, dash: Dashboard) -> None:
