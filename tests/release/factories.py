@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ci import project
-from ci.release import reports
+from ci.release import machine, reports
 from ci.release.oci import Index, parse_index
 
 TAG = "9.9.9-rc.1"
 MACHINE_FACTS = {  # platform -> (host uname -m, container uname -m, cpu family)
-    "linux/amd64": ("x86_64", "x86_64", "x86"),
-    "linux/arm64": ("aarch64", "aarch64", "arm"),
-    "linux/arm/v7": ("armv7l", "armv7l", "arm"),
+    p: (m, m, machine.FAMILY.get(m, m)) for p, m in project.MACHINES.items()
 }
 
 
