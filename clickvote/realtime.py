@@ -201,6 +201,7 @@ class Realtime:
                 for k in ("id", "voteTo", "msgId"):
                     if isinstance(data.get(k), str | int) and not isinstance(data.get(k), bool):
                         ref[k] = data[k]
+                check_fields(data)  # every event's fields, by the shared rules
                 result = await handler(sid, data, info, wants_ack)
                 return {"ok": True, **result}
             except RateLimited as exc:
@@ -286,7 +287,6 @@ class Realtime:
 
     # --- events -----------------------------------------------------------------------------
     async def login(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
-        check_fields(data)
         env = await self.ctx.env_from_key(data.get("apiKey"))
         token, expiration = self.ctx.box.login_token(
             env.id, env.public_key, self.ctx.settings.login_token_ttl
@@ -300,7 +300,6 @@ class Realtime:
     async def get_votes(
         self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool
     ) -> dict:
-        check_fields(data)
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
         voter = self.ctx.resolve_voter(
@@ -321,7 +320,6 @@ class Realtime:
         return state
 
     async def vote(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
-        check_fields(data)
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
         voter = self.ctx.resolve_voter(
