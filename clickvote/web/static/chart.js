@@ -49,9 +49,16 @@ export function ticks(series, range, room) {
   return out;
 }
 
+// The local start of an hour bucket, with its minutes where the zone's offset has some
+// ("Dec 3, 4:30 PM" in India), never rounded to a whole hour it doesn't start at.
+export function hourStart(t) {
+  const d = new Date(t), minute = d.getMinutes() ? { minute: "2-digit" } : {};
+  return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "numeric", ...minute });
+}
+
 function when(t, range) {
   const d = new Date(t);
-  if (range.bucket === 1) return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "numeric" });
+  if (range.bucket === 1) return hourStart(t);
   return (range.bucket === 24 ? "" : "Week of ") + d.toLocaleDateString(undefined, { month: "short", day: "numeric", year: "numeric" });
 }
 

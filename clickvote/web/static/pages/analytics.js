@@ -1,7 +1,7 @@
 // Votes over time, for the environment, one group, or one item.
 import { api, state } from "../api.js";
 import { $, $$, errorBox, esc, fmt, spinner } from "../dom.js";
-import { drawChart, toSeries } from "../chart.js";
+import { drawChart, hourStart, toSeries } from "../chart.js";
 import { shell } from "../shell.js";
 
 // The server's dateRange values, each drawn in buckets of `bucket` hours.
@@ -34,7 +34,7 @@ function drawStats(sel, rows, groupCount) {
     total += r.count;
     if (!peak || r.count > peak.count) peak = r;
   }
-  const busiest = peak ? new Date(peak.hour).toLocaleString(undefined, { month: "short", day: "numeric", hour: "numeric" }) : "no votes yet";
+  const busiest = peak ? hourStart(peak.hour) : "no votes yet";
   const envName = state.me.currentEnv.name;
   const stats = [
     ["Votes", fmt(total), range.label.toLowerCase()],
@@ -73,6 +73,7 @@ export async function pageAnalytics() {
   const load = async () => {
     const seq = ++loadSeq, range = RANGES[sel.range];
     $("#chart").innerHTML = spinner(300);
+    delete $("#chart").dataset.total; // the total of the chart drawn, none while loading
     const p = new URLSearchParams({ dateRange: sel.range });
     if (sel.group) p.set("group", sel.group);
     if (sel.voteTo) p.set("voteTo", sel.voteTo);
