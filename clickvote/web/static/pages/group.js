@@ -93,6 +93,7 @@ export async function pageGroup(id) {
     const cv = document.createElement("click-vote");
     for (const [k, v] of Object.entries({ key, group: g.name, item: st.item, variant: st.variant })) cv.setAttribute(k, v);
     $("#preview").replaceChildren(cv);
+    onRedraw(cv, () => loadItems(g, pick));
   };
   const pick = (item) => {
     st.item = item;
@@ -121,11 +122,17 @@ export async function pageGroup(id) {
   $("#edit").onclick = () => groupDialog(g, () => pageGroup(id));
   $("#del").onclick = () => deleteGroup(g, () => go("/groups"));
   loadItems(g, pick);
+}
+
+// Runs `fn` (debounced) each time the preview widget redraws: after its own votes are
+// acknowledged and when other pages vote on its item, however long that takes.
+function onRedraw(cv, fn) {
   let later = null;
-  const refresh = () => {
+  const observer = new MutationObserver(() => {
     clearTimeout(later);
-    later = setTimeout(() => loadItems(g, pick), 600);
-  };
-  $("#preview").addEventListener("click", refresh);
-  $("#preview").addEventListener("keyup", refresh);
+    later = setTimeout(() => (cv.isConnected ? fn() : observer.disconnect()), 300);
+  });
+  const attach = () => cv.shadowRoot && observer.observe(cv.shadowRoot, { subtree: true, childList: true });
+  if (cv.shadowRoot) attach();
+  else customElements.whenDefined("click-vote").then(attach);
 }
