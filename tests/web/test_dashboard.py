@@ -65,12 +65,12 @@ def test_dashboard_end_to_end(cv_server: Server, new_page: Any) -> None:
     expect(snippet).to_contain_text(f'<script src="{cv_server.base}/embed.js" defer></script>')
     expect(snippet).to_contain_text('group="article-likes"')
     expect(snippet).to_contain_text('key="pb_')
-    expect(snippet).to_contain_text('style="like"')
+    expect(snippet).to_contain_text('variant="like"')
     page.locator("#preview click-vote .w[aria-busy=false]").wait_for()
     page.locator("#preview click-vote button.like").click()
     expect(page.locator("#preview click-vote .n")).to_have_text("1")
-    page.locator('#style-seg button[data-style="updown"]').click()
-    expect(snippet).to_contain_text('style="updown"')
+    page.locator('#variant-seg button[data-variant="updown"]').click()
+    expect(snippet).to_contain_text('variant="updown"')
     page.locator("#preview click-vote .w[aria-busy=false]").wait_for()
     expect(page.locator("#preview click-vote .score")).to_have_text("1")
     expect(page.locator("#items .chip")).to_have_text(["demo-item · 1"])
@@ -205,3 +205,36 @@ def lambda_re(pattern: str) -> Any:
     import re
 
     return re.compile(pattern)
+
+
+def test_group_page_lists_items_as_votes_arrive_from_other_pages(
+    cv_server: Server, new_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page = new_page()
+    r = page.request.post(
+        cv_server.url("/auth/register"),
+        data={"email": f"items-{uuid.uuid4().hex[:8]}@example.com", "password": "s3cret-pass"},
+    )
+    assert r.ok, r.text()
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    r = page.request.post(
+        cv_server.url("/votes/"),
+        data={"name": "article-likes", "type": "single"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert r.ok, r.text()
+    url = cv_server.url(f"/groups/{r.json()['id']}")
+    page.goto(url)
+    expect(page.locator("#items")).to_contain_text("No votes yet")
+    page.locator("#preview click-vote .w[aria-busy=false]").wait_for()
+
+    other = page.context.new_page()  # another tab of the same owner votes on the item
+    other.goto(url)
+    other.locator("#preview click-vote .w[aria-busy=false]").wait_for()
+    other.locator("#preview click-vote button.like").click()
+    expect(other.locator("#preview click-vote .n")).to_have_text("1")
+    expect(page.locator("#preview click-vote .n")).to_have_text("1")  # live in the first tab
+    expect(page.locator("#items .chip")).to_have_text(["demo-item · 1"])  # and in its list
+    assert not new_page.errors, new_page.errors

@@ -24,10 +24,10 @@ def embed_page(server: Server, tags: str, title: str = "Blog post") -> str:
 </body></html>"""
 
 
-def tag(acc: Account, group: str, item: str, style: str, extra: str = "", tid: str = "cv") -> str:
+def tag(acc: Account, group: str, item: str, variant: str, extra: str = "", tid: str = "cv") -> str:
     return (
         f'<div class="row"><click-vote id="{tid}" key="{acc.public_key}" group="{group}" '
-        f'item="{item}" style="{style}" {extra}></click-vote></div>'
+        f'item="{item}" variant="{variant}" {extra}></click-vote></div>'
     )
 
 
@@ -178,6 +178,29 @@ def test_updown_and_stars_live(
         == "false"
     )
     screenshot(a, "embed-updown-stars")
+    assert not new_page.errors, new_page.errors
+
+
+def test_snippets_of_earlier_versions_with_style_still_work(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    """Earlier dashboards wrote the variant into the global `style` attribute: such pages
+    keep their variant; `variant` wins where a page has both."""
+    group = account.group("single")
+    base = f'key="{account.public_key}" group="{group}" item="old-page"'
+    tags = (
+        f'<click-vote id="old" {base} style="updown"></click-vote>'
+        f'<click-vote id="both" {base} variant="like" style="updown"></click-vote>'
+    )
+    page = new_page()
+    page.goto(site.page("old-snippet.html", embed_page(cv_server, tags)))
+    wait_loaded(page, "old")
+    wait_loaded(page, "both")
+    widget(page, "old").locator("button.up").click()
+    expect_count(page, "1", "old")
+    assert widget(page, "both").locator("button.up").count() == 0
+    expect_count(page, "1", "both")
+    assert widget(page, "both").locator("button.like").count() == 1
     assert not new_page.errors, new_page.errors
 
 

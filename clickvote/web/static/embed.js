@@ -1,4 +1,4 @@
-/*! ClickVote embed: <click-vote key="pb_..." group="..." item="..." style="like|updown|stars"></click-vote>
+/*! ClickVote embed: <click-vote key="pb_..." group="..." item="..." variant="like|updown|stars"></click-vote>
  * Its light DOM (e.g. a server-rendered count) shows only where this script does not run.
  * One script tag, no dependencies. Speaks Engine.IO v4 / Socket.IO v5 over a WebSocket to the
  * server this script was loaded from, or over HTTP long-polling where WebSockets are missing or
