@@ -144,14 +144,13 @@ class Operation:
         return integral(schema, checked)
 
     def error_statuses(self) -> list[int]:
-        """Every error status this operation can answer."""
-        out = set(self.errors)
+        """Every error status this operation can answer (422: the field rules of
+        clickvote/fields.py apply to any query string)."""
+        out = {422, *self.errors}
         if self.session:
             out |= {401, 403}
         if self.body is not None or self.method in ("POST", "PUT", "DELETE", "PATCH"):
-            out |= {413, 422}
-        if self.path_params or self.query or self.body:
-            out.add(422)
+            out.add(413)
         if self.path_params:
             out.add(404)
         return sorted(out)

@@ -59,6 +59,7 @@ def test_account_commands_load_no_http_layer(tmp_path: Path) -> None:
         "print(json.dumps(sorted(sys.modules)))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKVOTE_")}
+    env["CLICKVOTE_BCRYPT_ROUNDS"] = "4"  # a cheap hash: this test is about imports
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(clickvote.__file__).parent.parent), env.get("PYTHONPATH", "")]
     )
