@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clickvote import __version__
-from clickvote.api import OPERATIONS, errors, meta, openapi, routing
+from clickvote.api import OPERATIONS, errors, openapi, routing
 from clickvote.api.middleware import BodyLimit, PublicCors
 from clickvote.config import Settings
 from clickvote.context import Context
@@ -73,8 +73,7 @@ def create_app(settings: Settings | None = None) -> Any:
             await realtime.close()
             await ctx.close()
 
-    operations = [*meta.OPERATIONS, *OPERATIONS]
-    spec = openapi.document(operations, "ClickVote", __version__)
+    spec = openapi.document(OPERATIONS, "ClickVote", __version__)
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(spec)
@@ -82,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Any:
     pages = [Route(page, index_page, methods=["GET"]) for page in PAGES]
     api = Starlette(
         routes=[
-            *routing.routes(operations),
+            *routing.routes(OPERATIONS),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/embed.js", embed_js, methods=["GET"]),
             *pages,
