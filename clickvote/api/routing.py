@@ -14,13 +14,14 @@ from starlette.routing import Route
 from clickvote import jsonfast
 from clickvote.api.schema import Invalid, Operation
 from clickvote.api.session import UNSAFE, Call, current
-from clickvote.fields import check_tree
+from clickvote.fields import MAX_DEPTH, FieldError, check_tree
 
 NO_BODY = object()
 
 
 async def read_json(request: Request) -> Any:
-    """The request's JSON body, NO_BODY when empty; Invalid when it is not JSON."""
+    """The request's JSON body, NO_BODY when empty; Invalid when it is not JSON, FieldError
+    when it nests deeper than the decoder's stack goes."""
     raw = await request.body()
     if not raw.strip():
         return NO_BODY
@@ -28,6 +29,8 @@ async def read_json(request: Request) -> Any:
         return jsonfast.loads(raw.decode("utf-8"))
     except ValueError as exc:
         raise Invalid([("body", f"must be JSON ({exc})")]) from None
+    except RecursionError:
+        raise FieldError("body", f"is nested more than {MAX_DEPTH} levels deep") from None
 
 
 async def parse(op: Operation, request: Request) -> Call:

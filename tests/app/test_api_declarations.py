@@ -151,6 +151,11 @@ def test_validation_errors_name_the_field(dash: Dashboard) -> None:
     r = dash.post("/votes/", data=b"")
     assert (r.status_code, r.json()["message"]) == (422, "body: required")
     assert dash.post("/votes/", [1, 2]).json()["message"] == "body: must be an object"
+    # deeper than the decoder goes (the standard library's, where orjson gives up)
+    deep = "[" * 20_000 + "]" * 20_000
+    for path in ("/votes/", "/settings/rotate"):
+        r = dash.post(path, data=deep, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["code"] == "bad_payload", (path, r.text)
     # 5.0 is an integer in JSON Schema: the group gets 5
     made = dash.post("/votes/", {"name": "floaty", "type": "range", "start": 1, "end": 5.0})
     assert made.status_code == 200 and made.json()["end"] == 5
