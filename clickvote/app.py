@@ -1,4 +1,4 @@
-"""ASGI application factory: FastAPI (JSON API, dashboard files) + Socket.IO at /socket.io/."""
+"""ASGI application factory: Starlette (JSON API, dashboard files) + Socket.IO at /socket.io/."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from clickvote import __version__
+from clickvote.api import OPERATIONS, errors, openapi, routing
+from clickvote.api.middleware import BodyLimit, PublicCors
 from clickvote.config import Settings
 from clickvote.context import Context
 from clickvote.engineio import MAX_PAYLOAD
-from clickvote.publiccounts import build_public_router
 from clickvote.realtime import Realtime
-from clickvote.routes import BodyLimit, build_router, error_body, install_error_handlers
 
 log = logging.getLogger("clickvote")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -52,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Any:
     realtime.sio.engine.max_queue = settings.max_socket_queue
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.start()
         await realtime.start()
         task = asyncio.create_task(_housekeeping(ctx))
@@ -70,64 +73,47 @@ def create_app(settings: Settings | None = None) -> Any:
             await realtime.close()
             await ctx.close()
 
-    api = FastAPI(
-        title="ClickVote", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan
+    spec = openapi.document(OPERATIONS, "ClickVote", __version__)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    pages = [Route(page, index_page, methods=["GET"]) for page in PAGES]
+    api = Starlette(
+        routes=[
+            *routing.routes(OPERATIONS),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/embed.js", embed_js, methods=["GET"]),
+            *pages,
+            Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+        ],
+        middleware=[Middleware(PublicCors), Middleware(BodyLimit, max_body=settings.max_body)],
+        exception_handlers=errors.HANDLERS,
+        lifespan=lifespan,
     )
     api.state.ctx = ctx
     api.state.realtime = realtime
-    install_error_handlers(api)
-    api.add_middleware(BodyLimit, max_body=settings.max_body)
-
-    @api.middleware("http")
-    async def public_cors(request: Request, call_next: Any) -> Response:
-        """The /api/ endpoints are read by embeds on any site: any origin, no credentials."""
-        if not request.url.path.startswith("/api/"):
-            response: Response = await call_next(request)
-            return response
-        if request.method == "OPTIONS":
-            response = Response(status_code=204)
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # pragma: no cover - handlers answer user errors themselves
-                log.exception("unhandled error")
-                response = JSONResponse(error_body(500, "internal error"), 500)
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        return response
-
-    @api.get("/healthz", tags=["meta"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
-    api.include_router(build_router())
-    api.include_router(build_public_router())
-
-    @api.get("/embed.js", include_in_schema=False)
-    async def embed_js() -> FileResponse:
-        return FileResponse(
-            STATIC_DIR / "embed.js",
-            media_type="text/javascript",
-            headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
-        )
-
-    async def index_page() -> FileResponse:
-        return FileResponse(
-            STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
-        )
-
-    for page in PAGES:
-        api.add_api_route(page, index_page, methods=["GET"], include_in_schema=False)
-    api.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-
     return App(api, realtime.sio)
 
 
-class App:
-    """/socket.io/ (HTTP and WebSocket) to the Socket.IO server, everything else to FastAPI."""
+async def embed_js(request: Request) -> Response:
+    return FileResponse(
+        STATIC_DIR / "embed.js",
+        media_type="text/javascript",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+    )
 
-    def __init__(self, api: FastAPI, sio: Any) -> None:
+
+async def index_page(request: Request) -> Response:
+    return FileResponse(
+        STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
+    )
+
+
+class App:
+    """/socket.io/ (HTTP and WebSocket) to the Socket.IO server, everything else to Starlette."""
+
+    def __init__(self, api: Starlette, sio: Any) -> None:
         self.api, self.sio = api, sio
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

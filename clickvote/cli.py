@@ -111,39 +111,27 @@ async def _migrate(ctx: Any) -> int:
 
 
 async def _createuser(ctx: Any, email: str, password: str, org: str | None) -> int:
-    from clickvote.routes import ApiError, Credentials, check_credentials, check_name
-    from clickvote.security import hash_password
+    from clickvote import accounts
     from clickvote.storage import Conflict
 
     try:
-        email, password = check_credentials(Credentials(email=email, password=password))
-        org_name = check_name(org or email.split("@")[0], "org", minimum=1)
-    except ApiError as exc:
+        user, _ = await accounts.register(ctx, email, password, org)
+    except (accounts.Refused, Conflict) as exc:
         raise UserError(exc.message) from exc
-    try:
-        hashed = await asyncio.to_thread(hash_password, password, ctx.settings.bcrypt_rounds)
-        user = await ctx.storage.create_user(email, hashed)
-    except Conflict as exc:
-        raise UserError(exc.message) from exc
-    await ctx.storage.create_org(user.id, org_name, ctx.default_envs())
-    print(f"created user {email} ({user.id})")
+    print(f"created user {user.email} ({user.id})")
     return 0
 
 
 async def _setpassword(ctx: Any, email: str, password: str) -> int:
-    from clickvote.routes import ApiError, Credentials, check_credentials
-    from clickvote.security import hash_password
+    from clickvote import accounts
 
     try:
-        email, password = check_credentials(Credentials(email=email, password=password))
-    except ApiError as exc:
+        user = await accounts.set_password(ctx, email, password)
+    except accounts.Refused as exc:
         raise UserError(exc.message) from exc
-    user = await ctx.storage.get_user_by_email(email)
     if user is None:
-        raise UserError(f"no user {email}")
-    hashed = await asyncio.to_thread(hash_password, password, ctx.settings.bcrypt_rounds)
-    await ctx.storage.set_password_hash(user.id, hashed)
-    print(f"password set for {email} ({user.id})")
+        raise UserError(f"no user {email.strip().lower()}")
+    print(f"password set for {user.email} ({user.id})")
     return 0
 
 

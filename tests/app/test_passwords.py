@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from clickvote import security
+from clickvote.accounts import LEGACY_HASH_MESSAGE
 from clickvote.cli import main
-from clickvote.routes import LEGACY_HASH_MESSAGE
 from clickvote.security import check_password, hash_password, needs_rehash, scrypt_log2n
 
 from .conftest import TIMEOUT, Dashboard, Server

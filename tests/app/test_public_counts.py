@@ -1,4 +1,4 @@
-"""Counts without JavaScript (clickvote/publiccounts.py): /public/v1/counts and badge.svg."""
+"""Counts without JavaScript (clickvote/api/public.py): /public/v1/counts and badge.svg."""
 
 from __future__ import annotations
 
