@@ -57,7 +57,7 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
     lat: list[float] = []
     errors = 0
     acked = 0
-    deadline_grace = 10.0
+    deadline_grace = args.grace
 
     async def track(fut: asyncio.Future[Any], t0: float) -> None:
         nonlocal acked, errors
@@ -155,6 +155,7 @@ def main() -> None:
         "--count", type=int, default=0, help="saturation: stop after this many votes (0: no limit)"
     )
     p.add_argument("--tag", default="lg")
+    p.add_argument("--grace", type=float, default=10, help="votes: seconds an ack may take")
     p.add_argument(
         "--server-pid", type=int, default=0, help="votes: the server's CPU time is measured too"
     )

@@ -21,6 +21,7 @@ from clickvote.engineio import MAX_PAYLOAD
 from clickvote.publiccounts import build_public_router
 from clickvote.realtime import Realtime
 from clickvote.routes import BodyLimit, build_router, error_body, install_error_handlers
+from clickvote.wsfast import LeanWSProtocol
 
 log = logging.getLogger("clickvote")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -36,7 +37,7 @@ PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings
 # next heartbeat (25 s).
 SERVER_OPTIONS: dict[str, Any] = {
     "http": "h11",
-    "ws": "wsproto",
+    "ws": LeanWSProtocol,  # uvicorn's wsproto protocol + a direct path (clickvote/wsfast.py)
     "loop": "asyncio",
     "ws_max_size": MAX_PAYLOAD,
     "timeout_graceful_shutdown": 3,

@@ -1,0 +1,145 @@
+"""The WebSocket direct path (clickvote/wsfast.py) and the Engine.IO layer's use of it: frames
+as RFC 6455 has them, every queued packet in one write, every received message in one batch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.server import ServerState
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
+from wsproto.frame_protocol import FrameProtocol, Opcode
+
+from clickvote.engineio import EXTENSION
+from clickvote.sio import SocketServer
+from clickvote.wsfast import LeanWSProtocol, text_frame
+
+
+def test_text_frames_parse_as_rfc6455_says() -> None:
+    texts = ["", "a", "x" * 125, "y" * 126, "é" * 40_000, "z" * 65_535, "w" * 65_536]
+    reader = FrameProtocol(client=True, extensions=[])  # a client reads unmasked frames
+    reader.receive_bytes(b"".join(map(text_frame, texts)))
+    frames = list(reader.received_frames())
+    assert [f.opcode for f in frames] == [Opcode.TEXT] * len(texts)
+    assert all(f.frame_finished and f.message_finished for f in frames)
+    assert [f.payload for f in frames] == texts
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closing = False
+        self.paused = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def test_protocol_sends_a_batch_in_one_write_and_receives_a_read_at_once() -> None:
+    batches: list[list[dict[str, Any]]] = []
+    replies = ["a", "é" * 100, "x" * 70_000]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        direct = scope["extensions"][EXTENSION]
+        batches.append(await direct["receive_batch"]())
+        await direct["send_texts"](replies)
+
+    async def scenario() -> None:
+        config = uvicorn.Config(app, ws=LeanWSProtocol, log_level="warning")
+        config.load()
+        proto = LeanWSProtocol(config, ServerState(), {})
+        transport = FakeTransport()
+        proto.connection_made(transport)
+        client = WSConnection(ConnectionType.CLIENT)
+        proto.data_received(client.send(Request(host="h", target="/socket.io/?EIO=4")))
+        await asyncio.sleep(0.05)
+        client.receive_data(transport.writes.pop(0))
+        assert isinstance(next(client.events()), AcceptConnection)
+        # three messages in one read: one batch, and reading goes on after it
+        proto.data_received(b"".join(client.send(TextMessage(t)) for t in ("1", "2", "3")))
+        assert transport.paused
+        for _ in range(50):
+            if transport.writes:
+                break
+            await asyncio.sleep(0.01)
+        assert [[m.get("text") for m in b] for b in batches] == [["1", "2", "3"]]
+        assert not transport.paused
+        assert len(transport.writes) == 1  # all three replies in one write
+        client.receive_data(transport.writes[0])
+        got = [e.data for e in client.events() if isinstance(e, TextMessage)]
+        assert got == replies
+        proto.close_sent = True  # the close handshake begun: nothing more is sent
+        await proto.send_texts(["late"])
+        assert len(transport.writes) == 1
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_engine_sends_what_one_batch_queued_together() -> None:
+    """A batch of CONNECT and two events is answered through the direct path in one call:
+    the CONNECT reply and both acks together, in the order they were queued."""
+    sent: list[list[str]] = []
+    asgi: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        sio = SocketServer()
+
+        async def echo(sid: str, args: list[Any], wants_ack: bool) -> Any:
+            return args[0]
+
+        sio.on("e", echo)
+        incoming: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        incoming.put_nowait(
+            [
+                {"type": "websocket.receive", "text": "40"},
+                {"type": "websocket.receive", "text": '421["e",1]'},
+                {"type": "websocket.receive", "text": '422["e",2]'},
+            ]
+        )
+
+        async def send_texts(texts: list[str]) -> None:
+            sent.append(list(texts))
+            if sum(map(len, sent)) == 4:
+                incoming.put_nowait([{"type": "websocket.disconnect", "code": 1000}])
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "websocket.connect"}
+
+        async def send(msg: dict[str, Any]) -> None:
+            asgi.append(msg)
+
+        scope = {
+            "type": "websocket",
+            "query_string": b"EIO=4&transport=websocket",
+            "headers": [],
+            "client": ("127.0.0.1", 1),
+            "extensions": {EXTENSION: {"send_texts": send_texts, "receive_batch": incoming.get}},
+        }
+        await asyncio.wait_for(sio(scope, receive, send), 5)
+
+    asyncio.run(scenario())
+    *_, (*_, connect, ack1, ack2) = sent  # the batch's three answers in one call
+    assert sent[0][0].startswith("0{") and len(sent) <= 2  # the open packet first
+    assert connect.startswith("40{") and (ack1, ack2) == ("431[1]", "432[2]")
+    assert [m["type"] for m in asgi] == ["websocket.accept", "websocket.close"]
