@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.eio import SioClient
-from benchmarks.procstat import cpu_seconds
 
 
 async def connect_all(url: str, n: int, on_event: Any = None) -> list[SioClient]:
@@ -72,6 +71,8 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
         else:
             errors += 1
 
+    if args.server_pid:
+        from benchmarks.procstat import cpu_seconds  # (the images carry eio and loadgen only)
     cpu0 = cpu_seconds(args.server_pid) if args.server_pid else 0.0
     start = time.monotonic()
     end = start + args.duration

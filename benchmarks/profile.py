@@ -104,7 +104,7 @@ def _file(frame: str) -> str:
     return inside.rpartition(":")[0] or frame
 
 
-def callgrind(kind: str, votes: int) -> float:
+def callgrind(kind: str, votes: int, keep: Path | None = None) -> float:
     vg = shutil.which("valgrind")
     ctl = shutil.which("callgrind_control")
     if vg is None or ctl is None:
@@ -121,7 +121,10 @@ def callgrind(kind: str, votes: int) -> float:
             res = loadgen(url, token, **slow, count=votes, tag="cg")
             subprocess.run([ctl, "-d", str(pid)], check=True, stdout=subprocess.DEVNULL)
             secs = time.monotonic() - t0
-        ir = sum(_total_ir(p) for p in Path(tmp).glob("callgrind.out*") if _dumped(p))
+        dumps = [p for p in Path(tmp).glob("callgrind.out*") if _dumped(p)]
+        ir = sum(_total_ir(p) for p in dumps)
+        if keep is not None and dumps:  # for callgrind_annotate: where the instructions went
+            shutil.copy2(dumps[0], keep)
     per = ir / res["acked"]
     print(
         f"{kind}: {res['acked']} votes acked ({res['errors']} errors) in {secs:.0f} s under "
@@ -151,11 +154,12 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10, help="pyspy: seconds sampled")
     p.add_argument("--top", type=int, default=25, help="pyspy: rows per table")
     p.add_argument("--votes", type=int, default=2000, help="callgrind: acked votes counted")
+    p.add_argument("--keep", type=Path, help="callgrind: copy the counts to this file")
     args = p.parse_args()
     if args.mode == "pyspy":
         pyspy(args.server, args.seconds, args.top)
     else:
-        callgrind(args.server, args.votes)
+        callgrind(args.server, args.votes, args.keep)
 
 
 if __name__ == "__main__":
