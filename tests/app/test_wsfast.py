@@ -9,7 +9,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, Request, TextMessage
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from clickvote.engineio import EXTENSION
@@ -53,44 +53,88 @@ class FakeTransport(asyncio.Transport):
         return default
 
 
+async def _open(app: Any, max_size: int = 16 * 1024 * 1024) -> Any:
+    """A LeanWSProtocol on a fake transport, its handshake done; (protocol, transport, client)."""
+    config = uvicorn.Config(app, ws=LeanWSProtocol, ws_max_size=max_size, log_level="warning")
+    config.load()
+    proto = LeanWSProtocol(config, ServerState(), {})
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    client = WSConnection(ConnectionType.CLIENT)
+    proto.data_received(client.send(Request(host="h", target="/socket.io/?EIO=4")))
+    for _ in range(100):
+        if transport.writes:
+            break
+        await asyncio.sleep(0.01)
+    client.receive_data(transport.writes.pop(0))
+    assert isinstance(next(client.events()), AcceptConnection)
+    return proto, transport, client
+
+
+async def _until(cond: Any) -> None:
+    for _ in range(200):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not in time")
+
+
 def test_protocol_sends_a_batch_in_one_write_and_receives_a_read_at_once() -> None:
     batches: list[list[dict[str, Any]]] = []
     replies = ["a", "é" * 100, "x" * 70_000]
+    take = asyncio.Event()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         assert (await receive())["type"] == "websocket.connect"
         await send({"type": "websocket.accept"})
         direct = scope["extensions"][EXTENSION]
+        await take.wait()
         batches.append(await direct["receive_batch"]())
         await direct["send_texts"](replies)
+        await take.wait()
+        batches.append(await direct["receive_batch"]())
 
     async def scenario() -> None:
-        config = uvicorn.Config(app, ws=LeanWSProtocol, log_level="warning")
-        config.load()
-        proto = LeanWSProtocol(config, ServerState(), {})
-        transport = FakeTransport()
-        proto.connection_made(transport)
-        client = WSConnection(ConnectionType.CLIENT)
-        proto.data_received(client.send(Request(host="h", target="/socket.io/?EIO=4")))
-        await asyncio.sleep(0.05)
-        client.receive_data(transport.writes.pop(0))
-        assert isinstance(next(client.events()), AcceptConnection)
-        # three messages in one read: one batch, and reading goes on after it
-        proto.data_received(b"".join(client.send(TextMessage(t)) for t in ("1", "2", "3")))
-        assert transport.paused
-        for _ in range(50):
-            if transport.writes:
-                break
-            await asyncio.sleep(0.01)
-        assert [[m.get("text") for m in b] for b in batches] == [["1", "2", "3"]]
+        proto, transport, client = await _open(app)
+        # three messages in one read: one batch; reading goes on meanwhile
+        proto.data_received(b"".join(client.send(TextMessage(t)) for t in ("1", "2", "é")))
         assert not transport.paused
+        take.set()
+        await _until(lambda: transport.writes)
+        assert [[m.get("text") for m in b] for b in batches] == [["1", "2", "é"]]
         assert len(transport.writes) == 1  # all three replies in one write
-        client.receive_data(transport.writes[0])
-        got = [e.data for e in client.events() if isinstance(e, TextMessage)]
-        assert got == replies
+        client.receive_data(transport.writes.pop())
+        assert [e.data for e in client.events() if isinstance(e, TextMessage)] == replies
+        # a backlog of MAX_BACKLOG untaken messages pauses reading until they are taken
+        take.clear()
+        proto.data_received(b"".join(client.send(TextMessage(str(i))) for i in range(64)))
+        assert transport.paused
+        take.set()
+        await _until(lambda: len(batches) == 2)
+        assert [m["text"] for m in batches[1]] == [str(i) for i in range(64)]
+        assert not transport.paused
         proto.close_sent = True  # the close handshake begun: nothing more is sent
         await proto.send_texts(["late"])
-        assert len(transport.writes) == 1
+        assert not transport.writes
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_protocol_closes_1009_on_a_message_over_the_limit() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(1)
+
+    async def scenario() -> None:
+        proto, transport, client = await _open(app, max_size=100)
+        proto.data_received(client.send(TextMessage("é" * 51)))  # 51 chars, 102 bytes
+        assert transport.closing
+        client.receive_data(transport.writes.pop())
+        closes = [e for e in client.events() if isinstance(e, CloseConnection)]
+        assert [c.code for c in closes] == [1009]
+        assert proto.queue.get_nowait()["code"] == 1009
         proto.connection_lost(None)
 
     asyncio.run(scenario())
