@@ -114,11 +114,11 @@ def callgrind(kind: str, votes: int, keep: Path | None = None) -> float:
         prefix = [vg, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
         with server(kind, prefix, 600) as (url, token, pid):
             # acks may take long under callgrind on a busy machine: none is given up on
-            slow = {**SAT, "grace": 600, "duration": 1200}
-            loadgen(url, token, **slow, count=votes // 4, tag="warm")
+            slow = {**SAT, "grace": 1200, "duration": 3000}
+            loadgen(url, token, timeout=3600, **slow, count=votes // 4, tag="warm")
             subprocess.run([ctl, "-i", "on", str(pid)], check=True, stdout=subprocess.DEVNULL)
             t0 = time.monotonic()
-            res = loadgen(url, token, **slow, count=votes, tag="cg")
+            res = loadgen(url, token, timeout=3600, **slow, count=votes, tag="cg")
             subprocess.run([ctl, "-d", str(pid)], check=True, stdout=subprocess.DEVNULL)
             secs = time.monotonic() - t0
         dumps = [p for p in Path(tmp).glob("callgrind.out*") if _dumped(p)]

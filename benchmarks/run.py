@@ -236,6 +236,16 @@ def rounds_line(vp: dict[str, Any]) -> str:
     )
 
 
+NOTES = "## Where the CPU per vote goes"  # written by hand (benchmarks/profile.py's figures)
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written profile notes at the end of RESULTS.md, kept when it is rewritten."""
+    text = path.read_text() if path.exists() else ""
+    i = text.find("\n" + NOTES)
+    return "" if i < 0 else text[i:]
+
+
 def plot(raw: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -307,7 +317,7 @@ def run(
         "![results](results.png)",
         "",
     ]
-    (HERE / "RESULTS.md").write_text("\n".join(md))
+    (HERE / "RESULTS.md").write_text("\n".join(md) + kept_notes(HERE / "RESULTS.md"))
     try:
         plot(raw, HERE / "results.png")
     except Exception as e:

@@ -138,14 +138,14 @@ def setup_env(url: str, groups: tuple[str, ...] = ("likes",)) -> str:
     return asyncio.run(login())
 
 
-def loadgen(url: str, token: str, **opts: Any) -> dict[str, Any]:
+def loadgen(url: str, token: str, timeout: float = 300, **opts: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="clickvote-loadgen-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [PY, "-m", "benchmarks.loadgen", "votes", "--url", url, "--token", token]
         cmd += ["--out", str(out)]
         for k, v in opts.items():
             cmd += [f"--{k.replace('_', '-')}", str(v)]
-        subprocess.run(cmd, cwd=ROOT, timeout=300, check=True)
+        subprocess.run(cmd, cwd=ROOT, timeout=timeout, check=True)
         res: dict[str, Any] = json.loads(out.read_text())
     lat = res.pop("lat_ms")
     cpu = res.get("server_cpu", float("nan"))

@@ -38,6 +38,7 @@ PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings
 SERVER_OPTIONS: dict[str, Any] = {
     "http": "h11",
     "ws": LeanWSProtocol,  # uvicorn's wsproto protocol + a direct path (clickvote/wsfast.py)
+    "ws_per_message_deflate": False,  # as engine.io's own server: frames read directly
     "loop": "asyncio",
     "ws_max_size": MAX_PAYLOAD,
     "timeout_graceful_shutdown": 3,

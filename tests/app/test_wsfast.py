@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import uvicorn
 from uvicorn.server import ServerState
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from clickvote.engineio import EXTENSION
@@ -187,3 +189,138 @@ def test_engine_sends_what_one_batch_queued_together() -> None:
     assert sent[0][0].startswith("0{") and len(sent) <= 2  # the open packet first
     assert connect.startswith("40{") and (ack1, ack2) == ("431[1]", "432[2]")
     assert [m["type"] for m in asgi] == ["websocket.accept", "websocket.close"]
+
+
+def masked(b0: int, payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    """A client frame by hand: first byte `b0` (FIN, RSV, opcode), masked payload."""
+    n = len(payload)
+    head = bytes((b0, 0x80 | n)) if n < 126 else bytes((b0, 0x80 | 126)) + n.to_bytes(2, "big")
+    body = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+    return head + mask + body
+
+
+def frames_out(transport: FakeTransport, client: WSConnection) -> list[Any]:
+    client.receive_data(b"".join(transport.writes))
+    transport.writes.clear()
+    return list(client.events())
+
+
+def idle_app() -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(1)
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (bytes((0x81, 0x01)) + b"a", 1002),  # unmasked
+        (masked(0xC1, b"a"), 1002),  # RSV1 without an extension
+        (masked(0x83, b"a"), 1002),  # reserved data opcode
+        (masked(0x8B, b""), 1002),  # reserved control opcode
+        (masked(0x09, b""), 1002),  # fragmented ping
+        (masked(0x89, b"p" * 126), 1002),  # control frame over 125 bytes
+        (masked(0x80, b"a"), 1002),  # continuation with no message begun
+        (masked(0x01, b"a") + masked(0x81, b"b"), 1002),  # new message inside a fragmented one
+        (masked(0x81, b"\xff"), 1007),  # text not UTF-8
+        (masked(0x88, b"\x03"), 1002),  # close with a one-byte payload
+        (masked(0x88, (999).to_bytes(2, "big")), 1002),  # close code below 1000
+        (masked(0x88, (1005).to_bytes(2, "big")), 1002),  # a local-only close code
+        (masked(0x88, (2000).to_bytes(2, "big")), 1002),  # a reserved close code
+        (masked(0x88, (1000).to_bytes(2, "big") + b"\xff"), 1007),  # reason not UTF-8
+        (masked(0x81, b"x" * 101), 1009),  # over ws_max_size
+        (masked(0x01, b"x" * 60) + masked(0x80, b"x" * 41), 1009),  # so in fragments
+    ],
+)
+def test_a_frame_the_protocol_forbids_closes_with_its_code(frame: bytes, code: int) -> None:
+    async def scenario() -> None:
+        proto, transport, client = await _open(idle_app(), max_size=100)
+        assert proto.lean
+        proto.data_received(frame)
+        assert transport.closing
+        closes = [e for e in frames_out(transport, client) if isinstance(e, CloseConnection)]
+        assert [c.code for c in closes] == [code]
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_frames_split_anywhere_and_fragmented_messages_arrive_whole() -> None:
+    async def scenario() -> None:
+        proto, transport, client = await _open(idle_app())
+        stream = (
+            masked(0x81, "héllo".encode())
+            + masked(0x01, b"ab")
+            + masked(0x89, b"ping!")  # a ping between fragments: its pong at once
+            + masked(0x00, b"c" * 200)
+            + masked(0x80, "é".encode())
+            + masked(0x82, b"\x00\x01")
+        )
+        for i in range(len(stream)):  # one byte per read
+            proto.data_received(stream[i : i + 1])
+        got = []
+        while not proto.queue.empty():
+            m = proto.queue.get_nowait()
+            got.append(m.get("text", m.get("bytes")))
+        assert got == ["héllo", "ab" + "c" * 200 + "é", b"\x00\x01"]
+        events = frames_out(transport, client)
+        assert [(type(e).__name__, bytes(e.payload)) for e in events] == [("Pong", b"ping!")]
+        assert not transport.closing
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_client_close_is_answered_with_its_code_and_the_app_told() -> None:
+    async def scenario() -> None:
+        proto, transport, client = await _open(idle_app())
+        proto.data_received(masked(0x88, (4001).to_bytes(2, "big") + b"bye"))
+        assert transport.closing and proto.close_sent
+        closes = [e for e in frames_out(transport, client) if isinstance(e, CloseConnection)]
+        assert [(c.code, c.reason) for c in closes] == [(4001, "bye")]
+        assert proto.queue.get_nowait() == {
+            "type": "websocket.disconnect",
+            "code": 4001,
+            "reason": "bye",
+        }
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_a_client_offering_deflate_is_read_by_wsproto() -> None:
+    async def scenario() -> None:
+        config = uvicorn.Config(idle_app(), ws=LeanWSProtocol, log_level="warning")
+        config.load()
+        proto = LeanWSProtocol(config, ServerState(), {})
+        transport = FakeTransport()
+        proto.connection_made(transport)
+        client = WSConnection(ConnectionType.CLIENT)
+        offer = Request(host="h", target="/socket.io/", extensions=[PerMessageDeflate()])
+        proto.data_received(client.send(offer))
+        await _until(lambda: transport.writes)
+        assert not proto.lean  # uvicorn's default: deflate on, so wsproto reads the frames
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_the_server_declines_deflate_so_browsers_take_the_direct_path(server: Any) -> None:
+    """Browsers offer permessage-deflate; like engine.io's own server, ClickVote declines it."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.url)
+    client = WSConnection(ConnectionType.CLIENT)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        target = "/socket.io/?EIO=4&transport=websocket"
+        offer = Request(host=url.netloc, target=target, extensions=[PerMessageDeflate()])
+        sock.sendall(client.send(offer))
+        accepted = None
+        while accepted is None:
+            client.receive_data(sock.recv(65536))
+            accepted = next((e for e in client.events() if isinstance(e, AcceptConnection)), None)
+    assert accepted.extensions == []
