@@ -136,8 +136,8 @@ def callgrind(kind: str, votes: int, keep: Path | None = None) -> float:
 def _dumped(path: Path) -> bool:
     """The dump taken after the votes (its trigger names callgrind_control), not the one
     written at exit (the server's shutdown)."""
-    with path.open() as f:
-        return not any(line.startswith("trigger: Program termination") for line in f)
+    with path.open() as f:  # the header line reads "desc: Trigger: Program termination"
+        return not any("Trigger: Program termination" in line for line in f)
 
 
 def _total_ir(path: Path) -> int:
