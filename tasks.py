@@ -151,13 +151,18 @@ def bench_build(
     help={
         "with_build": "also run the build benchmark (prunes the build cache; off by default)",
         "base": "base image for --with-build: auto, local or registry",
+        "only": "comma list of sections (vote, fanout, hot, emulation, footprint): print only",
     }
 )
-def bench(c: Context, with_build: bool = False, base: str = "auto") -> None:
+def bench(c: Context, with_build: bool = False, base: str = "auto", only: str = "") -> None:
     """Runtime benchmarks (vote path, fan-out, emulation, footprint) -> benchmarks/RESULTS.md."""
     from benchmarks import run as bench_run
 
-    _guard(bench_run.run, with_build=with_build, base=base)
+    picked = tuple(s.strip() for s in only.split(",") if s.strip()) or bench_run.SECTIONS
+    unknown = sorted(set(picked) - set(bench_run.SECTIONS))
+    if unknown:
+        raise SystemExit(f"unknown section(s): {', '.join(unknown)}")
+    _guard(bench_run.run, with_build=with_build, base=base, only=picked)
 
 
 # --- build section: the collection ---------------------------------------------------------

@@ -35,5 +35,5 @@ if __name__ == "__main__":
         host="127.0.0.1",
         port=int(sys.argv[1]),
         log_level="warning",
-        **SERVER_OPTIONS,
+        **{**SERVER_OPTIONS, "ws": "wsproto"},  # uvicorn's own, not ClickVote's direct path
     )

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.eio import SioClient
+from benchmarks.procstat import cpu_seconds
 from benchmarks.socketbench import clickvote_server, pct, setup_env, watcher_processes
 
 GROUP, ITEM = "likes", "hot"
@@ -35,11 +35,6 @@ VOTERS, IN_FLIGHT = 10, 10
 WARM_UP = 1.0  # seconds of votes before the measured ones (a fresh server's first votes)
 WATCH_PROCS = 4
 BIN = 0.1  # seconds: frames are counted per bin of arrival time
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _connect_all(url: str, n: int, on_event: Any = None) -> list[SioClient]:

@@ -2,7 +2,9 @@
 
 votes: C sockets send `vote` with acks, either open-loop at a fixed offered rate (--rate)
        or closed-loop at saturation (--rate 0: every socket keeps --window votes in
-       flight). Writes one JSON object to --out: acked, errors, seconds, latencies (ms).
+       flight; --count N: N votes in all, still within --duration). Writes one JSON object
+       to --out: acked, errors, seconds, latencies (ms), and with --server-pid the CPU
+       seconds that process used from the first vote sent to the last one answered.
 watch: N sockets watch one item (`get-votes`), print "ready", then record the arrival
        time (time.monotonic, system-wide) of every broadcast, keyed by total count;
        on stdin EOF write the arrivals as JSON to --out.
@@ -54,7 +56,7 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
     lat: list[float] = []
     errors = 0
     acked = 0
-    deadline_grace = 10.0
+    deadline_grace = args.grace
 
     async def track(fut: asyncio.Future[Any], t0: float) -> None:
         nonlocal acked, errors
@@ -69,6 +71,9 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
         else:
             errors += 1
 
+    if args.server_pid:
+        from benchmarks.procstat import cpu_seconds  # (the images carry eio and loadgen only)
+    cpu0 = cpu_seconds(args.server_pid) if args.server_pid else 0.0
     start = time.monotonic()
     end = start + args.duration
     pending: list[asyncio.Task[None]] = []
@@ -92,17 +97,20 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
         # its own msgId (with a sequence per slot, each msgId went out `window` times and all
         # but the first were answered as idempotent replays: no write, no broadcast)
         seqs = [itertools.count() for _ in clients]
+        budget = itertools.count(1)  # votes sent so far, against --count
 
         async def loop(c: int) -> None:
-            while time.monotonic() < end:
+            while time.monotonic() < end and (not args.count or next(budget) <= args.count):
                 t0 = time.monotonic()
                 await track(clients[c].call_nowait("vote", vote_msg(args, c, next(seqs[c]))), t0)
 
         await asyncio.gather(*(loop(c) for c in range(len(clients)) for _ in range(args.window)))
         elapsed = time.monotonic() - start
+    # the server's CPU over the votes alone (every one answered): not the connects or closes
+    cpu = cpu_seconds(args.server_pid) - cpu0 if args.server_pid else float("nan")
     for client in clients:
         await client.close()
-    return {"acked": acked, "errors": errors, "seconds": elapsed, "lat_ms": lat}
+    return {"acked": acked, "errors": errors, "seconds": elapsed, "lat_ms": lat, "server_cpu": cpu}
 
 
 async def watch(args: argparse.Namespace) -> dict[str, Any]:
@@ -144,7 +152,14 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=0)
     p.add_argument("--window", type=int, default=1)
     p.add_argument("--duration", type=float, default=10)
+    p.add_argument(
+        "--count", type=int, default=0, help="saturation: stop after this many votes (0: no limit)"
+    )
     p.add_argument("--tag", default="lg")
+    p.add_argument("--grace", type=float, default=10, help="votes: seconds an ack may take")
+    p.add_argument(
+        "--server-pid", type=int, default=0, help="votes: the server's CPU time is measured too"
+    )
     p.add_argument("--out", required=True, help="file the JSON result is written to")
     args = p.parse_args()
     try:  # the lighter event loop where there is one: more of the CPU left to the server

@@ -1,9 +1,10 @@
 """Vote path and fan-out benchmarks against real server processes on 127.0.0.1.
 
 The server (``python -m clickvote serve``, SQLite in a temporary data directory, rate
-limits raised through CLICKVOTE_* variables) and the baseline
-(benchmarks/baseline_server.py) each run in their own process; the load comes from
-benchmarks/loadgen.py processes.
+limits raised through CLICKVOTE_* variables) and the two ack-only baselines (python-socketio:
+benchmarks/baseline_server.py; Node socket.io: benchmarks/node/server.js) each run in their own
+process; the load comes from benchmarks/loadgen.py processes, which also measure the server
+process's own CPU time over the votes (benchmarks/procstat.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,23 @@ def clickvote_server(env: dict[str, str] | None = None) -> Iterator[tuple[str, i
 
 
 @contextmanager
-def baseline_server() -> Iterator[str]:
+def baseline_server() -> Iterator[tuple[str, int]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with process([PY, "-m", "benchmarks.baseline_server", str(port)], url + "/socket.io/?EIO=4"):
-        yield url
+    cmd = [PY, "-m", "benchmarks.baseline_server", str(port)]
+    with process(cmd, url + "/socket.io/?EIO=4") as pid:
+        yield url, pid
+
+
+@contextmanager
+def node_server() -> Iterator[tuple[str, int]]:
+    """The Node socket.io ack-only baseline (installed by npm on first use)."""
+    from benchmarks import nodebase
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with process(nodebase.command(port), url + "/socket.io/?EIO=4&transport=polling") as pid:
+        yield url, pid
 
 
 def setup_env(url: str, groups: tuple[str, ...] = ("likes",)) -> str:
@@ -125,18 +138,20 @@ def setup_env(url: str, groups: tuple[str, ...] = ("likes",)) -> str:
     return asyncio.run(login())
 
 
-def loadgen(url: str, token: str, **opts: Any) -> dict[str, Any]:
+def loadgen(url: str, token: str, timeout: float = 300, **opts: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="clickvote-loadgen-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [PY, "-m", "benchmarks.loadgen", "votes", "--url", url, "--token", token]
         cmd += ["--out", str(out)]
         for k, v in opts.items():
-            cmd += [f"--{k}", str(v)]
-        subprocess.run(cmd, cwd=ROOT, timeout=300, check=True)
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+        subprocess.run(cmd, cwd=ROOT, timeout=timeout, check=True)
         res: dict[str, Any] = json.loads(out.read_text())
     lat = res.pop("lat_ms")
+    cpu = res.get("server_cpu", float("nan"))
     res.update(
         rate=res["acked"] / res["seconds"],
+        cpu_us=1e6 * cpu / res["acked"] if res["acked"] else float("nan"),
         p50=pct(lat, 50),
         p99=pct(lat, 99),
         mean=statistics.fmean(lat) if lat else float("nan"),
@@ -151,32 +166,46 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rate": statistics.median(r["rate"] for r in runs),
         "p50": statistics.median(r["p50"] for r in runs),
         "p99": statistics.median(r["p99"] for r in runs),
+        "cpu_us": statistics.median(r["cpu_us"] for r in runs),
         "acked": sum(r["acked"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
         "rates": [r["rate"] for r in runs],
     }
 
 
-def vote_path(duration: float = 5, clients: int = 100, rounds: int = 3) -> dict[str, Any]:
-    """Fixed 1,000 votes/s and saturation, ClickVote vs the ack-only baseline.
+def vote_path(
+    duration: float = 5, clients: int = 100, rounds: int = 3, errors: list[str] | None = None
+) -> dict[str, Any]:
+    """Fixed 1,000 votes/s and saturation, ClickVote vs the ack-only baselines
+    (python-socketio: "baseline_*"; Node socket.io: "node_sat", left out with a line in
+    `errors` where node or its install is missing), each server's CPU per acked vote beside.
 
-    Both servers run side by side and the loads take turns, `rounds` times: the machine's
-    background noise (these are shared machines) then falls on both alike, and the medians
+    The servers run side by side and the loads take turns, `rounds` times: the machine's
+    background noise (these are shared machines) then falls on all alike, and the medians
     drop an odd round out."""
     runs: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("baseline_fixed", "fixed", "baseline_sat", "sat")
+        k: [] for k in ("baseline_fixed", "fixed", "baseline_sat", "sat", "node_sat")
     }
     fixed = {"clients": clients, "rate": 1000, "duration": duration}
     sat = {"clients": clients, "window": 2, "duration": duration}
-    with baseline_server() as base, clickvote_server() as (url, _pid):
+    with ExitStack() as stack:
+        base, base_pid = stack.enter_context(baseline_server())
+        url, pid = stack.enter_context(clickvote_server())
+        try:
+            node, node_pid = stack.enter_context(node_server())
+        except Exception as e:  # no node here: the other rows still count
+            (errors if errors is not None else []).append(f"Node baseline: {e}")
+            node, node_pid = "", 0
         token = setup_env(url)
         loadgen(url, token, clients=clients, rate=300, duration=2, tag="warm")
         for r in range(rounds):  # each round its own voters and msgIds (no replays)
             runs["baseline_fixed"].append(loadgen(base, "x", **fixed))
             runs["fixed"].append(loadgen(url, token, **fixed, tag=f"f{r}"))
-            runs["baseline_sat"].append(loadgen(base, "x", **sat))
-            runs["sat"].append(loadgen(url, token, **sat, tag=f"s{r}"))
-    return {k: median_of(v) for k, v in runs.items()}
+            runs["baseline_sat"].append(loadgen(base, "x", **sat, server_pid=base_pid))
+            runs["sat"].append(loadgen(url, token, **sat, tag=f"s{r}", server_pid=pid))
+            if node:
+                runs["node_sat"].append(loadgen(node, "x", **sat, server_pid=node_pid))
+    return {k: median_of(v) for k, v in runs.items() if v}
 
 
 @contextmanager

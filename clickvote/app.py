@@ -24,6 +24,7 @@ from clickvote.config import Settings
 from clickvote.context import Context
 from clickvote.engineio import MAX_PAYLOAD
 from clickvote.realtime import Realtime
+from clickvote.wsfast import LeanWSProtocol
 
 log = logging.getLogger("clickvote")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -39,7 +40,8 @@ PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings
 # next heartbeat (25 s).
 SERVER_OPTIONS: dict[str, Any] = {
     "http": "h11",
-    "ws": "wsproto",
+    "ws": LeanWSProtocol,  # uvicorn's wsproto protocol + a direct path (clickvote/wsfast.py)
+    "ws_per_message_deflate": False,  # as engine.io's own server: frames read directly
     "loop": "asyncio",
     "ws_max_size": MAX_PAYLOAD,
     "timeout_graceful_shutdown": 3,

@@ -44,6 +44,8 @@ log = logging.getLogger("clickvote.engineio")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+SendTexts = Callable[[list[str]], Awaitable[None]]  # clickvote.wsfast's direct path
+ReceiveBatch = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0123456"
 IGNORED = (OPEN, UPGRADE, NOOP)  # valid from a client, nothing to do (an upgrade has its own)
@@ -51,6 +53,7 @@ SEPARATOR = "\x1e"
 MAX_PAYLOAD = 64 * 1024  # bytes of one packet or polling request (the handshake's maxPayload)
 MAX_QUEUE = 1000  # packets waiting for one client before it is closed as too slow
 MAX_SESSIONS_PER_IP = 256  # sessions open at once from one client address
+EXTENSION = "clickvote.ws"  # the ASGI scope extension of clickvote.wsfast's direct path
 CLOSE_WAIT = 1.0  # seconds a WebSocket close frame may wait for a client that reads nothing
 
 
@@ -152,11 +155,11 @@ class Session:
             self.timer = loop.call_later(self.server.ping_interval, self._ping)
 
     # -- websocket writer ----------------------------------------------------------------
-    def start_writer(self, ws_send: Send) -> None:
+    def start_writer(self, ws_send: Send, send_texts: SendTexts | None = None) -> None:
         self.transport = "websocket"
-        self.writer = asyncio.create_task(self._write_loop(ws_send))
+        self.writer = asyncio.create_task(self._write_loop(ws_send, send_texts))
 
-    async def _write_loop(self, ws_send: Send) -> None:
+    async def _write_loop(self, ws_send: Send, send_texts: SendTexts | None) -> None:
         try:
             while not self.closed:
                 if not self.outbox:
@@ -164,6 +167,9 @@ class Session:
                     await self.wake.wait()
                     continue
                 batch, self.outbox = self.outbox, []
+                if send_texts is not None:  # all queued packets in one write (clickvote.wsfast)
+                    await send_texts(batch)
+                    continue
                 for packet in batch:
                     await ws_send({"type": "websocket.send", "text": packet})
         except Exception:  # the connection went away under us: the reader sees it too
@@ -388,6 +394,8 @@ class EngineServer:
         if query.get("transport") != "websocket":
             await _refuse(send, scope, 400, 0, "Transport unknown")
             return
+        fast = scope.get("extensions", {}).get(EXTENSION) or {}
+        send_texts, batch = fast.get("send_texts"), fast.get("receive_batch")
         sid = query.get("sid")
         if sid is None:
             peer = _peer(scope)
@@ -396,7 +404,7 @@ class EngineServer:
                 return
             await send({"type": "websocket.accept"})
             session = self._open(peer, "websocket")
-            session.start_writer(send)
+            session.start_writer(send, send_texts)
         else:
             target = self.sessions.get(sid)
             if target is None:
@@ -407,36 +415,26 @@ class EngineServer:
                 # a second WebSocket on one session: accepted and closed, as the reference does
                 await _ws_close(send)
                 return
-            if not await self._upgrade(target, receive, send):
+            if not await self._upgrade(target, receive, send, send_texts):
                 await _ws_close(send)
                 return
             session = target
-        await self._read(session, receive, send)
+        await self._read(session, receive, send, batch)
 
-    async def _read(self, session: Session, receive: Receive, send: Send) -> None:
-        """A WebSocket session's packets, until either side ends it; then the close frame."""
+    async def _read(
+        self, session: Session, receive: Receive, send: Send, batch: ReceiveBatch | None
+    ) -> None:
+        """A WebSocket session's packets, until either side ends it; then the close frame.
+        With `batch`, every message already received is taken at once."""
         session.reader = asyncio.current_task()
         try:
             while not session.closed:
                 session.receiving = True
                 try:
-                    msg = await receive()
+                    msgs = await batch() if batch is not None else [await receive()]
                 finally:
                     session.receiving = False
-                if msg["type"] != "websocket.receive":
-                    break  # websocket.disconnect
-                text = msg.get("text")
-                if text is None:
-                    data = msg.get("bytes") or b""
-                    if len(data) > self.max_payload:
-                        log.debug("session %s: message over maxPayload, closed", session.sid)
-                        break
-                    await self.handler.on_message(session, data)
-                elif _size(text) > self.max_payload:
-                    log.debug("session %s: message over maxPayload, closed", session.sid)
-                    break
-                elif not await self._packet(session, text):
-                    log.debug("session %s: invalid packet %r, closed", session.sid, text[:16])
+                if not await self._messages(session, msgs):
                     break
         except asyncio.CancelledError:
             if not session.closed:
@@ -449,7 +447,29 @@ class EngineServer:
                 session.writer.cancel()
             await _ws_close(send)
 
-    async def _upgrade(self, session: Session, receive: Receive, send: Send) -> bool:
+    async def _messages(self, session: Session, msgs: list[dict[str, Any]]) -> bool:
+        """Act on WebSocket messages in order; False once the WebSocket is to end."""
+        for msg in msgs:
+            if session.closed or msg["type"] != "websocket.receive":
+                return False  # websocket.disconnect
+            text = msg.get("text")
+            if text is None:
+                data = msg.get("bytes") or b""
+                if len(data) > self.max_payload:
+                    log.debug("session %s: message over maxPayload, closed", session.sid)
+                    return False
+                await self.handler.on_message(session, data)
+            elif _size(text) > self.max_payload:
+                log.debug("session %s: message over maxPayload, closed", session.sid)
+                return False
+            elif not await self._packet(session, text):
+                log.debug("session %s: invalid packet %r, closed", session.sid, text[:16])
+                return False
+        return True
+
+    async def _upgrade(
+        self, session: Session, receive: Receive, send: Send, send_texts: SendTexts | None
+    ) -> bool:
         """Polling -> websocket: "2probe" / "3probe", a noop to the waiting GET, then "5"."""
         session.upgrading = True
         session.reader = asyncio.current_task()
@@ -467,7 +487,7 @@ class EngineServer:
                     await send({"type": "websocket.send", "text": PONG + "probe"})
                     session.send(NOOP)  # lets the pending GET return, so the client upgrades
                 elif text == UPGRADE:
-                    session.start_writer(send)  # what polling had not sent goes out here
+                    session.start_writer(send, send_texts)  # what polling had not sent goes here
                     session.wake.set()  # a GET still waiting ends with a noop (see _poll)
                     return True
                 else:
