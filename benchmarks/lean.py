@@ -5,7 +5,8 @@ dir); both trees are measured natively (``python -m clickvote serve`` with the v
 Python, each tree first on PYTHONPATH) and in their images (built for the chosen
 platforms, tagged ``clickvote-bench:current`` / ``clickvote-bench:ref-REF``), with:
 
-- start: from ``clickvote serve``'s process start (``/proc/PID/stat`` field 22, the
+- start (wall time; the CPU time the server used until then beside it, steadier on a busy
+  machine): from ``clickvote serve``'s process start (``/proc/PID/stat`` field 22, the
   kernel's boot-time clock that the host shares with its containers, so container
   set-up is not counted) to the first ``/healthz`` answer (polled every 10 ms), the
   median of `STARTS` starts natively (the first on an empty data directory, then
@@ -42,10 +43,20 @@ IMAGE_STARTS = 3  # in an image (an emulated start takes seconds)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(stat: str) -> list[str]:
+    """/proc/PID/stat from field 3 on (the name, field 2, may hold spaces and ")")."""
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def started(stat: str) -> float:
     """A process's start, seconds since boot, from the text of /proc/PID/stat."""
-    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and ")"
-    return int(fields[19]) / TICKS  # field 22 of the whole line
+    return int(_stat_fields(stat)[19]) / TICKS  # field 22
+
+
+def cpu_seconds(stat: str) -> float:
+    """User + system CPU time the process has used (fields 14 and 15)."""
+    f = _stat_fields(stat)
+    return (int(f[11]) + int(f[12])) / TICKS
 
 
 def since_boot() -> float:
@@ -82,7 +93,10 @@ def native(root: Path) -> dict[str, Any]:
     """The tree at `root` served natively: start times, idle RSS, RSS after the votes."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKVOTE_")}
     env.update(SERVER_ENV, PYTHONPATH=str(root))
-    out: dict[str, Any] = {"starts_s": []}
+    # as installed: byte-compiled (a checkout run with PYTHONDONTWRITEBYTECODE has no pycs)
+    compile_cmd = [PY, "-m", "compileall", "-q", "-j0", str(root / "clickvote")]
+    subprocess.run(compile_cmd, check=True, env=env)
+    out: dict[str, Any] = {"starts_s": [], "cpus_s": []}
     with tempfile.TemporaryDirectory(prefix="clickvote-lean-") as data:
         for i in range(STARTS):
             port = free_port()
@@ -93,6 +107,7 @@ def native(root: Path) -> dict[str, Any]:
                 answered = first_answer(url, partial(_alive, proc))
                 stat = Path(f"/proc/{proc.pid}/stat").read_text()
                 out["starts_s"].append(answered - started(stat))
+                out["cpus_s"].append(cpu_seconds(stat))
                 if i == STARTS - 1:
                     time.sleep(2)
                     out["idle_mb"] = smaps_rss_mb(proc.pid)
@@ -106,13 +121,14 @@ def native(root: Path) -> dict[str, Any]:
                     proc.kill()
                     proc.wait()
     out["start_s"] = statistics.median(out["starts_s"])
+    out["cpu_s"] = statistics.median(out["cpus_s"])
     return out
 
 
 def in_image(image: str, platform: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """The image's server on `platform`: start times, idle RSS, RSS after the votes."""
     emulated = platform != images.native_platform()
-    out: dict[str, Any] = {"starts_s": [], "emulated": emulated}
+    out: dict[str, Any] = {"starts_s": [], "cpus_s": [], "emulated": emulated}
     for i in range(IMAGE_STARTS):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -124,6 +140,7 @@ def in_image(image: str, platform: str, env: dict[str, str] | None = None) -> di
                 capture_output=True, text=True, check=True,
             ).stdout  # fmt: skip
             out["starts_s"].append(answered - started(stat))
+            out["cpus_s"].append(cpu_seconds(stat))
             if i == IMAGE_STARTS - 1:
                 time.sleep(2)
                 out["idle_raw_mb"], guest = images.rss_of(name, emulated)
@@ -135,6 +152,7 @@ def in_image(image: str, platform: str, env: dict[str, str] | None = None) -> di
         finally:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     out["start_s"] = statistics.median(out["starts_s"])
+    out["cpu_s"] = statistics.median(out["cpus_s"])
     return out
 
 

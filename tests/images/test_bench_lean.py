@@ -30,6 +30,7 @@ def test_start_read_from_proc_stat() -> None:
     fields = ["S"] + [str(n) for n in range(4, 22)] + ["4200"]  # fields 3, 4-21, 22 + ["0"] * 30
     odd = "123 (a) b (c) " + " ".join(fields)
     assert lean.started(odd) == 4200 / lean.TICKS
+    assert lean.cpu_seconds(odd) == (14 + 15) / lean.TICKS
 
 
 def test_export_tree_unpacks_the_commit(tmp_path: Path) -> None:
@@ -43,9 +44,10 @@ def test_export_tree_unpacks_the_commit(tmp_path: Path) -> None:
 
 def _figures(start: float, idle: float, added: float) -> dict[str, object]:
     return {
-        "native": {"start_s": start, "idle_mb": idle, "load_mb": idle + 3},
+        "native": {"start_s": start, "cpu_s": start, "idle_mb": idle, "load_mb": idle + 3},
         "linux/arm64": {
             "start_s": start * 10,
+            "cpu_s": start * 10,
             "idle_mb": idle,
             "load_mb": idle + 3,
             "added_uncompressed_mb": added,
@@ -60,7 +62,7 @@ def test_rows_side_by_side_with_goals(tmp_path: Path) -> None:
         "platforms": ["linux/arm64"],
         "current": _figures(0.4, 40.0, 14.0),
         "reference": _figures(0.7, 52.5, 28.0),
-        "nopyc": {"linux/arm64": {"start_s": 9.0}},
+        "nopyc": {"linux/arm64": {"start_s": 9.0, "cpu_s": 8.0}},
     }
     rows = {r.figure: r for r in run.lean_rows(cmp)}
     native = next(r for f, r in rows.items() if f.startswith("serve to /healthz, native"))
