@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
-from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -65,12 +64,18 @@ def cached(request: Request, body: bytes, media_type: str) -> Response:
     return Response(body, media_type=media_type, headers=headers)
 
 
+def _xml(text: str) -> str:
+    """Text for XML character data (what xml.sax.saxutils.escape does, without importing
+    the XML and URL libraries it comes with)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def badge(label: str, value: str) -> bytes:
     """A flat two-part badge (label | value); widths from a rough per-character estimate."""
     lw, vw = 10 + 7 * len(label), 10 + 7 * len(value)
     w = lw + vw
-    lab, val = escape(label), escape(value)
-    attr = escape(f"{label}: {value}", {'"': "&quot;"})
+    lab, val = _xml(label), _xml(value)
+    attr = _xml(f"{label}: {value}").replace('"', "&quot;")
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="20" role="img" '
         f'aria-label="{attr}">'
