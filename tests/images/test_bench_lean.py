@@ -44,7 +44,13 @@ def test_export_tree_unpacks_the_commit(tmp_path: Path) -> None:
 
 def _figures(start: float, idle: float, added: float) -> dict[str, object]:
     return {
-        "native": {"start_s": start, "cpu_s": start, "idle_mb": idle, "load_mb": idle + 3},
+        "native": {
+            "start_s": start,
+            "starts_s": [start, start / 2],
+            "cpu_s": start,
+            "idle_mb": idle,
+            "load_mb": idle + 3,
+        },
         "linux/arm64": {
             "start_s": start * 10,
             "cpu_s": start * 10,
@@ -66,13 +72,13 @@ def test_rows_side_by_side_with_goals(tmp_path: Path) -> None:
     }
     rows = {r.figure: r for r in run.lean_rows(cmp)}
     native = next(r for f, r in rows.items() if f.startswith("serve to /healthz, native"))
-    assert native.value == 0.4 and "0.70 s (abc1234)" in native.baseline and native.ok is True
+    assert native.value == 400 and "700.0 ms (abc1234)" in native.baseline and native.ok is True
     idle = next(r for f, r in rows.items() if f.startswith("idle RSS, native"))
     assert idle.ok is False  # 40 MB misses 32 MB
-    assert rows["serve to /healthz, image arm64 (emulated)"].value == 4.0
+    assert rows["serve to /healthz, image arm64 (emulated)"].value == 4000
     added = rows["image arm64 adds over base"]
-    assert added.ok is True and "28.00 MB (abc1234)" in added.baseline
-    assert rows["serve to /healthz, image arm64 without pyc"].baseline == "4.00 s with pyc"
+    assert added.ok is True and "28.0 MB (abc1234)" in added.baseline
+    assert rows["serve to /healthz, image arm64 without pyc"].baseline == "4,000.0 ms with pyc"
 
     # its section of RESULTS.md is replaced by the next run, the rest kept
     results = tmp_path / "RESULTS.md"
@@ -83,3 +89,4 @@ def test_rows_side_by_side_with_goals(tmp_path: Path) -> None:
     text = results.read_text()
     assert text.count(run.LEAN_START) == 1 and "other figures" in text
     assert "reference def5678" in text and "reference abc1234" not in text
+    assert "current native: 400, 200; current linux/arm64: ; reference native: 700, 350" in text
