@@ -150,19 +150,40 @@ def bench_build(
 @task(
     help={
         "with_build": "also run the build benchmark (prunes the build cache; off by default)",
-        "base": "base image for --with-build: auto, local or registry",
-        "only": "comma list of sections (vote, fanout, hot, emulation, footprint): print only",
+        "base": "base image: auto, local or registry",
+        "reference": "commit the lean section compares with, same run (default: "
+        "benchmarks/lean.py REFERENCE)",
+        "platform": "the lean section's image platforms: amd64,arm64,... or all (default)",
+        "only": "comma-separated sections (vote,fanout,hot,emulation,footprint,lean); default: all",
+        "nopyc": "the lean section also starts this platform's image without its pyc files",
     }
 )
-def bench(c: Context, with_build: bool = False, base: str = "auto", only: str = "") -> None:
-    """Runtime benchmarks (vote path, fan-out, emulation, footprint) -> benchmarks/RESULTS.md."""
+def bench(
+    c: Context,
+    with_build: bool = False,
+    base: str = "auto",
+    reference: str = "",
+    platform: str = "all",
+    only: str = "",
+    nopyc: str = "",
+) -> None:
+    """Runtime benchmarks (vote path, fan-out, hot item, emulation, footprint, lean runtime
+    vs a reference commit) -> benchmarks/RESULTS.md."""
     from benchmarks import run as bench_run
 
-    picked = tuple(s.strip() for s in only.split(",") if s.strip()) or bench_run.SECTIONS
-    unknown = sorted(set(picked) - set(bench_run.SECTIONS))
-    if unknown:
-        raise SystemExit(f"unknown section(s): {', '.join(unknown)}")
-    _guard(bench_run.run, with_build=with_build, base=base, only=picked)
+    def go() -> None:
+        picked = tuple(s.strip() for s in only.split(",") if s.strip()) or bench_run.SECTIONS
+        unknown = sorted(set(picked) - set(bench_run.SECTIONS))
+        if unknown:
+            raise images.BuildError(f"unknown section(s): {', '.join(unknown)}")
+        opts = bench_run.LeanOptions(
+            reference=reference or bench_run.lean.REFERENCE,
+            platforms=images.parse_platforms(platform),
+            nopyc=images.parse_platforms(nopyc)[0] if nopyc else "",
+        )
+        bench_run.run(with_build=with_build, base=base, only=picked, lean_opts=opts)
+
+    _guard(go)
 
 
 # --- build section: the collection ---------------------------------------------------------

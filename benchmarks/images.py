@@ -193,7 +193,7 @@ def _smaps(container: str) -> list[Mapping]:
     return parse_smaps(r.stdout)
 
 
-def _rss(container: str, emulated: bool) -> tuple[float, float | None]:
+def rss_of(container: str, emulated: bool) -> tuple[float, float | None]:
     """(whole process MB, guest estimate MB or None) from one reading of /proc/1/smaps."""
     maps = _smaps(container)
     total = sum(m.rss_kb for m in maps) / 1024
@@ -231,12 +231,18 @@ def _wait_healthy(url: str, what: str) -> None:
         time.sleep(0.5)
 
 
-def _start(image: str, platform: str, port: int, emulator: str | None = None) -> str:
+def start(
+    image: str,
+    platform: str,
+    port: int,
+    emulator: str | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """Start the server container (under `emulator`, a host qemu binary, if given)."""
     name = f"clickvote-bench-{port}"
     cmd = ["docker", "run", "-d", "--rm", "--name", name, *project.platform_args(platform)]
     cmd += ["--network", "host"]
-    for k, v in SERVER_ENV.items():
+    for k, v in {**SERVER_ENV, **(env or {})}.items():
         cmd += ["-e", f"{k}={v}"]
     args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
     if emulator is None:
@@ -252,15 +258,15 @@ def rss(image: str, platform: str, load_seconds: float = 5) -> dict[str, Any]:
     """Idle and loaded RSS; for an emulated platform the guest estimate, raw beside it."""
     emulated = platform != native_platform()
     port = free_port()
-    name = _start(image, platform, port)
+    name = start(image, platform, port)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, f"{image} ({platform})")
         time.sleep(2)
-        idle_raw, idle_guest = _rss(name, emulated)
+        idle_raw, idle_guest = rss_of(name, emulated)
         token = setup_env(url)
         res = loadgen(url, token, clients=50, rate=200, duration=load_seconds, tag="rss")
-        load_raw, load_guest = _rss(name, emulated)
+        load_raw, load_guest = rss_of(name, emulated)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     out: dict[str, Any] = {"load_rate": res["rate"], "emulated": emulated}
@@ -281,11 +287,11 @@ def rss_method_check(image: str, native_idle_mb: float) -> dict[str, float]:
     if platform is None or emulator is None:
         raise RuntimeError("no qemu-user binary for the host's architecture (qemu-user-static)")
     port = free_port()
-    name = _start(image, platform, port, emulator=emulator)
+    name = start(image, platform, port, emulator=emulator)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", f"{image} under {emulator}")
         time.sleep(2)
-        raw, guest = _rss(name, emulated=True)
+        raw, guest = rss_of(name, emulated=True)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     if guest is None:

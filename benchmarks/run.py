@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import hotbench, images, socketbench
+from benchmarks import hotbench, images, lean, socketbench
 from ci import project
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +47,7 @@ def _section(name: str, fn: Callable[[], Any], errors: list[str]) -> Any:
         print(f"   ({time.monotonic() - t0:.0f} s)", flush=True)
 
 
-SECTIONS = ("vote", "fanout", "hot", "emulation", "footprint")
+SECTIONS = ("vote", "fanout", "hot", "emulation", "footprint", "lean")
 
 
 def acked_share(run: dict[str, Any]) -> float:
@@ -56,8 +56,21 @@ def acked_share(run: dict[str, Any]) -> float:
     return run["acked"] / sent if sent else float("nan")
 
 
+@dataclass
+class LeanOptions:
+    """The same-run comparison (benchmarks/lean.py): reference commit, platforms, and the
+    platform (if any) measured again without its pyc files."""
+
+    reference: str = lean.REFERENCE
+    platforms: list[str] | None = None  # None: every platform of docker-bake.hcl
+    nopyc: str = ""
+
+
 def collect(
-    with_build: bool = False, base: str = "auto", only: tuple[str, ...] = SECTIONS
+    with_build: bool = False,
+    base: str = "auto",
+    only: tuple[str, ...] = SECTIONS,
+    lean_opts: LeanOptions | None = None,
 ) -> tuple[list[Row], dict, list[str]]:
     rows: list[Row] = []
     errors: list[str] = []
@@ -139,6 +152,15 @@ def collect(
                 Row(f"guest est. check: {a} under QEMU", check["estimate_mb"], "MB",
                     f"native {check['native_mb']:.1f} MB", "within 3 MB", abs(diff) <= 3)
             )  # fmt: skip
+    if "lean" in only:
+        lo = lean_opts or LeanOptions()
+        cmp = _section(
+            f"lean runtime vs {lo.reference}",
+            lambda: lean.compare(lo.reference, lo.platforms, base, lo.nopyc),
+            errors,
+        )
+        if cmp:
+            raw["lean"] = cmp
     if with_build:
         from benchmarks import build
 
@@ -214,6 +236,47 @@ def hot_rows(hot: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
+def lean_rows(cmp: dict[str, Any]) -> list[Row]:
+    """The current tree beside the reference's, natively and in each platform's image."""
+    cur, ref, commit = cmp["current"], cmp["reference"], cmp["ref_commit"]
+
+    def pair(figure: str, key: str, unit: str, d: str, goal: str = "", limit: float = 0) -> Row:
+        now, then = cur[d].get(key, math.nan), ref[d].get(key, math.nan)
+        ok = None if not goal else bool(now <= limit)
+        if unit == "s":  # times in ms: a tenth of a second is too coarse for a start
+            now, then, unit, limit = 1000 * now, 1000 * then, "ms", 1000 * limit
+        return Row(figure, now, unit, f"{then:,.1f} {unit} ({commit})", goal, ok)
+
+    native = project.arch_name(images.native_platform() or "") or "host"
+    rows = [
+        pair(f"serve to /healthz, native {native}", "start_s", "s", "native", "<= 500 ms", 0.5),
+        pair(f"CPU until /healthz, native {native}", "cpu_s", "s", "native"),
+        pair(f"idle RSS, native {native}", "idle_mb", "MB", "native", "<= 32 MB", 32),
+        pair(f"RSS after {lean.VOTES:,} votes, native {native}", "load_mb", "MB", "native"),
+    ]
+    for platform in cmp["platforms"]:
+        a = project.arch_name(platform)
+        emulated = cur[platform].get("emulated")
+        how = " (emulated)" if emulated else ""
+        est = " (guest est.)" if emulated else ""
+        rows += [
+            pair(f"serve to /healthz, image {a}{how}", "start_s", "s", platform),
+            pair(f"CPU until /healthz, image {a}{how}", "cpu_s", "s", platform),
+            pair(f"idle RSS, image {a}{est}", "idle_mb", "MB", platform),
+            pair(f"RSS after {lean.VOTES:,} votes, image {a}{est}", "load_mb", "MB", platform),
+            pair(f"image {a} adds over base", "added_uncompressed_mb", "MB", platform,
+                 "<= 15 MB", 15),
+        ]  # fmt: skip
+    for platform, d in cmp.get("nopyc", {}).items():
+        a = project.arch_name(platform)
+        for key, what in (("start_s", "serve to /healthz"), ("cpu_s", "CPU until /healthz")):
+            rows.append(
+                Row(f"{what}, image {a} without pyc", 1000 * d[key], "ms",
+                    f"{1000 * cur[platform][key]:,.1f} ms with pyc", "", None)
+            )  # fmt: skip
+    return rows
+
+
 def table(rows: list[Row]) -> str:
     head = ["figure", "measured", "baseline", "goal", "status"]
     cells = [head] + [r.cells() for r in rows]
@@ -277,20 +340,66 @@ def plot(raw: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+LEAN_START, LEAN_END = "<!-- lean: begin -->", "<!-- lean: end -->"
+
+
+def starts_line(cmp: dict[str, Any]) -> str:
+    """Every start's wall time (ms), as measured: the medians above hide how much they move."""
+    parts = []
+    for which in ("current", "reference"):
+        for where, d in cmp[which].items():
+            ms = ", ".join(f"{1000 * t:,.0f}" for t in d.get("starts_s", []))
+            parts.append(f"{which} {where}: {ms}")
+    return "Each start, ms: " + "; ".join(parts) + "."
+
+
+def write_lean(cmp: dict[str, Any], rows: list[Row], path: Path) -> None:
+    """The comparison's own section of RESULTS.md (replaced by each run that measures it)."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    doc = (lean.__doc__ or "").strip()
+    body = [
+        LEAN_START,
+        "## Lean runtime: this tree beside a reference commit, same run",
+        "",
+        f"Run {when} on {host_platform.machine()}; reference {cmp['ref_commit']} "
+        f"(the baseline column), platforms {', '.join(cmp['platforms'])}.",
+        "",
+        doc,
+        "",
+        table(rows),
+        "",
+        starts_line(cmp),
+        LEAN_END,
+    ]
+    old = path.read_text() if path.exists() else ""
+    if LEAN_START in old and LEAN_END in old:
+        head, rest = old.split(LEAN_START, 1)
+        old = head.rstrip("\n") + "\n" + rest.split(LEAN_END, 1)[1]
+    path.write_text(old.rstrip("\n") + "\n\n" + "\n".join(body) + "\n")
+
+
 def run(
-    with_build: bool = False, base: str = "auto", only: tuple[str, ...] = SECTIONS
+    with_build: bool = False,
+    base: str = "auto",
+    only: tuple[str, ...] = SECTIONS,
+    lean_opts: LeanOptions | None = None,
 ) -> list[Row]:
     t0 = time.monotonic()
-    rows, raw, errors = collect(with_build, base, only)
+    rows, raw, errors = collect(with_build, base, only, lean_opts)
     errors = list(dict.fromkeys(errors))
-    text = table(rows)
+    text = table(rows) if rows else ""
     if "vote_path" in raw:
         text = servers_table(raw["vote_path"]) + "\n\n" + text
+    lrows = lean_rows(raw["lean"]) if "lean" in raw else []
     print(text)
+    if lrows:
+        print(table(lrows))
     for e in errors:
         print("error:", e)
     if set(only) != set(SECTIONS):  # a partial run: print only, keep RESULTS.md whole
-        return rows
+        if lrows:  # but the comparison's own section is written
+            write_lean(raw["lean"], lrows, HERE / "RESULTS.md")
+        return rows + lrows
     md = [
         "# ClickVote benchmarks",
         "",
@@ -318,11 +427,13 @@ def run(
         "",
     ]
     (HERE / "RESULTS.md").write_text("\n".join(md) + kept_notes(HERE / "RESULTS.md"))
+    if lrows:
+        write_lean(raw["lean"], lrows, HERE / "RESULTS.md")
     try:
         plot(raw, HERE / "results.png")
     except Exception as e:
         print("plot failed:", e)
-    return rows
+    return rows + lrows
 
 
 if __name__ == "__main__":

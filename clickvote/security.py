@@ -17,6 +17,7 @@ purpose string binds a blob to its use (a login token can't be replayed as a sec
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -26,12 +27,20 @@ import secrets
 import string
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-try:  # only for hashes written before scrypt; there is no bcrypt wheel for every platform
-    import bcrypt
-except ImportError:  # pragma: no cover - exercised by forcing it off in the tests
-    bcrypt = None  # type: ignore[assignment]
+
+@functools.cache
+def legacy_bcrypt() -> ModuleType | None:
+    """The optional bcrypt package (there is no wheel for every platform), imported at the
+    first hash written before scrypt, never at start-up; None where it is not installed."""
+    try:
+        import bcrypt
+    except ImportError:  # pragma: no cover - exercised by forcing it off in the tests
+        return None
+    return bcrypt
+
 
 ALPHANUM = string.ascii_letters + string.digits
 KEY_BODY_LEN = 32
@@ -278,6 +287,7 @@ def is_legacy_hash(hashed: str) -> bool:
 def check_password(password: str, hashed: str) -> bool:
     """True if ``password`` matches; LegacyHashError for a bcrypt hash where bcrypt is absent."""
     if is_legacy_hash(hashed):
+        bcrypt = legacy_bcrypt()
         if bcrypt is None:
             raise LegacyHashError("bcrypt is not installed")
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from importlib import resources
+from pathlib import Path
 from typing import Any, TypeVar
 
 from clickvote import jsonfast
@@ -78,7 +78,7 @@ def now_ms() -> int:
 def load_migrations() -> list[tuple[int, str]]:
     """[(version, sql)] from clickvote/storage/migrations/NNNN_name.sql, sorted."""
     found: list[tuple[int, str]] = []
-    folder = resources.files("clickvote.storage") / "migrations"
+    folder = Path(__file__).with_name("migrations")  # a directory: never a zipped package
     for entry in folder.iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():

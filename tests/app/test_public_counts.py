@@ -130,3 +130,15 @@ def test_in_openapi(server: Server) -> None:
     paths = requests.get(server.url + "/openapi.json", timeout=TIMEOUT).json()["paths"]
     assert {"key", "group", "item"} <= {p["name"] for p in paths[COUNTS]["get"]["parameters"]}
     assert "image/svg+xml" in paths[BADGE]["get"]["responses"]["200"]["content"]
+
+
+def test_badge_escapes_markup_in_label_and_value() -> None:
+    from clickvote.publiccounts import badge
+
+    label, value = 'a<b>&"c"', "<1 & 2>"
+    svg = badge(label, value).decode()
+    root = ElementTree.fromstring(svg)  # well-formed
+    assert root.attrib["aria-label"] == f"{label}: {value}"
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.findtext(f"{ns}title") == f"{label}: {value}"
+    assert "<b>" not in svg and "<1" not in svg
