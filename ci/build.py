@@ -40,12 +40,6 @@ class BuildError(Exception):
     """A failed precondition or build; the message says what to do."""
 
 
-def var(name: str) -> str:
-    value = project.bake_defaults()[name]
-    assert isinstance(value, str)
-    return value
-
-
 # --------------------------------------------------------------------------- engine checks
 
 
@@ -244,18 +238,10 @@ def _registry_reachable(ref: str, timeout: float = 15) -> bool:
     return host.output(cmd, timeout=timeout) is not None
 
 
-def registry_base() -> str:
-    """BASE_IMAGE (environment or bake default) with the variables it names filled in
-    (PYTHON_VERSION, BASE_SUITE), each from the environment or its bake default."""
-    return os.environ.get("BASE_IMAGE") or re.sub(
-        r"\$\{([A-Z_][A-Z0-9_]*)\}", lambda m: os.environ.get(m[1]) or var(m[1]), var("BASE_IMAGE")
-    )
-
-
 def resolve_base(mode: str) -> tuple[str, str | None]:
     """(base image, its Python version if known) for ``--base auto|local|registry``."""
-    registry_ref = registry_base()
-    local_ref = os.environ.get("LOCAL_BASE_IMAGE") or var("LOCAL_BASE_IMAGE")
+    registry_ref = project.base_image()
+    local_ref = project.local_base_image()
     if mode not in ("auto", "local", "registry"):
         raise BuildError(f"--base must be auto, local or registry, not {mode!r}")
     if mode == "registry" or (
@@ -287,7 +273,7 @@ def label_env() -> dict[str, str]:
 
 def extra_ca_env() -> dict[str, str]:
     """EXTRA_CA: empty when its file does not exist (the build then uses no extra CA)."""
-    path = os.environ.get("EXTRA_CA", var("EXTRA_CA"))
+    path = project.extra_ca()
     return {"EXTRA_CA": path if path and Path(path).is_file() else ""}
 
 
@@ -345,10 +331,7 @@ def build(opts: BuildOptions) -> list[str]:
 
 
 def image_ref(target: str, tag: str = "") -> str:
-    if tag:
-        return tag
-    name = var("IMAGE") if target == "app" else var("TEST_IMAGE")
-    return f"{name}:{os.environ.get('TAG') or var('TAG')}"
+    return tag or project.image_ref(target)
 
 
 def validate(dry: bool, base: str = "auto") -> None:

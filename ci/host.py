@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform as _platform
 import re
 import shlex
 import shutil
@@ -41,12 +42,15 @@ CLI_PLUGIN_DIR = Path("/usr/libexec/docker/cli-plugins")
 # Commands the host tests need that may come from elsewhere than Debian (Node.js often
 # does): the packages are installed only when the command is not on PATH.
 HOST_COMMANDS = {"npm": ["nodejs", "npm"], "node": ["nodejs"], "ssh-keygen": ["openssh-client"]}
-# binfmt handler name -> Docker platform it runs.
 
 
-def binfmt_handlers() -> dict[str, str]:
-    """QEMU binfmt handler -> platform, for each emulated platform the bake file lists."""
-    return {project.QEMU_HANDLERS[p]: p for p in project.platforms() if p in project.QEMU_HANDLERS}
+def binfmt_handlers(machine: str = "") -> dict[str, str]:
+    """QEMU binfmt handler -> platform, for each platform the bake file lists that a host of
+    ``machine`` (this one's by default) runs emulated."""
+    machine = machine or _platform.machine()
+    table = project.table()
+    emulated = [p for p in project.platforms() if not project.runs_natively(p, machine)]
+    return {table[p].qemu: p for p in emulated}
 
 
 class HostError(Exception):
