@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,6 +107,23 @@ def _print(env: dict[str, str]) -> dict[str, Any]:
     assert out.returncode == 0, out.stderr
     printed: dict[str, Any] = json.loads(out.stdout)
     return printed
+
+
+def test_without_buildx_the_stored_answer_is_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No docker (a fresh host) or docker without buildx (the test image): the stored answer."""
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho \"unknown shorthand flag: 'f' in -f\" >&2\nexit 125\n")
+    fake.chmod(0o755)
+    stored = json.loads(project.BAKE_PRINT.read_text())["target"]
+    for path in ("", str(tmp_path)):
+        monkeypatch.setenv("PATH", path)
+        project.bake.cache_clear()
+        try:
+            assert project.bake() == stored
+        finally:
+            project.bake.cache_clear()
 
 
 @pytest.mark.host
