@@ -44,8 +44,8 @@ def base(c: Context, dry: bool = False) -> None:
     _guard(
         images.build_base,
         project.platforms(),
-        images.var("LOCAL_BASE_IMAGE"),
-        images.var("BASE_SUITE"),
+        project.local_base_image(),
+        project.base_suite(),
         dry,
     )
 
@@ -53,7 +53,7 @@ def base(c: Context, dry: bool = False) -> None:
 @task
 def doctor(c: Context) -> None:
     """Check every precondition of the builds; prints a fix for each failing line."""
-    checks = host.doctor_checks([images.var("LOCAL_BASE_IMAGE"), images.registry_base()])
+    checks = host.doctor_checks([project.local_base_image(), project.base_image()])
     width = max(len(ch.name) for ch in checks)
     for ch in checks:
         line = f"{'ok  ' if ch.ok else 'FAIL'} {ch.name:<{width}}  {ch.detail}"

@@ -34,7 +34,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ci import build as images
-from ci import host, project
+from ci import project, shell
 
 NAIVE_DOCKERFILE = Path(__file__).with_name("naive.Dockerfile")
 BUILD_TIMEOUT = 30 * 60
@@ -75,12 +75,12 @@ def emulated_runs(log: str, native: str) -> int:
 
 def prune_cache(dry: bool) -> None:
     cmd = ["docker", "buildx", "prune", "--builder", "default", "-af"]
-    host.run(cmd, dry, stdout=subprocess.DEVNULL)
+    shell.change(cmd, dry=dry, timeout=None, quiet=True)
 
 
 def timed(name: str, fn: Callable[[Path], None], logdir: Path, native: str) -> Result:
     log = logdir / f"{name.replace(' ', '-')}.log"
-    host.say(f"bench: {name} (log: {log})")
+    shell.echo(f"bench: {name} (log: {log})")
     start = time.monotonic()
     fn(log)
     seconds = time.monotonic() - start
@@ -167,7 +167,9 @@ def run(base: str = "auto", skip_naive: bool = False, dry: bool = False) -> list
         ]
         if dry:
             for name, _, cold in plan:
-                host.say(f"would time: {name}{' (after pruning the build cache)' if cold else ''}")
+                shell.echo(
+                    f"would time: {name}{' (after pruning the build cache)' if cold else ''}"
+                )
             return []
         results = []
         for name, fn, cold in plan:

@@ -307,7 +307,7 @@ def build_app_image(ref: str) -> None:
 def footprint() -> dict[str, dict[str, Any]]:
     image = images.image_ref("app")
     build_app_image(image)
-    base = images.var("LOCAL_BASE_IMAGE")
+    base = project.local_base_image()
     out: dict[str, dict[str, Any]] = dict(sizes(image, base))
     for platform in project.platforms():
         out.setdefault(platform, {}).update(rss(image, platform))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import time
@@ -16,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci import host, project
+from ci import host, project, shell
+from ci.shell import ToolError
 
 ROOT = project.ROOT
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -36,14 +36,7 @@ STRIP = [
 PYTHON_LABEL = "org.clickvote.python.version"
 
 
-class BuildError(Exception):
-    """A failed precondition or build; the message says what to do."""
-
-
-def var(name: str) -> str:
-    value = project.bake_defaults()[name]
-    assert isinstance(value, str)
-    return value
+BuildError = ToolError  # a failed precondition or build; the message says what to do
 
 
 # --------------------------------------------------------------------------- engine checks
@@ -149,7 +142,7 @@ def debootstrap_all(platforms: Sequence[str], suite: str, dry: bool) -> None:
             procs.append((arch, rootfs, None))
             continue
         cmd = _debootstrap_cmd(platform, rootfs, suite, mirror)
-        host.say(("would run: " if dry else "+ ") + shlex.join(cmd))
+        shell.show(cmd, dry)
         if dry:
             continue
         shutil.rmtree(rootfs, ignore_errors=True)
@@ -159,7 +152,7 @@ def debootstrap_all(platforms: Sequence[str], suite: str, dry: bool) -> None:
         if proc is not None and proc.wait() != 0:
             raise BuildError(f"debootstrap for {arch} failed: see {work}/debootstrap-{arch}.log")
         _strip_and_tar(rootfs, _rootfs_tar(arch, suite))
-        host.say(f"ok: {_rootfs_tar(arch, suite)}")
+        shell.echo(f"ok: {_rootfs_tar(arch, suite)}")
 
 
 def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> None:
@@ -169,7 +162,7 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         require_emulation(platforms)
         _workdir(suite).mkdir(parents=True, exist_ok=True)
     if not dry and image_present(ref):
-        host.say(f"ok: base image {ref} present")
+        shell.echo(f"ok: base image {ref} present")
         return
     debootstrap_all(platforms, suite, dry)
     first = _rootfs_tar(project.arch_name(platforms[0]), suite)
@@ -193,7 +186,7 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         f"org.opencontainers.image.title=ClickVote base ({suite}, debootstrap)",
         str(_workdir(suite)),
     ]
-    host.run(cmd, dry)
+    shell.change(cmd, dry=dry, timeout=None)
 
 
 # --------------------------------------------------------------------------- app images
@@ -244,18 +237,10 @@ def _registry_reachable(ref: str, timeout: float = 15) -> bool:
     return host.output(cmd, timeout=timeout) is not None
 
 
-def registry_base() -> str:
-    """BASE_IMAGE (environment or bake default) with the variables it names filled in
-    (PYTHON_VERSION, BASE_SUITE), each from the environment or its bake default."""
-    return os.environ.get("BASE_IMAGE") or re.sub(
-        r"\$\{([A-Z_][A-Z0-9_]*)\}", lambda m: os.environ.get(m[1]) or var(m[1]), var("BASE_IMAGE")
-    )
-
-
 def resolve_base(mode: str) -> tuple[str, str | None]:
     """(base image, its Python version if known) for ``--base auto|local|registry``."""
-    registry_ref = registry_base()
-    local_ref = os.environ.get("LOCAL_BASE_IMAGE") or var("LOCAL_BASE_IMAGE")
+    registry_ref = project.base_image()
+    local_ref = project.local_base_image()
     if mode not in ("auto", "local", "registry"):
         raise BuildError(f"--base must be auto, local or registry, not {mode!r}")
     if mode == "registry" or (
@@ -287,7 +272,7 @@ def label_env() -> dict[str, str]:
 
 def extra_ca_env() -> dict[str, str]:
     """EXTRA_CA: empty when its file does not exist (the build then uses no extra CA)."""
-    path = os.environ.get("EXTRA_CA", var("EXTRA_CA"))
+    path = project.extra_ca()
     return {"EXTRA_CA": path if path and Path(path).is_file() else ""}
 
 
@@ -334,9 +319,9 @@ def build(opts: BuildOptions) -> list[str]:
     base, pyver = resolve_base(opts.base)
     cmd = bake_command(opts, base, pyver)
     env = {**os.environ, **label_env(), **extra_ca_env(), **opts.env}
-    host.say(f"base image: {base}" + (f" (Python {pyver})" if pyver else ""))
+    shell.echo(f"base image: {base}" + (f" (Python {pyver})" if pyver else ""))
     if opts.dry and not opts.print_config:
-        host.say("would run: " + shlex.join(cmd))
+        shell.show(cmd, dry=True)
         return cmd
     proc = _run_logged(cmd, opts.root, env, opts.log)
     if proc.returncode != 0:
@@ -345,10 +330,7 @@ def build(opts: BuildOptions) -> list[str]:
 
 
 def image_ref(target: str, tag: str = "") -> str:
-    if tag:
-        return tag
-    name = var("IMAGE") if target == "app" else var("TEST_IMAGE")
-    return f"{name}:{os.environ.get('TAG') or var('TAG')}"
+    return tag or project.image_ref(target)
 
 
 def validate(dry: bool, base: str = "auto") -> None:
@@ -358,4 +340,5 @@ def validate(dry: bool, base: str = "auto") -> None:
     cmd = ["docker", "buildx", "bake", "-f", str(project.BAKE_FILE)]
     cmd += ["--set", f"*.args.BASE_IMAGE={ref}"]
     cmd += ["--set", f"*.args.PYTHON_VERSION={pyver}"] if pyver else []
-    host.run([*cmd, "validate"], dry, cwd=ROOT, env={**os.environ, **extra_ca_env()})
+    env = {**os.environ, **extra_ca_env()}
+    shell.change([*cmd, "validate"], dry=dry, timeout=None, cwd=ROOT, env=env)

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 from pathlib import Path
 
-from ci import build, host, project
+from ci import build, host, project, shell
 
 GROUP = "services"
 TARGET_PREFIX = "service-"
@@ -56,7 +55,7 @@ def apt_mirror() -> str:
     try:
         return host.apt_mirror()
     except host.HostError as exc:
-        host.say(f"note: {exc}; apt in the build uses the base image's own sources")
+        shell.echo(f"note: {exc}; apt in the build uses the base image's own sources")
         return ""
 
 
@@ -70,10 +69,12 @@ def build_images(base: str = "auto", dry: bool = False, log: Path | None = None)
     """Build and load the service images; returns ``CLICKVOTE_<SERVICE>_IMAGE`` -> image."""
     build.require_engine()
     env = build_env(base)
-    host.say(f"base image: {env['BASE_IMAGE']}; apt mirror: {env['APT_MIRROR'] or '(base image)'}")
+    shell.echo(
+        f"base image: {env['BASE_IMAGE']}; apt mirror: {env['APT_MIRROR'] or '(base image)'}"
+    )
     cmd = _bake("--load", "--progress=plain", GROUP)
     if dry:
-        host.say("would run: " + shlex.join(cmd))
+        shell.show(cmd, dry=True)
     else:
         with open(log, "wb") if log else open(os.devnull, "wb") as out:
             proc = subprocess.run(

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform as _platform
 import re
-import shlex
 import shutil
 import subprocess
 import time
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci import distro, project
+from ci.shell import ToolError, change, echo, output
 
 APT_MIRROR_ENV = distro.APT_MIRROR_ENV
 HOST_ROOT = Path("/")
@@ -41,46 +42,28 @@ CLI_PLUGIN_DIR = Path("/usr/libexec/docker/cli-plugins")
 # Commands the host tests need that may come from elsewhere than Debian (Node.js often
 # does): the packages are installed only when the command is not on PATH.
 HOST_COMMANDS = {"npm": ["nodejs", "npm"], "node": ["nodejs"], "ssh-keygen": ["openssh-client"]}
-# binfmt handler name -> Docker platform it runs.
 
 
-def binfmt_handlers() -> dict[str, str]:
-    """QEMU binfmt handler -> platform, for each emulated platform the bake file lists."""
-    return {project.QEMU_HANDLERS[p]: p for p in project.platforms() if p in project.QEMU_HANDLERS}
+def binfmt_handlers(machine: str = "") -> dict[str, str]:
+    """QEMU binfmt handler -> platform, for each platform the bake file lists that a host of
+    ``machine`` (this one's by default) runs emulated."""
+    machine = machine or _platform.machine()
+    table = project.table()
+    emulated = [p for p in project.platforms() if not project.runs_natively(p, machine)]
+    return {table[p].qemu: p for p in emulated}
 
 
-class HostError(Exception):
-    """A precondition that failed; the message says how to fix it."""
+HostError = ToolError  # the name the build side knows it by
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def run(cmd: Sequence[str], dry: bool, **kw: object) -> None:
-    """Run ``cmd`` (checked), or only print it when ``dry``."""
-    say(("would run: " if dry else "+ ") + shlex.join(cmd))
-    if not dry:
-        subprocess.run(list(cmd), check=True, **kw)  # type: ignore[call-overload]
-
-
-def output(cmd: Sequence[str], timeout: float = 20) -> str | None:
-    """stdout of ``cmd``, or None when it fails or is missing."""
-    try:
-        cp = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return cp.stdout if cp.returncode == 0 else None
 
 
 def write_file(path: Path, text: str, dry: bool) -> bool:
     """Write ``text`` to ``path`` unless it already holds it. True when changed."""
     if path.exists() and path.read_text() == text:
         return False
-    say(("would write " if dry else "writing ") + str(path))
+    echo(("would write " if dry else "writing ") + str(path))
     if not dry:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -146,7 +129,7 @@ def apt_install(packages: Sequence[str], dry: bool, release: str | None = None) 
     cmd = ["apt-get", *APT_LOCK, "install", "-y", "--no-install-recommends"]
     names = [f"{p}/{release}" for p in packages] if release else list(packages)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run([*cmd, *names], dry, env=env)
+    change([*cmd, *names], dry=dry, timeout=None, env=env)
 
 
 def engine_versions() -> dict[str, str | None]:
@@ -164,9 +147,9 @@ def check_candidates(host: distro.Host, packages: Sequence[str], dry: bool) -> N
     candidates = distro.parse_candidates(policy)
     problems = distro.too_old({p: candidates.get(p) for p in packages})
     if not problems:
-        say("ok: " + ", ".join(f"{p} {candidates[p]}" for p in packages))
+        echo("ok: " + ", ".join(f"{p} {candidates[p]}" for p in packages))
     elif dry:
-        say("would stop: " + distro.refusal(host, problems))
+        echo("would stop: " + distro.refusal(host, problems))
     else:
         raise HostError(distro.refusal(host, problems))
 
@@ -176,17 +159,17 @@ def ensure_packages(dry: bool) -> None:
     changed = ensure_trixie_source(plan.source, dry) if plan.source else False
     need_engine = missing(plan.engine)
     if need_engine and not distro.too_old(engine_versions()):
-        say(f"ok: a Docker engine new enough is installed (keeping it; not {need_engine})")
+        echo(f"ok: a Docker engine new enough is installed (keeping it; not {need_engine})")
         need_engine = []
     need_host = missing(plan.host) + missing_commands()
     for note in plan.notes:
-        say(f"note: {note}")
+        echo(f"note: {note}")
     if not (need_engine or need_host):
-        say("ok: apt packages installed")
+        echo("ok: apt packages installed")
         return
     lists_stale = plan.release is not None and not _release_lists_present(plan.release)
     if changed or lists_stale or need_host or (need_engine and plan.check_versions):
-        run(["apt-get", *APT_LOCK, "update", "-qq"], dry)
+        change(["apt-get", *APT_LOCK, "update", "-qq"], dry=dry, timeout=None)
     if need_engine:
         if plan.check_versions:
             check_candidates(read_host(), plan.engine, dry)
@@ -202,12 +185,12 @@ def ensure_daemon_json(dry: bool) -> None:
     """Turn on the containerd image store, keeping whatever else daemon.json says."""
     conf = json.loads(DAEMON_JSON.read_text() or "{}") if DAEMON_JSON.exists() else {}
     if conf.get("features", {}).get("containerd-snapshotter") is True:
-        say("ok: containerd image store configured")
+        echo("ok: containerd image store configured")
         return
     conf.setdefault("features", {})["containerd-snapshotter"] = True
     write_file(DAEMON_JSON, json.dumps(conf, indent=2) + "\n", dry)
     if not dry and engine_answers() and not restart_systemd_dockerd(dry):
-        say("note: restart dockerd to switch to the containerd image store")
+        echo("note: restart dockerd to switch to the containerd image store")
 
 
 def restart_systemd_dockerd(dry: bool) -> bool:
@@ -215,7 +198,7 @@ def restart_systemd_dockerd(dry: bool) -> bool:
     False where nothing does (dockerd started by `inv setup` is left to its owner)."""
     if (output(["systemctl", "is-active", "docker"]) or "").strip() != "active":
         return False
-    run(["systemctl", "restart", "docker"], dry)
+    change(["systemctl", "restart", "docker"], dry=dry, timeout=None)
     return True
 
 
@@ -237,13 +220,13 @@ def ensure_cli_plugins(dry: bool) -> None:
         if dry:
             return
     if output(["docker", "buildx", "version"]) is not None:
-        say(f"ok: {docker} finds the buildx plugin")
+        echo(f"ok: {docker} finds the buildx plugin")
         return
     user_dir = Path.home() / ".docker" / "cli-plugins"
     for name in ("docker-buildx", "docker-compose"):
         src = CLI_PLUGIN_DIR / name
         if src.exists() and not (user_dir / name).exists():
-            say(f"{'would link' if dry else 'linking'} {user_dir / name} -> {src}")
+            echo(f"{'would link' if dry else 'linking'} {user_dir / name} -> {src}")
             if not dry:
                 user_dir.mkdir(parents=True, exist_ok=True)
                 (user_dir / name).symlink_to(src)
@@ -251,10 +234,10 @@ def ensure_cli_plugins(dry: bool) -> None:
 
 def start_dockerd(dry: bool, wait: float = 30) -> None:
     if engine_answers():
-        say("ok: Docker engine answers")
+        echo("ok: Docker engine answers")
         return
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
-    say(f"{'would start' if dry else 'starting'} {dockerd} (log: {DOCKERD_LOG})")
+    echo(f"{'would start' if dry else 'starting'} {dockerd} (log: {DOCKERD_LOG})")
     if dry:
         return
     with DOCKERD_LOG.open("ab") as log:
@@ -268,7 +251,7 @@ def start_dockerd(dry: bool, wait: float = 30) -> None:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if engine_answers():
-            say("ok: Docker engine started")
+            echo("ok: Docker engine started")
             return
         time.sleep(1)
     raise HostError(f"dockerd did not answer within {wait:.0f} s; see {DOCKERD_LOG}")
@@ -279,9 +262,9 @@ def start_dockerd(dry: bool, wait: float = 30) -> None:
 
 def ensure_binfmt_mounted(dry: bool) -> None:
     if (BINFMT_DIR / "status").exists():
-        say("ok: binfmt_misc mounted")
+        echo("ok: binfmt_misc mounted")
         return
-    run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], dry)
+    change(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], dry=dry, timeout=None)
 
 
 @dataclass
@@ -313,9 +296,9 @@ def handler_ok(h: Handler | None) -> bool:
 
 def ensure_binfmt_handlers(dry: bool) -> None:
     if all(handler_ok(binfmt_handler(n)) for n in binfmt_handlers()):
-        say("ok: binfmt handlers " + ", ".join(binfmt_handlers()) + " enabled with F flag")
+        echo("ok: binfmt handlers " + ", ".join(binfmt_handlers()) + " enabled with F flag")
         return
-    run(["update-binfmts", "--enable"], dry)
+    change(["update-binfmts", "--enable"], dry=dry, timeout=None)
     if dry:
         return
     bad = [n for n in binfmt_handlers() if not handler_ok(binfmt_handler(n))]

@@ -8,11 +8,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clickvote import __version__
 from clickvote.config import Settings
 from clickvote.security import CryptoError, load_master_key, write_master_key, write_private
+
+if TYPE_CHECKING:
+    from clickvote.context import Context
 
 EXPORT_FORMAT = "clickvote-export"
 
@@ -104,13 +107,13 @@ async def _with_ctx(settings: Settings, fn: Any, start: bool = True) -> Any:
         await ctx.close()
 
 
-async def _migrate(ctx: Any) -> int:
+async def _migrate(ctx: Context) -> int:
     version = await ctx.storage.schema_version()
     print(f"schema version {version}")
     return 0
 
 
-async def _createuser(ctx: Any, email: str, password: str, org: str | None) -> int:
+async def _createuser(ctx: Context, email: str, password: str, org: str | None) -> int:
     from clickvote import accounts
     from clickvote.storage import Conflict
 
@@ -122,7 +125,7 @@ async def _createuser(ctx: Any, email: str, password: str, org: str | None) -> i
     return 0
 
 
-async def _setpassword(ctx: Any, email: str, password: str) -> int:
+async def _setpassword(ctx: Context, email: str, password: str) -> int:
     from clickvote import accounts
 
     try:
@@ -135,7 +138,7 @@ async def _setpassword(ctx: Any, email: str, password: str) -> int:
     return 0
 
 
-async def export_data(ctx: Any, include_sessions: bool) -> dict[str, Any]:
+async def export_data(ctx: Context, include_sessions: bool) -> dict[str, Any]:
     """Everything needed to move an installation. Secret keys are exported in clear (the
     target installation re-seals them), and so is the master key, which signs the voter
     tokens and seals the login tokens already issued: keep the file private."""
@@ -151,7 +154,7 @@ async def export_data(ctx: Any, include_sessions: bool) -> dict[str, Any]:
     return {"format": EXPORT_FORMAT, "version": 1, "clickvote": __version__, **data}
 
 
-async def import_data(ctx: Any, data: Any) -> dict[str, int]:
+async def import_data(ctx: Context, data: Any) -> dict[str, int]:
     from clickvote.storage import Conflict
     from clickvote.storage.sql import ImportRefused
 

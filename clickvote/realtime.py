@@ -160,13 +160,12 @@ class Realtime:
             "ua": peer.user_agent,
             "referrer": peer.referrer,
             "key": None,
-            "user": None,
         }
-        # handshake auth {token: "<publicKey>:<userId>"} (informational, like the original)
+        # handshake auth {token: "<publicKey>:<userId>"}: its key is the page's environment;
+        # the user id in it is informational (like the original) and not kept
         token = auth.get("token") if isinstance(auth, dict) else None
         if isinstance(token, str) and text_problem(token) is None:  # else: as if not given
-            key, _, user = token[:600].partition(":")
-            info["key"], info["user"] = key or None, user or None
+            info["key"] = token[:600].partition(":")[0] or None
         self.conns[sid] = info
         return True
 

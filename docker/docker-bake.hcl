@@ -1,14 +1,18 @@
 # ClickVote images. This file is the single source of truth for the platform
 # list, the image names and the Python version: tasks.py, noxfile.py and CI
-# read these variables (ci/project.py) instead of repeating them.
+# read them (ci/project.py, through `docker buildx bake --print app test base`)
+# instead of repeating them. The facts about each platform are in platforms.toml.
+# docker-bake.print.json is that --print answer for the defaults, read where no
+# buildx is installed (the test image, a fresh host): `python3 -m ci.project`
+# writes it again after a change here.
 #
 # Build through `inv build` (it picks the base image, sets the label values
 # and checks the host first); plain `docker buildx bake -f docker/docker-bake.hcl`
 # from the repository root works too.
 
-# ci/project.py knows linux/ppc64le and linux/s390x too (all runtime dependencies have
-# wheels or are pure Python there); they are left out while the Debian mirror the offline
-# base is built from serves their package indexes but not their packages.
+# platforms.toml knows linux/arm/v5, linux/ppc64le and linux/s390x too; they are left out
+# while the Debian mirror the offline base is built from serves their package indexes but
+# not their packages.
 variable "PLATFORMS" {
   default = [
     "linux/amd64",
@@ -121,6 +125,18 @@ target "lint" {
   inherits = ["_common"]
   target   = "lint"
   output   = ["type=cacheonly"]
+}
+
+# The offline base image (LOCAL_BASE_IMAGE), built by `inv base` from debootstrap root file
+# systems: its context is their work directory (ci/build.py), so build it through `inv base`.
+target "base" {
+  context    = "."
+  dockerfile = "docker/base.Dockerfile"
+  platforms  = PLATFORMS
+  tags       = [LOCAL_BASE_IMAGE]
+  args = {
+    BASE_SUITE = BASE_SUITE
+  }
 }
 
 group "default" {

@@ -7,6 +7,6 @@ helpers, ``candidate``'s naming) need no Docker and are unit tested without it.
 
 from __future__ import annotations
 
+from ci.shell import ToolError
 
-class ReleaseError(Exception):
-    """A precondition or check failed; the message says which and why."""
+ReleaseError = ToolError  # the name the release side knows it by

@@ -7,8 +7,8 @@ import importlib.metadata
 import re
 from collections.abc import Callable, Iterable
 
-from ci import project
-from ci.release import ReleaseError, shell
+from ci import project, shell
+from ci.release import ReleaseError
 from ci.release.config import ReleaseConfig
 
 MAX_RC = 999

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci import project
-from ci.release import ReleaseError, shell
+from ci import project, shell
+from ci.release import ReleaseError
 
 TIMEOUT = 300.0
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ci.release import ReleaseError, machine, shell
+from ci import shell
+from ci.release import ReleaseError, machine
 
 TIMEOUT = 60.0
 # ARM variants a 32-bit ARM engine runs, best first, by the kernel's `uname -m`.

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from ci.release import ReleaseError, distribution, shell
+from ci import shell
+from ci.release import ReleaseError, distribution
 from ci.release.config import ReleaseConfig
 from ci.release.oci import Index, parse_index, predicate_types
 

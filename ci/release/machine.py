@@ -20,29 +20,36 @@ from pathlib import Path
 from ci import project
 from ci.release import ReleaseError
 
-# Which `uname -m` values a CPU of this kind runs without an emulator.
-NATIVE: Mapping[str, frozenset[str]] = {
-    "x86_64": frozenset({"x86_64", "i686", "i386"}),
-    "aarch64": frozenset({"aarch64", "armv7l", "armv8l"}),
-    "arm64": frozenset({"aarch64", "arm64", "armv7l", "armv8l"}),
-    "armv8l": frozenset({"armv7l", "armv8l"}),
-    "armv7l": frozenset({"armv7l"}),
-}
-# What `uname -m` may say inside each platform's image (arm/v7 on a 64-bit ARM
-# kernel reports armv8l).
-# Same for linux/386 on a 64-bit x86 kernel: x86_64 (no 32-bit personality is set).
-_ALSO = {"armv7l": {"armv8l"}, "i686": {"i386", "x86_64"}}
+# What `uname -m` may say inside each platform's image (docker/platforms.toml: machine, also).
 ACCEPTED_MACHINES: Mapping[str, frozenset[str]] = {
-    p: frozenset({m, *_ALSO.get(m, ())}) for p, m in project.MACHINES.items()
+    p.name: p.machines for p in project.table().values()
 }
+
+
+def _native_machines(host: str) -> frozenset[str]:
+    """The `uname -m` values a CPU of kind ``host`` (the host's `uname -m`) may show running
+    code without an emulator: its own, and those of every platform it runs natively, surely
+    or maybe (a 64-bit ARM CPU may run 32-bit ARM code); another platform's machine only as
+    what that platform reports on such a host (linux/386 on x86_64 says x86_64)."""
+    rows = project.table().values()
+    machines = {p.machine for p in rows}
+    out = {host}
+    for p in rows:
+        if host in p.native_on + p.maybe_native_on:
+            out |= {p.machine, *(a for a in p.also if a not in machines or a == host)}
+    return frozenset(out)
+
+
+NATIVE: Mapping[str, frozenset[str]] = {
+    host: _native_machines(host)
+    for host in {h for p in project.table().values() for h in p.native_on + p.maybe_native_on}
+}
+# The CPU family /proc/cpuinfo shows for code of each `uname -m` (where it tells them apart).
 FAMILY = {
-    "x86_64": "x86",
-    "i686": "x86",
-    "i386": "x86",
-    "aarch64": "arm",
-    "arm64": "arm",
-    "armv7l": "arm",
-    "armv8l": "arm",
+    m: p.family
+    for p in project.table().values()
+    if p.family
+    for m in (p.machine, *p.also, *p.native_on, *p.maybe_native_on)
 }
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 

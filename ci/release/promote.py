@@ -6,8 +6,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci import project
-from ci.release import ReleaseError, figures, imagetools, oci, quorum, reports, shell, signing
+from ci import project, shell
+from ci.release import ReleaseError, figures, imagetools, oci, quorum, reports, signing
 from ci.release.config import ReleaseConfig
 
 _VERSION = re.compile(r"^\d+\.\d+\.\d+(\.post\d+)?$")

@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from ci import project
-from ci.release import ReleaseError, candidate, imagetools, oci, shell
+from ci import project, shell
+from ci.release import ReleaseError, candidate, imagetools, oci
 from ci.release.config import ReleaseConfig
 
 BUILDER = "clickvote-release"

@@ -17,7 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.release import ReleaseError, shell
+from ci import shell
+from ci.release import ReleaseError
 from ci.release.config import ReleaseConfig
 
 PACKAGE = "docker-registry"

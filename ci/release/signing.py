@@ -10,7 +10,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.release import ReleaseError, shell
+from ci import shell
+from ci.release import ReleaseError
 from ci.release.config import NAMESPACE
 from ci.release.reports import signature_path
 

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ci import project
+from ci import project, shell
 from ci.release import (
     ReleaseError,
     container,
@@ -27,7 +27,6 @@ from ci.release import (
     imagetools,
     machine,
     reports,
-    shell,
     signing,
 )
 from ci.release.config import ReleaseConfig
@@ -85,7 +84,7 @@ def run_pytest(cfg: ReleaseConfig, digest: str, platform: str) -> dict[str, Any]
     cmd += [ref]
     cmd += ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-m", "not host", "-q"]
     cmd += [f"--junitxml={JUNIT}"]
-    shell.echo("$ " + shell.quote(cmd))
+    shell.show(cmd, dry=False)
     t0 = time.monotonic()
     try:
         proc = shell.run(cmd, timeout=PYTEST_TIMEOUT, check=False)

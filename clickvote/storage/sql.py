@@ -248,15 +248,6 @@ class SQLStorage:
         except self.integrity_error as exc:  # a race the pre-check did not see
             raise Conflict(message, field) from exc
 
-    async def get_user(self, user_id: str) -> User | None:
-        row = await self._run(
-            lambda tx: tx.one(
-                "SELECT id, email, password_hash, created_at FROM users WHERE id = ?", user_id
-            ),
-            write=False,
-        )
-        return _user(row) if row else None
-
     async def get_user_by_email(self, email: str) -> User | None:
         row = await self._run(
             lambda tx: tx.one(
@@ -668,20 +659,6 @@ class SQLStorage:
             return response, False
 
         return await self._run(fn)
-
-    async def recompute_tally(self, group_id: str, vote_to: str) -> Tally:
-        """The truth from per-user values (used by checks and tests)."""
-        row = await self._run(
-            lambda tx: tx.one(
-                "SELECT COUNT(*), COALESCE(SUM(value), 0) FROM votes WHERE group_id = ? "
-                "AND vote_to = ? AND value <> 0",
-                group_id,
-                vote_to,
-            ),
-            write=False,
-        )
-        assert row is not None
-        return Tally(int(row[0]), int(row[1]))
 
     # --- analytics --------------------------------------------------------------------------
     async def group_stats(self, group_ids: list[str]) -> dict[str, dict[str, int]]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from services import PostgresServer, RedisServer
+from tallies import recompute_tally
 
 from clickvote.cli import main
 from clickvote.storage.sqlite import SQLiteStorage
@@ -114,7 +115,7 @@ def test_concurrent_votes_across_instances_are_exact(
         )
         assert group is not None
         _, tally = await storage.get_vote(group.id, "p", "nobody")
-        return tally, await storage.recompute_tally(group.id, "p")
+        return tally, await recompute_tally(storage, group.id, "p")
 
     # the instance's storage lives on its own event loop: read through a fresh one instead
     from clickvote.storage.postgres import PostgresStorage
@@ -230,7 +231,7 @@ def test_move_from_sqlite_to_postgres(
                 "stats": await s.group_stats(groups),
                 "items": {g: await s.item_tallies(g, 100) for g in groups},
                 "truth": {
-                    (g, i): await s.recompute_tally(g, i)
+                    (g, i): await recompute_tally(s, g, i)
                     for g in groups
                     for i in await s.distinct_vote_to(g)
                 },

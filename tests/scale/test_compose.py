@@ -54,7 +54,7 @@ def test_replicas_use_the_project_image_on_postgres_and_redis(config: dict[str, 
         sys.path.insert(0, str(ROOT))
     from ci import project
 
-    image = f"{project.image()}:{project.bake_defaults()['TAG']}"
+    image = project.image_ref("app")
     for name in REPLICAS:
         svc = config["services"][name]
         assert svc["image"] == image

@@ -173,12 +173,12 @@ def setup_on(
             return policy
         return (programs or {}).get(" ".join(cmd[:2]))
 
-    def fake_run(cmd: Sequence[str], dry: bool, **kw: object) -> None:
+    def fake_change(cmd: Sequence[str], **kw: object) -> None:
         ran.append(list(cmd))
 
     monkeypatch.setattr(host, "HOST_ROOT", FIXTURES / name)
     monkeypatch.setattr(host, "output", output)
-    monkeypatch.setattr(host, "run", fake_run)
+    monkeypatch.setattr(host, "change", fake_change)
     monkeypatch.setattr(host, "missing", lambda packages: list(packages))  # a fresh machine
     monkeypatch.setattr(host, "missing_commands", lambda: [])
     monkeypatch.setattr(host, "write_file", lambda path, text, dry: True)
@@ -254,7 +254,7 @@ def test_image_store_switch_restarts_a_dockerd_that_systemd_runs(
     """GitHub's Ubuntu runners run Docker CE under systemd, on the classic image store."""
     ran: list[list[str]] = []
 
-    def fake_run(cmd: Sequence[str], dry: bool, **kw: object) -> None:
+    def fake_change(cmd: Sequence[str], **kw: object) -> None:
         ran.append(list(cmd))
 
     daemon_json = tmp_path / "daemon.json"
@@ -263,9 +263,9 @@ def test_image_store_switch_restarts_a_dockerd_that_systemd_runs(
     monkeypatch.setattr(host, "DAEMON_JSON", daemon_json)
     monkeypatch.setattr(host, "engine_answers", lambda: True)
     monkeypatch.setattr(host, "output", lambda cmd, timeout=20: active)
-    monkeypatch.setattr(host, "run", fake_run)
+    monkeypatch.setattr(host, "change", fake_change)
     host.ensure_daemon_json(dry=False)
     assert '"containerd-snapshotter": true' in daemon_json.read_text()
     assert '"log-level": "warn"' in daemon_json.read_text()
     assert ran == ([["systemctl", "restart", "docker"]] if systemd else [])
-    assert ("restart dockerd" in capsys.readouterr().out) is not systemd
+    assert ("restart dockerd" in capsys.readouterr().err) is not systemd
