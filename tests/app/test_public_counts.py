@@ -133,7 +133,7 @@ def test_in_openapi(server: Server) -> None:
 
 
 def test_badge_escapes_markup_in_label_and_value() -> None:
-    from clickvote.publiccounts import badge
+    from clickvote.api.public import badge
 
     label, value = 'a<b>&"c"', "<1 & 2>"
     svg = badge(label, value).decode()
