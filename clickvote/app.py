@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Any:
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/embed.js", embed_js, methods=["GET"]),
             *pages,
-            Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+            Mount("/static", DashboardFiles(directory=STATIC_DIR, check_dir=False), name="static"),
         ],
         middleware=[Middleware(PublicCors), Middleware(BodyLimit, max_body=settings.max_body)],
         exception_handlers=errors.HANDLERS,
@@ -110,6 +110,16 @@ async def index_page(request: Request) -> Response:
     return FileResponse(
         STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
     )
+
+
+class DashboardFiles(StaticFiles):
+    """The dashboard's files, revalidated on every load (`no-cache`: a 304 when unchanged), so
+    a browser never runs an upgraded page with modules it cached from the version before."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 class App:

@@ -96,6 +96,14 @@ def test_dashboard_scripts_are_modules_served_as_javascript(cv_server: Server) -
         r = requests.get(cv_server.url(f"/static/{name}"), timeout=10)
         assert r.status_code == 200, name
         assert r.headers["content-type"].split(";")[0] == "text/javascript", (name, r.headers)
+        # revalidated on each load: never an upgraded page with modules cached from before
+        assert r.headers.get("cache-control") == "no-cache", (name, r.headers)
+        again = requests.get(
+            cv_server.url(f"/static/{name}"),
+            headers={"If-None-Match": r.headers["etag"]},
+            timeout=10,
+        )
+        assert again.status_code == 304, name
 
 
 def test_login(screen: Screen) -> None:
