@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import re
 import struct
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +28,24 @@ def default_key() -> str:
         if path.exists():
             return str(path)
     return ""
+
+
+@contextlib.contextmanager
+def key_from_env(name: str) -> Iterator[str]:
+    """The private key held by environment variable ``name`` as a file readable only by us,
+    removed afterwards ("" when ``name`` is empty)."""
+    if not name:
+        yield ""
+        return
+    text = os.environ.get(name, "")
+    if "PRIVATE KEY" not in text:
+        raise ReleaseError(f"${name} holds no SSH private key")
+    with tempfile.TemporaryDirectory(prefix="clickvote-key-") as d:
+        path = Path(d) / "key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text.strip() + "\n")
+        yield str(path)
 
 
 def sign(report: Path, key: str) -> Path:
