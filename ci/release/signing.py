@@ -120,11 +120,7 @@ def _window_options(at: datetime | None) -> list[str]:
     return [f"-Overify-time={signers.ssh_time(at)}"] if at else []
 
 
-def find_principals(allowed: Path, sig: Path, at: datetime | None = None) -> list[str]:
-    return _find_principals(allowed, sig, at)[0]
-
-
-def _find_principals(allowed: Path, sig: Path, at: datetime | None) -> tuple[list[str], str]:
+def find_principals(allowed: Path, sig: Path, at: datetime | None) -> tuple[list[str], str]:
     """(principals whose key made ``sig`` and was valid at ``at``, ssh-keygen's complaint)."""
     proc = shell.run(
         [
@@ -168,12 +164,14 @@ def verify(report: Path, allowed: Path, at: datetime | None = None) -> Signature
     if not allowed.exists():
         return Signature(False, reason=f"no allowed_signers file at {allowed}")
     key = signature_key(sig.read_text())
-    principals, window = _find_principals(allowed, sig, at)
+    principals, window = find_principals(allowed, sig, at)
     if not principals:
         names = signers.principals_of(allowed.read_text(), key)
         if window and names and genuine(report, sig):
             when = signers.iso(at) if at else "now"
             return Signature(True, principal=names[0], key=key, outside=f"{window} (signed {when})")
+        if window and names:
+            return _tampered(names[0])
         return Signature(
             False, reason="signed by a key that is not in allowed_signers (signer not allowed)"
         )
@@ -200,9 +198,13 @@ def verify(report: Path, allowed: Path, at: datetime | None = None) -> Signature
         )
         if proc.returncode == 0:
             return Signature(True, principal=principal, key=key)
+    return _tampered(principals[0])
+
+
+def _tampered(principal: str) -> Signature:
     return Signature(
         False,
-        principal=principals[0],
-        reason=f"signature by {principals[0]} does not match the report's "
+        principal=principal,
+        reason=f"signature by {principal} does not match the report's "
         "contents (tampered after signing?)",
     )

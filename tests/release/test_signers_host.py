@@ -80,6 +80,10 @@ def test_expired_key_counts_only_for_what_it_signed_while_valid(
     c = checks[late.name]
     assert c.ok and not c.counts and c.signer == "alice@example.invalid"
     assert "key has expired" in c.ignored and "signed 2026-11-02T12:00:00Z" in c.ignored
+    # moved into the key's validity after signing: the signature no longer matches
+    late.write_text(late.read_text().replace(AFTER, BEFORE))
+    c = trust.checks(index)[late.name]
+    assert not c.ok and any("tampered" in p for p in c.problems), c.problems
 
 
 def test_key_not_yet_valid_is_ignored(trust: Trust, keys: dict[str, Path]) -> None:
