@@ -112,20 +112,17 @@ def bake_command(
     platform: str = "",
 ) -> list[str]:
     """Bake one target for every platform and push it with provenance and SBOM attestations;
-    with ``platform``, that one only, pushed by digest (untagged: ``merge`` tags the lot)."""
+    with ``platform``, that one only, under its scratch tag (``merge`` tags the digests)."""
     test = target == TEST_TARGET
-    repo = f"{cfg.registry}/{cfg.test_repository if test else cfg.repository}"
+    push = ["--push", "--set", f"{target}.tags={cfg.image(tag, test=test)}"]
     if platform:
         push = [
+            "--push",
             "--set",
             f"{target}.platform={platform}",
             "--set",
-            f"{target}.output=type=image,push-by-digest=true,name-canonical=true,push=true",
-            "--set",
-            f"{target}.tags={repo}",
+            f"{target}.tags={cfg.image(scratch_tag(tag, platform), test=test)}",
         ]
-    else:
-        push = ["--push", "--set", f"{target}.tags={cfg.image(tag, test=test)}"]
     cmd = [
         "docker",
         "buildx",
@@ -205,8 +202,8 @@ def publish(
     platform: str = "",
     digest_dir: Path | None = None,
 ) -> str:
-    """Build and push the candidate ``tag``; with ``platform``, only that platform, pushed
-    by digest, its digests written to ``digest_dir`` for ``merge`` (one job per platform)."""
+    """Build and push the candidate ``tag``; with ``platform``, only that platform, under its
+    scratch tag, its digests written to ``digest_dir`` for ``merge`` (one job per platform)."""
     tag = choose_tag(cfg, by_sha=by_sha, tag=tag)
     if not dry and imagetools.exists(cfg.image(tag)):
         raise ReleaseError(f"{cfg.image(tag)} already exists: candidates are never overwritten")
@@ -243,6 +240,13 @@ def publish(
     if not dry and not platform:
         _report(cfg, tag, pushed_digest(metadata.with_suffix(f".{APP_TARGET}.json"), APP_TARGET))
     return tag
+
+
+def scratch_tag(tag: str, platform: str) -> str:
+    """Where one platform's push of candidate ``tag`` lands before ``merge``: BuildKit's
+    docker driver, which builds on the local base and SBOM scanner images, pushes by
+    digest only under a tag."""
+    return f"{tag}-{project.arch_name(platform)}"
 
 
 def pushed_digest(metadata: Path, target: str) -> str:

@@ -342,12 +342,12 @@ def test_missing_platform_in_manifest_list(candidate: Candidate, evidence) -> No
 def test_per_platform_pushes_merge_into_one_candidate(
     cfg: config.ReleaseConfig, published: tuple[str, Index], tmp_path: Path
 ) -> None:
-    """As CI does it: each platform pushed by digest (untagged), then one tag for all, with
+    """As CI does it: each platform pushed on its own, then one tag for all by digest, with
     every platform's SBOM and provenance (merge checks it as `inv manifest --check` does)."""
-    tag = f"{published[0]}-bydigest"
+    tag = f"{published[0]}-merged"
     for platform in project.platforms():
         publish.publish(cfg, tag=tag, platform=platform, digest_dir=tmp_path)
-        assert not imagetools.exists(cfg.image(tag))  # nothing tagged yet
+        assert not imagetools.exists(cfg.image(tag))  # the candidate tag: not yet
     publish.merge(cfg, tag, tmp_path)
     idx = promote.inspect(cfg, tag, check=True)
     assert list(idx.images) == project.platforms()
