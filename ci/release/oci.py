@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,11 @@ REFERENCE_DIGEST = "vnd.docker.reference.digest"
 PREDICATE_TYPE = "in-toto.io/predicate-type"  # annotation of an attestation manifest's layer
 SBOM = "https://spdx.dev/Document"
 PROVENANCE = "https://slsa.dev/provenance/"  # v0.2, v1: any version
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def is_digest(value: str) -> bool:
+    return bool(_DIGEST.fullmatch(value))
 
 
 def platform_name(p: Mapping[str, Any] | None) -> str:

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci import project, shell
-from ci.release import ReleaseError, figures, imagetools, oci, quorum, reports, signing
+from ci.release import (
+    ReleaseError,
+    figures,
+    imagetools,
+    oci,
+    quorum,
+    reports,
+    signers,
+    signing,
+)
 from ci.release.config import ReleaseConfig
 
 _VERSION = re.compile(r"^\d+\.\d+\.\d+(\.post\d+)?$")
@@ -63,11 +72,12 @@ def check_reports(
     cfg: ReleaseConfig, tag: str, candidate: oci.Index, allowed: Path
 ) -> list[quorum.ReportCheck]:
     tests = test_images(cfg, tag)
+    revocations = signers.load_revoked(allowed)
     checks = []
     for path in reports.find(cfg.verifications_dir, tag):
         data = reports.load(path)
-        sig = signing.verify(path, allowed)
-        checks.append(quorum.check_report(path.name, data, sig, tag, candidate, tests))
+        sig = signing.verify(path, allowed, signers.signing_time(data))
+        checks.append(quorum.check_report(path.name, data, sig, tag, candidate, tests, revocations))
     return checks
 
 
@@ -99,6 +109,8 @@ def _is_report(data: object) -> bool:
 def _state(c: quorum.ReportCheck) -> str:
     if not c.ok:
         return "REJECTED"
+    if c.ignored:
+        return f"ignored: {c.ignored}"
     if c.emulated:
         return "emulated, not counted"
     return f"not counted: {c.smoke_only}" if c.smoke_only else "counts"

@@ -109,9 +109,20 @@ def bake_command(
     base: str,
     python: str | None,
     sbom: str = "",
+    platform: str = "",
 ) -> list[str]:
-    """Bake one target for every platform and push it with provenance and SBOM attestations."""
+    """Bake one target for every platform and push it with provenance and SBOM attestations;
+    with ``platform``, that one only, under its scratch tag (``merge`` tags the digests)."""
     test = target == TEST_TARGET
+    push = ["--push", "--set", f"{target}.tags={cfg.image(tag, test=test)}"]
+    if platform:
+        push = [
+            "--push",
+            "--set",
+            f"{target}.platform={platform}",
+            "--set",
+            f"{target}.tags={cfg.image(scratch_tag(tag, platform), test=test)}",
+        ]
     cmd = [
         "docker",
         "buildx",
@@ -120,15 +131,13 @@ def bake_command(
         str(project.BAKE_FILE),
         "--builder",
         builder,
-        "--push",
+        *push,
         "--provenance=mode=max",
         f"--sbom={'generator=' + sbom if sbom else 'true'}",
         "--metadata-file",
         str(metadata),
         "--set",
         f"*.args.BASE_IMAGE={base}",
-        "--set",
-        f"{target}.tags={cfg.image(tag, test=test)}",
     ]
     if python:
         cmd += ["--set", f"*.args.PYTHON_VERSION={python}"]
@@ -190,41 +199,103 @@ def publish(
     tag: str = "",
     with_test: bool = True,
     dry: bool = False,
+    platform: str = "",
+    digest_dir: Path | None = None,
 ) -> str:
+    """Build and push the candidate ``tag``; with ``platform``, only that platform, under its
+    scratch tag, its digests written to ``digest_dir`` for ``merge`` (one job per platform)."""
     tag = choose_tag(cfg, by_sha=by_sha, tag=tag)
     if not dry and imagetools.exists(cfg.image(tag)):
         raise ReleaseError(f"{cfg.image(tag)} already exists: candidates are never overwritten")
+    if platform and platform not in project.platforms():
+        raise ReleaseError(f"{platform} is not a platform of {project.BAKE_FILE.name}")
+    if platform and digest_dir is None:
+        raise ReleaseError("a single platform is pushed by digest: give the digest directory")
     builder = ensure_builder(cfg, dry=dry)
-    metadata = cfg.state_dir / f"bake-{cfg.repository.replace('/', '_')}-{tag}.json"
+    suffix = f"-{project.arch_name(platform)}" if platform else ""
+    metadata = cfg.state_dir / f"bake-{cfg.repository.replace('/', '_')}-{tag}{suffix}.json"
     if not dry:
         metadata.parent.mkdir(parents=True, exist_ok=True)
     env, base, python = build_env()
     sbom = sbom_generator(cfg, base, dry=dry)
     for target in [APP_TARGET] + ([TEST_TARGET] if with_test else []):
+        meta = metadata.with_suffix(f".{target}.json")
         bake(
             bake_command(
                 cfg,
                 tag,
                 builder,
                 target,
-                metadata=metadata.with_suffix(f".{target}.json"),
+                metadata=meta,
                 base=base,
                 python=python,
                 sbom=sbom,
+                platform=platform,
             ),
             env=env,
             dry=dry,
         )
-    if dry:
-        return tag
-    _report(cfg, tag, metadata)
+        if platform and digest_dir is not None and not dry:
+            write_digest(digest_dir, target, platform, pushed_digest(meta, target))
+    if not dry and not platform:
+        _report(cfg, tag, pushed_digest(metadata.with_suffix(f".{APP_TARGET}.json"), APP_TARGET))
     return tag
 
 
-def _report(cfg: ReleaseConfig, tag: str, metadata: Path) -> None:
+def scratch_tag(tag: str, platform: str) -> str:
+    """Where one platform's push of candidate ``tag`` lands before ``merge``: BuildKit's
+    docker driver, which builds on the local base and SBOM scanner images, pushes by
+    digest only under a tag."""
+    return f"{tag}-{project.arch_name(platform)}"
+
+
+def pushed_digest(metadata: Path, target: str) -> str:
+    """The digest bake reports for ``target`` in its metadata file ("" if none)."""
+    return str(json.loads(metadata.read_text()).get(target, {}).get("containerimage.digest", ""))
+
+
+def digest_file(digest_dir: Path, target: str, platform: str) -> Path:
+    return digest_dir / f"{target}-{project.arch_name(platform)}.digest"
+
+
+def write_digest(digest_dir: Path, target: str, platform: str, digest: str) -> None:
+    if not oci.is_digest(digest):
+        raise ReleaseError(f"bake reported no digest for {target} {platform}: {digest!r}")
+    digest_dir.mkdir(parents=True, exist_ok=True)
+    digest_file(digest_dir, target, platform).write_text(digest + "\n")
+    print(f"{target} {platform}: {digest}")
+
+
+def merge(cfg: ReleaseConfig, tag: str, digest_dir: Path, *, dry: bool = False) -> None:
+    """Tag the per-platform pushes of ``publish(platform=...)`` as one candidate
+    (``docker buildx imagetools create``), its test image likewise, and check it."""
+    if not dry and imagetools.exists(cfg.image(tag)):
+        raise ReleaseError(f"{cfg.image(tag)} already exists: candidates are never overwritten")
+    for target in (APP_TARGET, TEST_TARGET):
+        test = target == TEST_TARGET
+        found = {p: digest_file(digest_dir, target, p) for p in project.platforms()}
+        present = {p: f.read_text().strip() for p, f in found.items() if f.exists()}
+        if test and not present:
+            continue  # published without a test image
+        missing = sorted(set(found) - set(present))
+        if missing:
+            raise ReleaseError(
+                f"no {target} digest in {digest_dir} for {', '.join(missing)}: every platform "
+                "of docker/docker-bake.hcl is published"
+            )
+        repo = f"{cfg.registry}/{cfg.test_repository if test else cfg.repository}"
+        sources = []
+        for p, d in present.items():
+            if not oci.is_digest(d):
+                raise ReleaseError(f"{found[p]} holds {d!r}, not a sha256 digest")
+            sources.append(f"{repo}@{d}")
+        imagetools.create(cfg.image(tag, test=test), sources, dry=dry)
+    if not dry:
+        _report(cfg, tag, "")
+
+
+def _report(cfg: ReleaseConfig, tag: str, pushed: str) -> None:
     idx = imagetools.index(cfg.image(tag))
-    meta = metadata.with_suffix(f".{APP_TARGET}.json")
-    pushed = json.loads(meta.read_text()).get(APP_TARGET, {}).get("containerimage.digest")
     if pushed and pushed != idx.digest:
         shell.echo(f"warning: bake reported {pushed}, the registry serves {idx.digest}")
     print(f"candidate {cfg.image(tag)}")

@@ -8,18 +8,21 @@ candidate's test image where the candidate has one for its platform, and
 claims real hardware. Emulated and smoke-only reports are listed but never
 counted. Each signer counts once per platform, however many machines it
 reports, and each claimed machine once. Anything wrong with a report blocks the
-promotion: a bad report is removed on purpose, not ignored silently.
+promotion: a bad report is removed on purpose, not ignored silently. Reports
+by a revoked signer, or signed outside their key's validity window, are
+ignored: listed with the reason, neither counted nor blocking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ci.release import machine
 from ci.release.oci import Index
 from ci.release.reports import structural_problems
+from ci.release.signers import Revocation, revoked, signing_time
 from ci.release.signing import Signature
 
 CLAIMS = "machine facts in a report are its signer's claims; each signer counts once per platform"
@@ -34,6 +37,7 @@ class ReportCheck:
     signer: str = ""  # the allowed_signers name of the key that signed
     key: str = ""  # that key's fingerprint
     smoke_only: str = ""  # why the tests it ran are not enough to count
+    ignored: str = ""  # why its signer's word does not count (revoked, key not valid then)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -42,7 +46,7 @@ class ReportCheck:
 
     @property
     def counts(self) -> bool:
-        return self.ok and not self.emulated and not self.smoke_only
+        return self.ok and not self.emulated and not self.smoke_only and not self.ignored
 
 
 def check_report(
@@ -52,8 +56,10 @@ def check_report(
     tag: str,
     candidate: Index,
     test_images: Mapping[str, str],
+    revocations: Sequence[Revocation] = (),
 ) -> ReportCheck:
-    """``test_images``: platform -> digest of the candidate's test image for it."""
+    """``test_images``: platform -> digest of the candidate's test image for it;
+    ``signature`` judged at the report's signing time."""
     check = ReportCheck(name=name, signer=signature.principal, key=signature.key)
     if not signature.ok:
         check.problems.append(signature.reason)
@@ -64,6 +70,12 @@ def check_report(
     check.platform = report["platform"]
     check.fingerprint = report["machine"]["fingerprint"]
     check.emulated = bool(report["emulation"]["emulated"])
+    if signature.ok:
+        check.ignored = signature.outside or revoked(
+            revocations, signature.principal, signature.key, signing_time(report)
+        )
+    if check.ignored:
+        return check
     if signature.ok and report["signer"] != signature.key:
         check.problems.append(
             f"report names signer {report['signer'] or '(none)'} but was signed by "
@@ -150,6 +162,7 @@ class Verdict:
     emulated: int = 0
     smoke_only: int = 0
     rejected: int = 0
+    ignored: int = 0
     signers: int = 0  # votes: distinct signers, each on a machine of its own
     reasons: list[str] = field(default_factory=list)
 
@@ -192,9 +205,12 @@ def tally(
             platform,
             quorum_for(platform),
             reports=len(mine),
-            emulated=sum(c.ok and c.emulated for c in mine),
-            smoke_only=sum(c.ok and not c.emulated and bool(c.smoke_only) for c in mine),
+            emulated=sum(c.ok and not c.ignored and c.emulated for c in mine),
+            smoke_only=sum(
+                c.ok and not c.ignored and not c.emulated and bool(c.smoke_only) for c in mine
+            ),
             rejected=sum(not c.ok for c in mine),
+            ignored=sum(c.ok and bool(c.ignored) for c in mine),
             signers=votes((c.signer, c.fingerprint) for c in counted),
         )
         v.reasons.extend(
@@ -227,6 +243,8 @@ def _short_reason(v: Verdict, counted: list[ReportCheck]) -> str:
         extra.append(f"{v.emulated} emulated report(s) not counted")
     if v.smoke_only:
         extra.append(f"{v.smoke_only} smoke-only report(s) not counted")
+    if v.ignored:
+        extra.append(f"{v.ignored} report(s) of revoked or expired keys ignored")
     return reason + (" (" + "; ".join(extra) + ")" if extra else "")
 
 
@@ -242,7 +260,17 @@ def unplaced(checks: Iterable[ReportCheck], platforms: Iterable[str]) -> list[st
 
 def format_table(verdicts: Iterable[Verdict]) -> str:
     rows = [
-        ("platform", "reports", "emulated", "smoke-only", "rejected", "signers", "need", "verdict")
+        (
+            "platform",
+            "reports",
+            "emulated",
+            "smoke-only",
+            "ignored",
+            "rejected",
+            "signers",
+            "need",
+            "verdict",
+        )
     ]
     for v in verdicts:
         rows.append(
@@ -251,6 +279,7 @@ def format_table(verdicts: Iterable[Verdict]) -> str:
                 str(v.reports),
                 str(v.emulated),
                 str(v.smoke_only),
+                str(v.ignored),
                 str(v.rejected),
                 str(v.signers),
                 str(v.required),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ci import project
-from ci.release import ReleaseError
+from ci.release import ReleaseError, signers
 
 SCHEMA = 1
 KIND = "clickvote-verification"
@@ -99,6 +99,8 @@ def structural_problems(report: Any) -> list[str]:
         problems.append("machine.fingerprint is not a sha256 hex digest")
     if report["result"] not in ("pass", "fail"):
         problems.append("result is neither pass nor fail")
+    if "signed_at" in report and signers.signing_time(report) is None:
+        problems.append("signed_at is not an ISO 8601 time")
     return problems
 
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import contextlib
 import os
+import re
 import struct
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ci import shell
-from ci.release import ReleaseError
+from ci.release import ReleaseError, signers
 from ci.release.config import NAMESPACE
 from ci.release.reports import signature_path
+from ci.release.signers import fingerprint
 
 TIMEOUT = 60.0
 
@@ -24,6 +29,24 @@ def default_key() -> str:
         if path.exists():
             return str(path)
     return ""
+
+
+@contextlib.contextmanager
+def key_from_env(name: str) -> Iterator[str]:
+    """The private key held by environment variable ``name`` as a file readable only by us,
+    removed afterwards ("" when ``name`` is empty)."""
+    if not name:
+        yield ""
+        return
+    text = os.environ.get(name, "")
+    if "PRIVATE KEY" not in text:
+        raise ReleaseError(f"${name} holds no SSH private key")
+    with tempfile.TemporaryDirectory(prefix="clickvote-key-") as d:
+        path = Path(d) / "key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text.strip() + "\n")
+        yield str(path)
 
 
 def sign(report: Path, key: str) -> Path:
@@ -54,13 +77,6 @@ def sign(report: Path, key: str) -> Path:
     return sig
 
 
-def fingerprint(public_key_blob: bytes) -> str:
-    """``SHA256:...`` as ``ssh-keygen -l`` prints it."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(public_key_blob).digest()).decode().rstrip(
-        "="
-    )
-
-
 def key_fingerprint(key: str) -> str:
     """Fingerprint of a signing key, from its ``.pub`` (or ``ssh-keygen -y`` on the key)."""
     path = Path(os.path.expanduser(key))
@@ -89,15 +105,24 @@ def signature_key(armored: str) -> str:
     return fingerprint(blob) if blob and len(blob) == length else ""
 
 
+_WINDOW = re.compile(r"key (?:has expired|is not yet valid): .*")
+
+
 @dataclass(frozen=True)
 class Signature:
     ok: bool
     principal: str = ""
     reason: str = ""
     key: str = ""  # fingerprint of the key that signed
+    outside: str = ""  # a genuine signature by a listed key, made outside the key's validity
 
 
-def find_principals(allowed: Path, sig: Path) -> list[str]:
+def _window_options(at: datetime | None) -> list[str]:
+    return [f"-Overify-time={signers.ssh_time(at)}"] if at else []
+
+
+def find_principals(allowed: Path, sig: Path, at: datetime | None) -> tuple[list[str], str]:
+    """(principals whose key made ``sig`` and was valid at ``at``, ssh-keygen's complaint)."""
     proc = shell.run(
         [
             "ssh-keygen",
@@ -109,24 +134,45 @@ def find_principals(allowed: Path, sig: Path) -> list[str]:
             NAMESPACE,
             "-s",
             str(sig),
+            *_window_options(at),
         ],
         timeout=TIMEOUT,
         check=False,
     )
+    found = _WINDOW.search(proc.stderr.decode(errors="replace"))
     if proc.returncode != 0:
-        return []
-    return [line.strip() for line in proc.stdout.decode().splitlines() if line.strip()]
+        return [], found.group(0) if found else ""
+    return [line.strip() for line in proc.stdout.decode().splitlines() if line.strip()], ""
 
 
-def verify(report: Path, allowed: Path) -> Signature:
-    """Who signed ``report`` according to ``allowed`` (an allowed_signers file)."""
+def genuine(report: Path, sig: Path) -> bool:
+    """Whether ``sig`` is a valid signature of ``report`` by the key it names, whoever that is."""
+    proc = shell.run(
+        ["ssh-keygen", "-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig)],
+        stdin=report.read_bytes(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def verify(report: Path, allowed: Path, at: datetime | None = None) -> Signature:
+    """Who signed ``report`` according to ``allowed`` (an allowed_signers file), with the
+    keys' ``valid-after``/``valid-before`` judged at ``at`` (the signing time; default now)."""
     sig = signature_path(report)
     if not sig.exists():
         return Signature(False, reason=f"no signature {sig.name}")
     if not allowed.exists():
         return Signature(False, reason=f"no allowed_signers file at {allowed}")
-    principals = find_principals(allowed, sig)
+    key = signature_key(sig.read_text())
+    principals, window = find_principals(allowed, sig, at)
     if not principals:
+        names = signers.principals_of(allowed.read_text(), key)
+        if window and names and genuine(report, sig):
+            when = signers.iso(at) if at else "now"
+            return Signature(True, principal=names[0], key=key, outside=f"{window} (signed {when})")
+        if window and names:
+            return _tampered(names[0])
         return Signature(
             False, reason="signed by a key that is not in allowed_signers (signer not allowed)"
         )
@@ -145,16 +191,21 @@ def verify(report: Path, allowed: Path) -> Signature:
                 NAMESPACE,
                 "-s",
                 str(sig),
+                *_window_options(at),
             ],
             stdin=data,
             timeout=TIMEOUT,
             check=False,
         )
         if proc.returncode == 0:
-            return Signature(True, principal=principal, key=signature_key(sig.read_text()))
+            return Signature(True, principal=principal, key=key)
+    return _tampered(principals[0])
+
+
+def _tampered(principal: str) -> Signature:
     return Signature(
         False,
-        principal=principals[0],
-        reason=f"signature by {principals[0]} does not match the report's "
+        principal=principal,
+        reason=f"signature by {principal} does not match the report's "
         "contents (tampered after signing?)",
     )

@@ -15,6 +15,7 @@ import tarfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ci.release import (
     imagetools,
     machine,
     reports,
+    signers,
     signing,
 )
 from ci.release.config import ReleaseConfig
@@ -350,7 +352,10 @@ def build_report(
 
 
 def write_signed(path: Path, report: dict[str, Any], key: str) -> None:
+    """Sign ``report`` as it is now: its ``signed_at`` is the time the keys' validity
+    windows and the revocation list are judged at."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    report["signed_at"] = signers.iso(datetime.now(UTC))
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(reports.dumps(report))
     tmp.replace(path)

@@ -1,6 +1,7 @@
 """Release tests need a checkout (ci/release and docker/docker-bake.hcl); inside the test
 image, which carries only part of the tree, they are not collected. Tests of the invoke
-tasks need invoke, a development tool the images do not carry."""
+tasks and of the GitHub workflows need invoke, a development tool the images do not carry,
+and the workflows themselves."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ if all(p.exists() for p in NEEDED):
         sys.path.insert(0, str(ROOT))
     collect_ignore_glob: list[str] = []
     if importlib.util.find_spec("invoke") is None:
-        collect_ignore_glob += ["test_promote_rules.py", "test_tasks_help.py"]
+        collect_ignore_glob += ["test_promote_rules.py", "test_tasks_help.py", "test_workflows.py"]
+    if not (ROOT / ".github" / "workflows").is_dir():  # the images carry no workflows
+        collect_ignore_glob.append("test_workflows.py")
 else:
     collect_ignore_glob = ["test_*.py"]

@@ -191,12 +191,16 @@ def keypair(directory: Path, name: str) -> Path:
     return key
 
 
+def signer_line(principal: str, key: Path, options: str = "") -> str:
+    """One allowed_signers line for ``key`` (extra ``options``: e.g. valid-before="...")."""
+    kind, blob = Path(str(key) + ".pub").read_text().split()[:2]
+    extra = f",{options}" if options else ""
+    return f'{principal} namespaces="clickvote-verify"{extra} {kind} {blob}'
+
+
 def allowed_signers(path: Path, signers: dict[str, Path]) -> Path:
     """principal -> private key path; writes the allowed_signers file."""
-    lines = []
-    for principal, key in signers.items():
-        kind, blob = Path(str(key) + ".pub").read_text().split()[:2]
-        lines.append(f'{principal} namespaces="clickvote-verify" {kind} {blob}')
+    lines = [signer_line(principal, key) for principal, key in signers.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -339,6 +339,26 @@ def test_missing_platform_in_manifest_list(candidate: Candidate, evidence) -> No
     assert proc.returncode == 1 and f"missing platform {missing}" in proc.stderr
 
 
+def test_per_platform_pushes_merge_into_one_candidate(
+    cfg: config.ReleaseConfig, published: tuple[str, Index], tmp_path: Path
+) -> None:
+    """As CI does it: each platform pushed on its own, then one tag for all by digest, with
+    every platform's SBOM and provenance (merge checks it as `inv manifest --check` does)."""
+    tag = f"{published[0]}-merged"
+    for platform in project.platforms():
+        publish.publish(cfg, tag=tag, platform=platform, digest_dir=tmp_path)
+        assert not imagetools.exists(cfg.image(tag))  # the candidate tag: not yet
+    publish.merge(cfg, tag, tmp_path)
+    idx = promote.inspect(cfg, tag, check=True)
+    assert list(idx.images) == project.platforms()
+    assert len(idx.attestations) == len(project.platforms())
+    for p, d in idx.images.items():
+        assert (tmp_path / f"app-{project.arch_name(p)}.digest").exists()
+        assert d.digest.startswith("sha256:")
+    tests = imagetools.index(cfg.image(tag, test=True))
+    assert list(tests.images) == project.platforms()
+
+
 def _env() -> dict[str, str]:
     return dict(os.environ)
 
