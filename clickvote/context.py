@@ -1,9 +1,11 @@
-"""Shared application state: settings, storage, crypto box, fan-out, rate limiters.
+"""Shared application state: settings, storage, crypto box, fan-out, rate limiters, caches.
+(Which environment and voter a request speaks for: clickvote/voters.py.)
 
 The real-time path reads environments and vote groups on every vote; those reads are served
 from a small in-memory cache. Anything that changes an environment or a group calls
-`changed()`, which empties the cache here and, through the fan-out, on every other instance;
-entries also expire after CACHE_TTL seconds, which bounds staleness should a notice be lost.
+`changed()`, which empties the cache here and, through the fan-out (an INVALIDATE message, which
+this context takes on every instance), on every other instance; entries also expire after
+CACHE_TTL seconds, which bounds staleness should a notice be lost.
 """
 
 from __future__ import annotations
@@ -15,13 +17,11 @@ from typing import Any, TypeVar
 
 from clickvote import identity
 from clickvote.config import Settings
-from clickvote.fanout import INVALIDATE_ROOM, Fanout, make_fanout
-from clickvote.identity import Voter
+from clickvote.fanout import INVALIDATE, Fanout, InProcessFanout, Message
 from clickvote.ratelimit import RateLimiter, SharedBuckets
-from clickvote.security import Box, CryptoError, load_master_key, random_key
+from clickvote.security import Box, load_master_key, random_key
 from clickvote.storage import Env, Group, Storage, open_storage
 from clickvote.storage.base import NewEnv
-from clickvote.votes import VoteError
 
 DEFAULT_ENVS = ("dev", "production")
 T = TypeVar("T")
@@ -40,6 +40,9 @@ class Context:
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 0.1))
     _secrets: dict[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, ...], tuple[float, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fanout.subscribe(INVALIDATE, self._invalidated)
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -109,7 +112,10 @@ class Context:
     async def changed(self) -> None:
         """An environment or vote group changed: empty the caches of every instance."""
         self.forget()
-        await self.fanout.publish(INVALIDATE_ROOM, "invalidate", None)
+        await self.fanout.notify(INVALIDATE)
+
+    async def _invalidated(self, msg: Message, local_origin: bool) -> None:
+        self.forget()  # an environment or group changed on some instance
 
     async def _read(
         self, key: tuple[str, ...], load: Callable[[], Awaitable[T | None]]
@@ -131,58 +137,6 @@ class Context:
         load = lambda: self.storage.get_group_by_name(env_id, name)  # noqa: E731
         return await self._read(("group", env_id, name), load)
 
-    # --- voter identity (the rules: clickvote/identity.py) --------------------------------
-    def resolve_voter(
-        self,
-        env: Env,
-        user_id: object,
-        signature: object = None,
-        voter_token: object = None,
-        required: bool = True,
-    ) -> Voter | None:
-        """The voter a request speaks for, checked against the environment's identities."""
-        return identity.resolve(
-            env.id,
-            env.identities,
-            self.box,
-            lambda: self.secret_key(env),
-            user_id,
-            signature,
-            voter_token,
-            required,
-        )
-
-    async def env_from_token(self, token: object, session: dict[str, Any] | None = None) -> Env:
-        """The environment of a login token. `session` (a socket's state) keeps the last token
-        it decrypted, so a page's votes decrypt their token once, not once per vote."""
-        if not isinstance(token, str) or not token or len(token) > 2048:
-            raise VoteError("unauthorized", "a login token is required (emit login first)")
-        seen = session.get("login_token") if session is not None else None
-        if seen is not None and seen[0] == token:
-            data: dict[str, Any] = seen[1]
-            if data["expiration"] < time.time() * 1000:
-                raise VoteError("token_expired", "invalid login token (expired)")
-        else:
-            try:
-                data = self.box.read_login_token(token)
-            except (CryptoError, ValueError) as exc:
-                code = "token_expired" if str(exc) == "expired" else "bad_token"
-                raise VoteError(code, f"invalid login token ({exc})") from exc
-            if session is not None:
-                session["login_token"] = (token, data)
-        env = await self.get_env(str(data.get("id")))
-        if env is None or env.public_key != data.get("key"):
-            raise VoteError("bad_token", "the login token's key is no longer valid")
-        return env
-
-    async def env_from_key(self, key: object) -> Env:
-        if not isinstance(key, str) or not key.startswith("pb_") or len(key) > 64:
-            raise VoteError("unknown_key", "unknown public key")
-        env = await self.get_env_by_public_key(key)
-        if env is None:
-            raise VoteError("unknown_key", "unknown public key")
-        return env
-
     async def start(self) -> None:
         await self.storage.open()
         await self.storage.migrate()
@@ -196,3 +150,13 @@ class Context:
         if self.voter_limiter.shared is not None:
             await self.voter_limiter.shared.close()
         await self.storage.close()
+
+
+def make_fanout(redis_url: str) -> Fanout:
+    if not redis_url:
+        return InProcessFanout()
+    try:  # imported only where configured: a small device without Redis never loads redis-py
+        from clickvote.fanout_redis import RedisFanout
+    except ImportError as exc:  # pragma: no cover - redis-py missing
+        raise ValueError(f"Redis fan-out needs redis-py ({exc})") from exc
+    return RedisFanout(redis_url)

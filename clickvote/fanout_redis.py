@@ -6,9 +6,9 @@ queue in order: a failed send is retried at once on a fresh connection (a Redis 
 the pooled one stale), then with a bounded backoff until Redis answers, so nothing queued is
 lost while Redis is away or hung (the queue keeps the newest OUTBOX_MAX messages; receivers
 drop a vote broadcast older than one they delivered, so a late or repeated one is harmless).
-Every instance's subscriber delivers messages from OTHER instances (origin differs); when it
-resubscribes it also drops this instance's cached environments and groups (a notice may have
-been missed meanwhile). Each outage is logged once as it starts and once when it ends.
+Every instance's subscriber delivers messages from OTHER instances (origin differs) to the
+subscriber of their kind (clickvote/fanout.py); when it resubscribes it also drops this
+instance's cached environments and groups (a notice may have been missed meanwhile). Each outage is logged once as it starts and once when it ends.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from clickvote.fanout import INVALIDATE_ROOM, Deliver, Message
+from clickvote.fanout import INVALIDATE, Deliver, Message, Subscribers
 
 log = logging.getLogger("clickvote.fanout")
 
@@ -43,7 +43,7 @@ class RedisFanout:
         self.instance_id = secrets.token_hex(8)
         self.url = url
         self.channel = channel
-        self._deliver: Deliver | None = None
+        self._subscribers = Subscribers()
         self._redis: aioredis.Redis | None = None  # the subscriber's client
         self._pub: aioredis.Redis | None = None  # the publisher's client
         self._task: asyncio.Task[None] | None = None
@@ -53,6 +53,7 @@ class RedisFanout:
         self._healthy = False
         self._warned = False
         self._closed = False
+        self._started = False  # delivers only between start() and close()
         self.connected = asyncio.Event()  # set while subscribed (tests wait on it)
 
     def _client(self) -> aioredis.Redis:
@@ -64,8 +65,11 @@ class RedisFanout:
             health_check_interval=10,
         )
 
-    async def start(self, deliver: Deliver) -> None:
-        self._deliver = deliver
+    def subscribe(self, kind: str, handler: Deliver) -> None:
+        self._subscribers.handlers[kind] = handler
+
+    async def start(self) -> None:
+        self._started = True
         self._closed = False
         self.connected = asyncio.Event()
         self._queued = asyncio.Event()
@@ -96,7 +100,7 @@ class RedisFanout:
         self._restored()
         # Messages from other instances sent while this one was not subscribed are gone,
         # an "environments or groups changed" notice among them: start from the database.
-        await self._handle_local(Message(INVALIDATE_ROOM, "invalidate", None))
+        await self._handle_local(Message("", "", None, kind=INVALIDATE))
 
     async def _subscriber(self) -> None:
         backoff = BACKOFF_MIN
@@ -140,10 +144,10 @@ class RedisFanout:
         await self._handle_local(msg, local=False)
 
     async def _handle_local(self, msg: Message, local: bool = True) -> None:
-        if self._deliver is None:
+        if not self._started:
             return
         try:
-            await self._deliver(msg, local)
+            await self._subscribers.deliver(msg, local)
         except Exception:
             log.exception("fan-out delivery failed")
 
@@ -159,8 +163,15 @@ class RedisFanout:
         msg = Message(
             room, event, payload, list(skip_sid or []), exclude_room, self.instance_id, seq
         )
-        if self._deliver is not None:
-            await self._deliver(msg, True)
+        await self._send_all(msg)
+
+    async def notify(self, kind: str) -> None:
+        await self._send_all(Message("", "", None, origin=self.instance_id, kind=kind))
+
+    async def _send_all(self, msg: Message) -> None:
+        """`msg` to this instance's subscribers now, and to Redis for the others."""
+        if self._started:
+            await self._subscribers.deliver(msg, True)
         if self._closed:
             return
         self._outbox.append(msg)  # never waits: the publisher task sends it
@@ -202,7 +213,7 @@ class RedisFanout:
 
     async def close(self) -> None:
         self._closed = True
-        self._deliver = None
+        self._started = False
         self._queued.set()
         for task in (self._task, self._publisher):
             if task is not None:

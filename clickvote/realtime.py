@@ -22,11 +22,11 @@ import asyncio
 import logging
 from typing import Any
 
-from clickvote import jsonfast
+from clickvote import jsonfast, voters
 from clickvote.coalesce import Coalescer
-from clickvote.context import INVALIDATE_ROOM, Context
+from clickvote.context import Context
 from clickvote.engineio import Peer
-from clickvote.fanout import Message
+from clickvote.fanout import EMIT, Message
 from clickvote.fields import (
     MAX_MSG_ID,
     MAX_NAME,
@@ -117,16 +117,15 @@ class Realtime:
         self.sio.fallback = self.other_event
 
     async def start(self) -> None:
-        await self.ctx.fanout.start(self.deliver)
+        self.ctx.fanout.subscribe(EMIT, self.deliver)
+        await self.ctx.fanout.start()
 
     async def close(self) -> None:
         self.coalescer.close()
         await self.sio.close()
 
     async def deliver(self, msg: Message, local_origin: bool) -> None:
-        if msg.room == INVALIDATE_ROOM:  # an environment or group changed somewhere
-            self.ctx.forget()
-            return
+        """An EMIT message of the fan-out, for this instance's sockets."""
         if msg.seq and self.coalescer.window > 0 and msg.room.startswith(ITEM_ROOM):
             # an item's totals for its watchers: coalesced (a voter's own update never is)
             if msg.seq > max(self._room_seq.get(msg.room, 0), self.coalescer.newest(msg.room)):
@@ -258,18 +257,18 @@ class Realtime:
             token = token.get("token")
         if token is not None:
             try:
-                return await self.ctx.env_from_token(token, info)
-            except VoteError as exc:
+                return await voters.env_from_token(self.ctx, token, info)
+            except voters.AccessError as exc:
                 # A page that gave its public key in the handshake stays usable when its
                 # login token expires (the React client never renews it).
                 if exc.code != "token_expired" or not info.get("key"):
                     raise
-                return await self.ctx.env_from_key(info["key"])
+                return await voters.env_from_key(self.ctx, info["key"])
         if data.get("key") is not None:
-            return await self.ctx.env_from_key(data.get("key"))
+            return await voters.env_from_key(self.ctx, data.get("key"))
         if info.get("key"):
-            return await self.ctx.env_from_key(info["key"])
-        raise VoteError("unauthorized", "a login token is required (emit login first)")
+            return await voters.env_from_key(self.ctx, info["key"])
+        raise voters.AccessError("unauthorized", "a login token is required (emit login first)")
 
     async def _group(self, env: Env, data: dict[str, Any]) -> tuple[Group, str]:
         name, vote_to = data.get("id"), data.get("voteTo")
@@ -286,7 +285,7 @@ class Realtime:
 
     # --- events -----------------------------------------------------------------------------
     async def login(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
-        env = await self.ctx.env_from_key(data.get("apiKey"))
+        env = await voters.env_from_key(self.ctx, data.get("apiKey"))
         token, expiration = self.ctx.box.login_token(
             env.id, env.public_key, self.ctx.settings.login_token_ttl
         )
@@ -301,8 +300,13 @@ class Realtime:
     ) -> dict:
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
-        voter = self.ctx.resolve_voter(
-            env, data.get("userId"), data.get("signature"), data.get("voterToken"), required=False
+        voter = voters.voter(
+            self.ctx,
+            env,
+            data.get("userId"),
+            data.get("signature"),
+            data.get("voterToken"),
+            required=False,
         )
         self._subscribe(info, (env.id, group.id, vote_to))
         state = await current_state(
@@ -321,8 +325,8 @@ class Realtime:
     async def vote(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
-        voter = self.ctx.resolve_voter(
-            env, data.get("userId"), data.get("signature"), data.get("voterToken")
+        voter = voters.voter(
+            self.ctx, env, data.get("userId"), data.get("signature"), data.get("voterToken")
         )
         assert voter is not None
         key = voter.key

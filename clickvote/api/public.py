@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from clickvote import identity, jsonfast
+from clickvote import identity, jsonfast, voters
 from clickvote.api.analytics import TOTALS
 from clickvote.api.groups import TYPE
 from clickvote.api.schema import Answer, Operations, boolean, integer, obj, string
@@ -61,12 +61,12 @@ IF_NONE_MATCH = obj(optional={"If-None-Match": string()})
 async def public_votes(call: Call) -> dict[str, Any]:
     ctx, p = call.ctx, call.params
     await throttle(ctx.ip_limiter, "ip|" + client_ip(call.request))  # as the socket's get-votes
-    env = await ctx.env_from_key(p["key"])
+    env = await voters.env_from_key(ctx, p["key"])
     group = await ctx.storage.get_group_by_name(env.id, p["id"])
     if group is None:
         raise VoteError("unknown_group", f"no vote group named {p['id']!r}")
-    voter = ctx.resolve_voter(
-        env, p.get("userId"), p.get("signature"), p.get("voterToken"), required=False
+    voter = voters.voter(
+        ctx, env, p.get("userId"), p.get("signature"), p.get("voterToken"), required=False
     )
     if voter is None:
         return await current_state(ctx.storage, group, p["voteTo"], None)
@@ -90,7 +90,7 @@ async def public_votes(call: Call) -> dict[str, Any]:
 async def voter_token(call: Call) -> dict[str, Any]:
     ctx = call.ctx
     await throttle(ctx.ip_limiter, "ip|" + client_ip(call.request), cost=5)
-    env = await ctx.env_from_key(call.params["key"])
+    env = await voters.env_from_key(ctx, call.params["key"])
     identity.check_voter_token(env.identities)
     voter_id, token, expiration = ctx.box.voter_token(env.id, ctx.settings.voter_token_ttl)
     return {"voterId": voter_id, "token": token, "expiration": expiration}
@@ -108,7 +108,7 @@ async def counts_of(call: Call) -> dict[str, Any]:
     ctx, p = call.ctx, call.params
     item = check_item(p["item"])
     await throttle(ctx.ip_limiter, "ip|" + client_ip(call.request))  # as /api/votes
-    env = await ctx.env_from_key(p["key"])
+    env = await voters.env_from_key(ctx, p["key"])
     found = await ctx.get_group_by_name(env.id, p["group"])
     if found is None:
         raise VoteError("unknown_group", f"no vote group named {p['group']!r}")
