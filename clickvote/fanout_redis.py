@@ -8,7 +8,8 @@ lost while Redis is away or hung (the queue keeps the newest OUTBOX_MAX messages
 drop a vote broadcast older than one they delivered, so a late or repeated one is harmless).
 Every instance's subscriber delivers messages from OTHER instances (origin differs) to the
 subscriber of their kind (clickvote/fanout.py); when it resubscribes it also drops this
-instance's cached environments and groups (a notice may have been missed meanwhile). Each outage is logged once as it starts and once when it ends.
+instance's cached environments and groups (a notice may have been missed meanwhile). Each
+outage is logged once as it starts and once when it ends.
 """
 
 from __future__ import annotations
