@@ -19,9 +19,10 @@ from starlette.staticfiles import StaticFiles
 
 from clickvote import __version__
 from clickvote.api import OPERATIONS, errors, openapi, routing
-from clickvote.api.middleware import BodyLimit, PublicCors
+from clickvote.api.middleware import BodyLimit
 from clickvote.config import Settings
 from clickvote.context import Context
+from clickvote.cors import Cors
 from clickvote.engineio import MAX_PAYLOAD
 from clickvote.realtime import Realtime
 from clickvote.wsfast import LeanWSProtocol
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Any:
             *pages,
             Mount("/static", DashboardFiles(directory=STATIC_DIR, check_dir=False), name="static"),
         ],
-        middleware=[Middleware(PublicCors), Middleware(BodyLimit, max_body=settings.max_body)],
+        middleware=[Middleware(Cors), Middleware(BodyLimit, max_body=settings.max_body)],
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
@@ -102,7 +103,7 @@ async def embed_js(request: Request) -> Response:
     return FileResponse(
         STATIC_DIR / "embed.js",
         media_type="text/javascript",
-        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+        headers={"Cache-Control": "public, max-age=300"},
     )
 
 

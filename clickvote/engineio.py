@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from clickvote import jsonfast
+from clickvote import cors, jsonfast
 
 log = logging.getLogger("clickvote.engineio")
 
@@ -261,7 +261,7 @@ class EngineServer:
             return
         method = scope.get("method", "GET")
         if method == "OPTIONS":
-            await _respond(send, 204, b"", scope, extra=_preflight_headers(scope))
+            await _respond(send, 204, b"", scope, extra=cors.preflight(scope))
             return
         if query.get("EIO") != "4":
             await _error(send, scope, 400, 5, "Unsupported protocol version")
@@ -532,24 +532,6 @@ def _peer(scope: Scope) -> Peer:
     )
 
 
-def _cors_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    for k, v in scope["headers"]:
-        if k.lower() == b"origin":
-            return [
-                (b"access-control-allow-origin", v),
-                (b"access-control-allow-credentials", b"true"),
-            ]
-    return [(b"access-control-allow-origin", b"*")]
-
-
-def _preflight_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    out = [(b"access-control-allow-methods", b"OPTIONS, GET, POST")]
-    for k, v in scope["headers"]:
-        if k.lower() == b"access-control-request-headers":
-            out.append((b"access-control-allow-headers", v))
-    return out
-
-
 async def _respond(
     send: Send,
     status: int,
@@ -562,7 +544,7 @@ async def _respond(
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
-        *_cors_headers(scope),
+        *cors.ALLOW,
         *(extra or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
