@@ -23,7 +23,7 @@ from clickvote.api.middleware import BodyLimit
 from clickvote.config import Settings
 from clickvote.context import Context
 from clickvote.cors import Cors
-from clickvote.engineio import MAX_PAYLOAD
+from clickvote.engineio import MAX_PACKET_BYTES
 from clickvote.realtime import Realtime
 from clickvote.wsfast import LeanWSProtocol
 
@@ -44,7 +44,7 @@ SERVER_OPTIONS: dict[str, Any] = {
     "ws": LeanWSProtocol,  # uvicorn's wsproto protocol + a direct path (clickvote/wsfast.py)
     "ws_per_message_deflate": False,  # as engine.io's own server: frames read directly
     "loop": "asyncio",
-    "ws_max_size": MAX_PAYLOAD,
+    "ws_max_size": MAX_PACKET_BYTES,
     "timeout_graceful_shutdown": 3,
 }
 
