@@ -19,10 +19,11 @@ from starlette.staticfiles import StaticFiles
 
 from clickvote import __version__
 from clickvote.api import OPERATIONS, errors, openapi, routing
-from clickvote.api.middleware import BodyLimit, PublicCors
+from clickvote.api.middleware import BodyLimit
 from clickvote.config import Settings
 from clickvote.context import Context
-from clickvote.engineio import MAX_PAYLOAD
+from clickvote.cors import Cors
+from clickvote.engineio import MAX_PACKET_BYTES
 from clickvote.realtime import Realtime
 from clickvote.wsfast import LeanWSProtocol
 
@@ -43,7 +44,7 @@ SERVER_OPTIONS: dict[str, Any] = {
     "ws": LeanWSProtocol,  # uvicorn's wsproto protocol + a direct path (clickvote/wsfast.py)
     "ws_per_message_deflate": False,  # as engine.io's own server: frames read directly
     "loop": "asyncio",
-    "ws_max_size": MAX_PAYLOAD,
+    "ws_max_size": MAX_PACKET_BYTES,
     "timeout_graceful_shutdown": 3,
 }
 
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Any:
             *pages,
             Mount("/static", DashboardFiles(directory=STATIC_DIR, check_dir=False), name="static"),
         ],
-        middleware=[Middleware(PublicCors), Middleware(BodyLimit, max_body=settings.max_body)],
+        middleware=[Middleware(Cors), Middleware(BodyLimit, max_body=settings.max_body)],
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
@@ -102,7 +103,7 @@ async def embed_js(request: Request) -> Response:
     return FileResponse(
         STATIC_DIR / "embed.js",
         media_type="text/javascript",
-        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+        headers={"Cache-Control": "public, max-age=300"},
     )
 
 

@@ -12,6 +12,9 @@ from clickvote.coalesce import DEFAULT_WINDOW
 from clickvote.engineio import MAX_QUEUE, MAX_SESSIONS_PER_IP
 from clickvote.sio import CONNECT_TIMEOUT
 
+# settings renamed, by their earlier environment names (still read where the new one is unset)
+FORMER_NAMES = {"max_event_bytes": "max_payload"}
+
 
 def _default_data_dir() -> str:
     return "./var"
@@ -38,7 +41,7 @@ class Settings:
     rate_voter_per_sec: float = 5.0
     rate_ip_burst: float = 200.0
     rate_ip_per_sec: float = 50.0
-    max_payload: int = 4096  # bytes, socket event payloads
+    max_event_bytes: int = 4096  # bytes of one Socket.IO event's JSON payload
     secure_cookies: bool = False
     bcrypt_rounds: int = 12
     log_level: str = "info"
@@ -69,10 +72,14 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get("CLICKVOTE_" + f.name.upper())
+            name = f.name
+            raw = env.get("CLICKVOTE_" + name.upper())
+            if not raw and f.name in FORMER_NAMES:
+                name = FORMER_NAMES[f.name]
+                raw = env.get("CLICKVOTE_" + name.upper())
             if raw is None or raw == "":
                 continue
-            values[f.name] = _convert(f.type, raw, f.name)
+            values[f.name] = _convert(f.type, raw, name)
         for key, value in overrides.items():
             if value is not None:
                 values[key] = value

@@ -11,7 +11,7 @@ text only; a client's binary messages reach the layer above as bytes.
 What breaks the protocol (Engine.IO v4 as socket.io publishes it) closes the session: a second
 GET or POST while one is in flight on a long-polling session (HTTP 400), a packet of no known
 type, bad base64 or undecodable UTF-8 (HTTP 400 on long-polling; the WebSocket is closed), a
-packet or polling request over `max_payload` bytes, the limit the handshake announces (HTTP
+packet or polling request over `max_packet_bytes` bytes, the limit the handshake announces (HTTP
 413; WebSocket close). A second WebSocket on one session is accepted and closed at once, as
 the reference server does. Polling requests after an upgrade get HTTP 400.
 
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from clickvote import jsonfast
+from clickvote import cors, jsonfast
 
 log = logging.getLogger("clickvote.engineio")
 
@@ -50,7 +50,7 @@ ReceiveBatch = Callable[[], Awaitable[list[dict[str, Any]]]]
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0123456"
 IGNORED = (OPEN, UPGRADE, NOOP)  # valid from a client, nothing to do (an upgrade has its own)
 SEPARATOR = "\x1e"
-MAX_PAYLOAD = 64 * 1024  # bytes of one packet or polling request (the handshake's maxPayload)
+MAX_PACKET_BYTES = 64 * 1024  # bytes of one packet or polling request (the handshake's maxPayload)
 MAX_QUEUE = 1000  # packets waiting for one client before it is closed as too slow
 MAX_SESSIONS_PER_IP = 256  # sessions open at once from one client address
 EXTENSION = "clickvote.ws"  # the ASGI scope extension of clickvote.wsfast's direct path
@@ -184,13 +184,13 @@ class EngineServer:
         handler: Handler,
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
-        max_payload: int = MAX_PAYLOAD,
+        max_packet_bytes: int = MAX_PACKET_BYTES,
         max_queue: int = MAX_QUEUE,
         max_sessions_per_ip: int = MAX_SESSIONS_PER_IP,
     ) -> None:
         self.handler = handler
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
-        self.max_payload = max_payload
+        self.max_packet_bytes = max_packet_bytes
         self.max_queue = max_queue
         self.max_sessions_per_ip = max_sessions_per_ip
         self.sessions: dict[str, Session] = {}
@@ -218,7 +218,7 @@ class EngineServer:
                     "upgrades": upgrades,
                     "pingInterval": int(self.ping_interval * 1000),
                     "pingTimeout": int(self.ping_timeout * 1000),
-                    "maxPayload": self.max_payload,
+                    "maxPayload": self.max_packet_bytes,
                 }
             )
         )
@@ -261,7 +261,7 @@ class EngineServer:
             return
         method = scope.get("method", "GET")
         if method == "OPTIONS":
-            await _respond(send, 204, b"", scope, extra=_preflight_headers(scope))
+            await _respond(send, 204, b"", scope, extra=cors.preflight(scope))
             return
         if query.get("EIO") != "4":
             await _error(send, scope, 400, 5, "Unsupported protocol version")
@@ -355,7 +355,7 @@ class EngineServer:
                 return 0
             chunk = msg.get("body", b"")
             size += len(chunk)
-            if size > self.max_payload:
+            if size > self.max_packet_bytes:
                 session.close()
                 return 413
             chunks.append(chunk)
@@ -455,11 +455,11 @@ class EngineServer:
             text = msg.get("text")
             if text is None:
                 data = msg.get("bytes") or b""
-                if len(data) > self.max_payload:
+                if len(data) > self.max_packet_bytes:
                     log.debug("session %s: message over maxPayload, closed", session.sid)
                     return False
                 await self.handler.on_message(session, data)
-            elif _size(text) > self.max_payload:
+            elif _size(text) > self.max_packet_bytes:
                 log.debug("session %s: message over maxPayload, closed", session.sid)
                 return False
             elif not await self._packet(session, text):
@@ -532,24 +532,6 @@ def _peer(scope: Scope) -> Peer:
     )
 
 
-def _cors_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    for k, v in scope["headers"]:
-        if k.lower() == b"origin":
-            return [
-                (b"access-control-allow-origin", v),
-                (b"access-control-allow-credentials", b"true"),
-            ]
-    return [(b"access-control-allow-origin", b"*")]
-
-
-def _preflight_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    out = [(b"access-control-allow-methods", b"OPTIONS, GET, POST")]
-    for k, v in scope["headers"]:
-        if k.lower() == b"access-control-request-headers":
-            out.append((b"access-control-allow-headers", v))
-    return out
-
-
 async def _respond(
     send: Send,
     status: int,
@@ -562,7 +544,7 @@ async def _respond(
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
-        *_cors_headers(scope),
+        *cors.ALLOW,
         *(extra or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})

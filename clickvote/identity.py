@@ -41,11 +41,7 @@ PROTECTS = {
 
 class IdentityError(VoteError):
     """An identity the server refuses (codes: bad_user, reserved_user_id, bad_signature,
-    bad_voter_token, signature_required, identity_refused)."""
-
-
-# The codes that mean "not allowed to act as this voter" (HTTP 403); the others are 400s.
-FORBIDDEN = ("bad_signature", "bad_voter_token", "signature_required", "identity_refused")
+    bad_voter_token, signature_required, identity_refused; statuses: clickvote/errors.py)."""
 
 
 @dataclass(frozen=True)

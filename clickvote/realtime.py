@@ -192,9 +192,10 @@ class Realtime:
                     raise VoteError("bad_payload", "payload is nested too deeply") from exc
                 except (TypeError, ValueError) as exc:
                     raise VoteError("bad_payload", "payload is not valid JSON") from exc
-                if size > self.ctx.settings.max_payload:
+                if size > self.ctx.settings.max_event_bytes:
                     raise VoteError(
-                        "payload_too_large", f"payload over {self.ctx.settings.max_payload} bytes"
+                        "payload_too_large",
+                        f"payload over {self.ctx.settings.max_event_bytes} bytes",
                     )
                 for k in ("id", "voteTo", "msgId"):
                     if isinstance(data.get(k), str | int) and not isinstance(data.get(k), bool):

@@ -38,7 +38,7 @@ from typing import Any
 
 from clickvote import jsonfast
 from clickvote.engineio import (
-    MAX_PAYLOAD,
+    MAX_PACKET_BYTES,
     MAX_QUEUE,
     MAX_SESSIONS_PER_IP,
     EngineServer,
@@ -128,13 +128,13 @@ class SocketServer:
         self,
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
-        max_payload: int = MAX_PAYLOAD,
+        max_packet_bytes: int = MAX_PACKET_BYTES,
         connect_timeout: float = CONNECT_TIMEOUT,
         max_queue: int = MAX_QUEUE,
         max_sessions_per_ip: int = MAX_SESSIONS_PER_IP,
     ) -> None:
         self.engine = EngineServer(
-            self, ping_interval, ping_timeout, max_payload, max_queue, max_sessions_per_ip
+            self, ping_interval, ping_timeout, max_packet_bytes, max_queue, max_sessions_per_ip
         )
         self.connect_timeout = connect_timeout
         self.handlers: dict[str, Handler] = {}

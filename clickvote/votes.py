@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clickvote.errors import ClickVoteError
 from clickvote.fields import MAX_USER_ID as MAX_USER_ID  # re-exported
 from clickvote.fields import MAX_VOTE_TO as MAX_VOTE_TO
 from clickvote.storage.base import Group, Storage, Tally, VoteOutcome
@@ -21,13 +22,7 @@ RANGE_MIN = 0
 RANGE_MAX = 1_000_000
 
 
-class VoteError(ValueError):
-    """A vote or query the server refuses; `code` is stable and machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+VoteError = ClickVoteError  # the voting code's name for it (codes: clickvote/errors.py)
 
 
 def validate_value(group: Group, value: Any) -> int:

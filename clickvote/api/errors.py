@@ -10,13 +10,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from clickvote import identity
 from clickvote.accounts import LoginFailed, Refused
 from clickvote.api.schema import Invalid, integer, number, obj, string
+from clickvote.errors import ClickVoteError
 from clickvote.fields import FieldError
 from clickvote.ratelimit import retry_after, retry_after_header
 from clickvote.storage import Conflict, NotFound
-from clickvote.votes import VoteError
 
 ERROR = obj(
     {"message": string(), "statusCode": integer(400, 599)},
@@ -72,11 +71,9 @@ def answer(exc: Exception) -> JSONResponse:
         return JSONResponse(error_body(409, exc.message, exc.field), 409)
     if isinstance(exc, NotFound):
         return JSONResponse(error_body(404, f"{exc} not found"), 404)
-    if isinstance(exc, VoteError):
-        status = 404 if exc.code in ("unknown_key", "unknown_group") else 400
-        if exc.code in identity.FORBIDDEN:
-            status = 403
-        return JSONResponse({**error_body(status, exc.message), "code": exc.code}, status)
+    if isinstance(exc, ClickVoteError):
+        body = {**error_body(exc.status, exc.message), "code": exc.code}
+        return JSONResponse(body, exc.status)
     assert isinstance(exc, HTTPException)
     return JSONResponse(
         error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers
@@ -97,7 +94,7 @@ HANDLERS: dict[Any, Any] = {
         LoginFailed,
         Conflict,
         NotFound,
-        VoteError,
+        ClickVoteError,
         HTTPException,
     )
 }

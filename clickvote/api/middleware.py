@@ -1,4 +1,4 @@
-"""ASGI middleware of the JSON API: the request body limit, and CORS for the public /api/."""
+"""ASGI middleware of the JSON API: the request body limit (CORS: clickvote/cors.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,6 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from clickvote.api.errors import error_body
-
-PUBLIC_PREFIX = "/api/"
-CORS_HEADERS = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"GET, OPTIONS"),
-    (b"access-control-allow-headers", b"Content-Type"),
-]
 
 
 class BodyLimit:
@@ -60,32 +53,3 @@ class BodyLimit:
     async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
         message = f"Request body over {self.max_body} bytes"
         await JSONResponse(error_body(413, message), 413)(scope, receive, send)
-
-
-class PublicCors:
-    """ASGI: the /api/ endpoints are read by embeds on any site: any origin, no credentials
-    (a preflight OPTIONS answers 204 at once)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PUBLIC_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] == "OPTIONS":
-            await send({"type": "http.response.start", "status": 204, "headers": CORS_HEADERS})
-            await send({"type": "http.response.body", "body": b""})
-            return
-
-        async def send_with_cors(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                kept = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if not k.lower().startswith(b"access-control-allow-")
-                ]
-                message = {**message, "headers": kept + CORS_HEADERS}
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)

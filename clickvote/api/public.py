@@ -128,7 +128,6 @@ def cached(request: Request, body: bytes, media_type: str) -> Response:
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={COUNTS_MAX_AGE}",
-        "Access-Control-Allow-Origin": "*",
     }
     held = request.headers.get("if-none-match", "")
     tags = {t.strip().removeprefix("W/") for t in held.split(",")}

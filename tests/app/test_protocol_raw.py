@@ -236,7 +236,7 @@ def test_eio_handshake_polling_open_packet_fields(srv: Srv) -> None:
     assert isinstance(opened["sid"], str) and opened["sid"]
     assert opened["upgrades"] == ["websocket"]
     assert (opened["pingInterval"], opened["pingTimeout"]) == (5000, 5000)
-    assert opened["maxPayload"] == srv.sio.engine.max_payload
+    assert opened["maxPayload"] == srv.sio.engine.max_packet_bytes
 
 
 def test_eio_handshake_websocket_open_packet_fields(srv: Srv) -> None:
@@ -549,7 +549,7 @@ def test_eio_max_payload_counts_bytes_on_websocket_text_frames(
 ) -> None:
     """EIO Handshake maxPayload is a number of bytes: a text frame of fewer characters but
     more UTF-8 bytes than it closes the WebSocket; one just under it is read."""
-    srv = servers(max_payload=1000, **CALM)
+    srv = servers(max_packet_bytes=1000, **CALM)
     ws, opened = ws_session(srv)
     try:
         assert opened["maxPayload"] == 1000
