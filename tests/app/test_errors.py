@@ -16,7 +16,7 @@ from clickvote.identity import IdentityError
 from clickvote.votes import VoteError
 
 SOURCE = Path(clickvote.__file__).parent
-RAISED = re.compile(r"(?:(?:Vote|Identity|ClickVote)Error\(\s*|\"code\": )\"([a-z_]+)\"")
+RAISED = re.compile(r"(?:(?:Vote|Identity|Access|ClickVote)Error\(\s*|\"code\": )\"([a-z_]+)\"")
 # the statuses the API has always answered these codes with
 PINNED = {
     "unknown_key": 404,
