@@ -28,7 +28,7 @@ def react_bundle(site: Site) -> Path:
     assert spec and spec.loader
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    work = build.install(build.default_cache())
+    work = build.install(build.npm.cache_root())
     return Path(build.bundle(work, site.root))
 
 

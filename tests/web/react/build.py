@@ -9,53 +9,22 @@ The npm cache dir is keyed by the lockfile's hash, so an unchanged lockfile inst
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[2]))  # the repository, when run as a script
+from ci import npm  # noqa: E402
+
 FILES = ("package.json", "package-lock.json", ".npmrc")
-INSTALL_TIMEOUT = 600
 BUNDLE_TIMEOUT = 120
-
-
-def default_cache() -> Path:
-    base = os.environ.get("CLICKVOTE_NPM_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    return Path(base) if base else Path.home() / ".cache" / "clickvote"
-
-
-def lock_hash() -> str:
-    h = hashlib.sha256()
-    for name in FILES:
-        h.update((HERE / name).read_bytes())
-    return h.hexdigest()[:16]
 
 
 def install(cache: Path) -> Path:
     """npm ci into <cache>/react-<hash>; returns that directory."""
-    work = cache / f"react-{lock_hash()}"
-    marker = work / "node_modules" / ".clickvote-ok"
-    if marker.exists():
-        return work
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    for name in FILES:
-        shutil.copy2(HERE / name, work / name)
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed")
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=work,
-        check=True,
-        timeout=INSTALL_TIMEOUT,
-    )
-    marker.write_text("ok\n")
-    return work
+    return npm.install(HERE, FILES, "react", cache)
 
 
 def bundle(work: Path, out: Path) -> Path:
@@ -86,7 +55,7 @@ def bundle(work: Path, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cache", type=Path, default=default_cache())
+    p.add_argument("--cache", type=Path, default=npm.cache_root())
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     work = install(args.cache)
