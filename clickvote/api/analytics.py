@@ -32,12 +32,12 @@ DATE_RANGE = enum(*RANGES, default="7d")
 HOURLY = array(obj({"_id": string(), "hour": integer(), "count": integer(0)}, closed=True))
 GROUP_NAME = obj({"name": string(1, pattern="^[^/]+$")})
 TOTALS = obj(
+    {"count": integer(), "voters": integer(0)},
     {
-        "count": integer(),
-        "avg": integer(),
+        "avg": integer(),  # single and range groups
         "mean": number(),
         "sum": integer(),
-        "voters": integer(0),
+        "reactions": {"type": "object", "additionalProperties": integer(0)},  # reactions groups
     },
     closed=True,
 )

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from clickvote import identity, jsonfast
 from clickvote.api.analytics import TOTALS
 from clickvote.api.groups import TYPE
-from clickvote.api.schema import Answer, Operations, boolean, integer, obj, string
+from clickvote.api.schema import Answer, Operations, array, boolean, integer, obj, string
 from clickvote.api.session import Call, client_ip, throttle
 from clickvote.fields import MAX_KEY, MAX_NAME, MAX_VOTE_TO, FieldError, check_text
 from clickvote.votes import RANGE, VoteError, current_state
@@ -31,7 +31,12 @@ OPERATIONS = Operations()
 COUNTS_MAX_AGE = 5  # seconds a cache may serve an answer
 START_END = obj({"start": integer(), "end": integer()}, closed=True)
 STATE = obj(
-    {"voted": boolean(), "voteValue": integer(), "total": TOTALS, "startEnd": START_END},
+    {
+        "voted": boolean(),
+        "voteValue": {"anyOf": [integer(), array(string())]},  # reactions: the ids held
+        "total": TOTALS,
+        "startEnd": START_END,
+    },
     closed=True,
 )
 COUNTS = obj(

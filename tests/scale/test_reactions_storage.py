@@ -142,3 +142,21 @@ def test_concurrent_toggles_exact(db: SQLStorage) -> None:
         assert state["total"]["voters"] == len(voters)
 
     run(go())
+
+
+def test_export_import_carries_reactions(fresh: Any) -> None:  # noqa: F811
+    src: SQLStorage = fresh("src")
+    dst: SQLStorage = fresh("dst")
+
+    async def go() -> None:
+        g = await make(src, 2)
+        for voter, rid in [("a", "👍"), ("a", "🎉"), ("b", "🎉")]:
+            await toggle(src, g, voter, rid)
+        await dst.import_data(await src.export_data(include_sessions=False))
+        moved = await dst.get_group(g.env_id, g.id)
+        assert moved == g
+        assert await current_state(dst, moved, "p", "a") == await current_state(src, g, "p", "a")
+        r = await toggle(dst, moved, "b", "heart")
+        assert r["total"]["reactions"] == {"👍": 1, "heart": 1, "🎉": 2}
+
+    run(go())
