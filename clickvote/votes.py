@@ -129,6 +129,7 @@ def voter_state(
             "voteValue": mine,
             "total": reaction_totals(group, tally, bit_counts),
             "startEnd": start_end(group),
+            "reactions": defs.public(group.reactions)["reactions"],  # [{id, label}], in order
         }
     return {
         "voted": value != 0,
@@ -166,7 +167,8 @@ def poster_message(response: dict[str, Any]) -> dict[str, Any]:
 
 def own_message(response: dict[str, Any]) -> dict[str, Any]:
     """What the voter's own pages get: their new value plus the totals."""
-    return {k: response[k] for k in ("voted", "voteValue", "total", "startEnd")}
+    keys = ("voted", "voteValue", "total", "startEnd", "reactions")
+    return {k: response[k] for k in keys if k in response}
 
 
 async def cast_vote(

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from clickvote import identity, jsonfast
 from clickvote.api.analytics import TOTALS
-from clickvote.api.groups import TYPE
+from clickvote.api.groups import REACTION, TYPE
 from clickvote.api.schema import Answer, Operations, array, boolean, integer, obj, string
 from clickvote.api.session import Call, client_ip, throttle
 from clickvote.fields import MAX_KEY, MAX_NAME, MAX_VOTE_TO, FieldError, check_text
@@ -37,10 +37,12 @@ STATE = obj(
         "total": TOTALS,
         "startEnd": START_END,
     },
+    {"reactions": array(REACTION)},  # a reactions group's reactions, in the owner's order
     closed=True,
 )
 COUNTS = obj(
     {"group": string(), "item": string(), "type": TYPE, "total": TOTALS, "startEnd": START_END},
+    {"reactions": array(REACTION)},
     closed=True,
 )
 ITEM = obj(
@@ -124,6 +126,7 @@ async def counts_of(call: Call) -> dict[str, Any]:
         "type": found.type,
         "total": state["total"],
         "startEnd": state["startEnd"],
+        **({"reactions": state["reactions"]} if "reactions" in state else {}),
     }
 
 

@@ -71,6 +71,8 @@ def test_toggle_counts_and_redefine(server: Server, dash: Dashboard, clients: An
         timeout=TIMEOUT,
     ).json()
     assert state["voted"] is True and state["voteValue"] == ["👍", "heart"]
+    shown = [{"id": "👍", "label": "Like"}, {"id": "heart", "label": "Love"}]
+    assert state["reactions"][:2] == shown == counts(server, pk, "post")["reactions"][:2]
     assert state["total"] == total
 
     # relabel and reorder: the counts stay with their ids
