@@ -89,3 +89,15 @@ def test_toggle_counts_and_redefine(server: Server, dash: Dashboard, clients: An
     refused = react(c, token, "post", "bob", "👍")
     assert not refused["ok"] and refused["error"]["code"] == "bad_value", refused
     assert counts(server, pk, "post")["total"]["reactions"] == {"heart": 2, "🎉": 0}
+
+
+def test_stats_top_items_per_reaction(dash: Dashboard, clients: Any) -> None:
+    dash.group("react", "reactions", reactions=ITEMS, maxPerVoter=3)
+    c = clients()
+    token = login(c, str(dash.keys()["publicKey"]))
+    for item, user, rid in [("a", "u1", "🎉"), ("b", "u1", "🎉"), ("b", "u2", "👍")]:
+        assert react(c, token, item, user, rid)["ok"]
+    stats = dash.get("/votes/react/stats").json()
+    assert [t["voteTo"] for t in stats["top"]] == ["b", "a"]
+    assert stats["top"][0]["reactions"] == {"👍": 1, "heart": 0, "🎉": 1}
+    assert stats["top"][0]["count"] == 2 and stats["top"][0]["voters"] == 2
