@@ -160,3 +160,15 @@ def test_export_import_carries_reactions(fresh: Any) -> None:  # noqa: F811
         assert r["total"]["reactions"] == {"👍": 1, "heart": 1, "🎉": 2}
 
     run(go())
+
+
+def test_a_retried_toggle_counts_once(db: SQLStorage) -> None:
+    async def go() -> None:
+        g = await make(db)
+        first, replayed = await cast_vote(db, g, "p", "a", "heart", "m1")
+        again, replayed_again = await cast_vote(db, g, "p", "a", "heart", "m1")
+        assert (replayed, replayed_again) == (False, True) and again == first
+        state = await current_state(db, g, "p", "a")
+        assert state["voteValue"] == ["heart"] and state["total"]["reactions"]["heart"] == 1
+
+    run(go())
