@@ -15,6 +15,7 @@ CODES: dict[str, tuple[int, str]] = {
     "bad_msg_id": (400, "msgId must be a string"),
     "bad_value": (400, "value must be an integer"),
     "too_many_subscriptions": (400, "this connection watches too many items"),
+    "too_many_reactions": (400, "this voter holds as many reactions as the group allows"),
     # the login token (socket)
     "unauthorized": (400, "a login token is required (emit login first)"),
     "bad_token": (400, "invalid login token"),

@@ -24,7 +24,7 @@ from clickvote.api.session import Call
 from clickvote.context import Context
 from clickvote.fields import MAX_NAME, MAX_VOTE_TO
 from clickvote.storage import Env, Group
-from clickvote.votes import totals
+from clickvote.votes import reaction_totals, totals
 
 OPERATIONS = Operations()
 RANGES = {"1d": 1, "7d": 7, "30d": 30, "1y": 365}  # dateRange -> days
@@ -32,12 +32,12 @@ DATE_RANGE = enum(*RANGES, default="7d")
 HOURLY = array(obj({"_id": string(), "hour": integer(), "count": integer(0)}, closed=True))
 GROUP_NAME = obj({"name": string(1, pattern="^[^/]+$")})
 TOTALS = obj(
+    {"count": integer(), "voters": integer(0)},
     {
-        "count": integer(),
-        "avg": integer(),
+        "avg": integer(),  # single and range groups
         "mean": number(),
         "sum": integer(),
-        "voters": integer(0),
+        "reactions": {"type": "object", "additionalProperties": integer(0)},  # reactions groups
     },
     closed=True,
 )
@@ -111,10 +111,16 @@ async def votes_stats(call: Call) -> dict[str, Any]:
     group = await group_by_name_or_id(ctx, call.auth.env, call.params["name"])
     stats = (await ctx.storage.group_stats([group.id]))[group.id]
     items = await ctx.storage.item_tallies(group.id, call.params["limit"])
-    return {
-        **group_json(group, stats),
-        "top": [{"voteTo": vt, **totals(group, t)} for vt, t in items],
-    }
+    if group.reactions is None:
+        top = [{"voteTo": vt, **totals(group, t)} for vt, t in items]
+    else:  # per reaction id; the items with the most voters first
+        items.sort(key=lambda it: (-it[1].voters, it[0]))
+        counted = [await ctx.storage.bit_counts(group.id, vt) for vt, _ in items]
+        top = [
+            {"voteTo": vt, **reaction_totals(group, t, bits)}
+            for (vt, t), bits in zip(items, counted, strict=True)
+        ]
+    return {**group_json(group, stats), "top": top}
 
 
 @OPERATIONS(

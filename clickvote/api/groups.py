@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from clickvote import reactions as defs
 from clickvote.accounts import Refused, check_name
 from clickvote.api.errors import ApiError
 from clickvote.api.schema import (
@@ -23,10 +24,14 @@ from clickvote.api.schema import (
 from clickvote.api.session import Call
 from clickvote.context import Context
 from clickvote.storage import Group
-from clickvote.votes import RANGE_MAX, RANGE_MIN, SINGLE, TYPES
+from clickvote.storage.base import Reactions
+from clickvote.votes import RANGE, RANGE_MAX, RANGE_MIN, REACTIONS, TYPES
 
 OPERATIONS = Operations()
 TYPE = enum(*TYPES)
+REACTION = obj({"id": string(1, defs.MAX_ID)}, {"label": string(1, defs.MAX_LABEL)}, closed=True)
+REACTION_LIST = array(REACTION) | {"minItems": 1, "maxItems": defs.MAX_REACTIONS}
+MAX_PER_VOTER = integer(1, defs.MAX_REACTIONS)
 GROUP = obj(
     {
         "id": string(),
@@ -37,6 +42,7 @@ GROUP = obj(
         "end": nullable(integer()),
         "createdAt": integer(),
     },
+    {"reactions": REACTION_LIST, "maxPerVoter": MAX_PER_VOTER},  # reactions groups
     closed=True,
 )
 STATS = obj({"voters": integer(0), "score": integer(), "items": integer(0), "clicks": integer(0)})
@@ -54,7 +60,12 @@ PAGE = obj(
 GROUP_ID = obj({"group_id": string(1, pattern="^[^/]+$")})
 NEW = obj(
     {"name": string(), "type": TYPE},
-    {"start": nullable(integer()), "end": nullable(integer())},
+    {
+        "start": nullable(integer()),
+        "end": nullable(integer()),
+        "reactions": nullable(array(obj())),  # checked by clickvote.reactions.define
+        "maxPerVoter": nullable(integer()),
+    },
 )
 PATCH = obj(
     optional={
@@ -62,6 +73,8 @@ PATCH = obj(
         "type": nullable(TYPE),
         "start": nullable(integer()),
         "end": nullable(integer()),
+        "reactions": nullable(array(obj())),
+        "maxPerVoter": nullable(integer()),
     }
 )
 
@@ -76,6 +89,8 @@ def group_json(group: Group, stats: dict[str, int] | None = None) -> dict[str, A
         "end": group.end,
         "createdAt": group.created_at,
     }
+    if group.reactions is not None:
+        out.update(defs.public(group.reactions))
     if stats is not None:
         out.update(stats)
     return out
@@ -86,8 +101,8 @@ def check_group(
 ) -> tuple[str, str, int | None, int | None]:
     name = check_name(name)
     if type_ not in TYPES:
-        raise Refused("type", "must be 'single' or 'range'")
-    if type_ == SINGLE:
+        raise Refused("type", "must be one of " + ", ".join(TYPES))
+    if type_ != RANGE:
         return name, type_, None, None
     if start is None:
         raise Refused("start", "required for a range group")
@@ -102,9 +117,29 @@ def check_group(
     return name, type_, start, end
 
 
+def check_reactions(
+    type_: str, items: Any, max_per_voter: Any, old: Reactions | None
+) -> Reactions | None:
+    """A reactions group's checked definition (None for the other types); ids `old` knew keep
+    their counts."""
+    if type_ != REACTIONS:
+        return None
+    if items is None:
+        if old is None:
+            raise Refused("reactions", "required for a reactions group")
+        items = defs.public(old)["reactions"]
+    if max_per_voter is None:
+        max_per_voter = old.max_per_voter if old is not None else 1
+    try:
+        return defs.define(items, max_per_voter, old)
+    except defs.ReactionsError as exc:
+        raise Refused(exc.field, exc.message) from None
+
+
 async def update_group(ctx: Context, group: Group, given: dict[str, Any]) -> Group:
     """`group` with the `given` fields changed (its type and range only while it has no
-    votes: 409), everywhere at once (the caches are emptied)."""
+    votes: 409; a reactions group's reactions at any time), everywhere at once (the caches are
+    emptied)."""
     name, type_, start, end = check_group(
         group.name if given.get("name") is None else str(given["name"]),
         given.get("type") or group.type,
@@ -114,6 +149,11 @@ async def update_group(ctx: Context, group: Group, given: dict[str, Any]) -> Gro
     changes: dict[str, Any] = {}
     if name != group.name:
         changes["name"] = name
+    defined = check_reactions(
+        type_, given.get("reactions"), given.get("maxPerVoter"), group.reactions
+    )
+    if defined != group.reactions:
+        changes["reactions"] = defined
     shape = {"type": type_, "start": start, "end": end}
     if shape != {"type": group.type, "start": group.start, "end": group.end}:
         if await ctx.storage.group_has_votes(group.id):
@@ -170,7 +210,8 @@ async def votes_list(call: Call) -> dict[str, Any]:
     "POST",
     "/votes/",
     tag="votes",
-    summary="Create a vote group (single: like/updown; range: stars from start to end)",
+    summary="Create a vote group (single: like/updown; range: stars from start to end; "
+    "reactions: the given reaction ids, maxPerVoter of them per voter)",
     body=NEW,
     session=True,
     csrf=True,
@@ -180,7 +221,8 @@ async def votes_list(call: Call) -> dict[str, Any]:
 async def votes_create(call: Call) -> dict[str, Any]:
     b = call.body
     name, type_, start, end = check_group(b["name"], b["type"], b.get("start"), b.get("end"))
-    group = await call.ctx.storage.create_group(call.auth.env.id, name, type_, start, end)
+    defined = check_reactions(type_, b.get("reactions"), b.get("maxPerVoter"), None)
+    group = await call.ctx.storage.create_group(call.auth.env.id, name, type_, start, end, defined)
     return group_json(group)
 
 
@@ -203,7 +245,8 @@ async def votes_get(call: Call) -> dict[str, Any]:
     "PUT",
     "/votes/{group_id}",
     tag="votes",
-    summary="Rename a vote group, or change its type or range while it has no votes",
+    summary="Rename a vote group, change its reactions (counts stay with their ids), or its "
+    "type or range while it has no votes",
     path_params=GROUP_ID,
     body=PATCH,
     session=True,

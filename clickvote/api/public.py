@@ -21,8 +21,8 @@ from starlette.responses import Response
 
 from clickvote import identity, jsonfast, voters
 from clickvote.api.analytics import TOTALS
-from clickvote.api.groups import TYPE
-from clickvote.api.schema import Answer, Operations, boolean, integer, obj, string
+from clickvote.api.groups import REACTION, TYPE
+from clickvote.api.schema import Answer, Operations, array, boolean, integer, obj, string
 from clickvote.api.session import Call, client_ip, throttle
 from clickvote.fields import MAX_KEY, MAX_NAME, MAX_VOTE_TO, FieldError, check_text
 from clickvote.votes import RANGE, VoteError, current_state
@@ -31,11 +31,18 @@ OPERATIONS = Operations()
 COUNTS_MAX_AGE = 5  # seconds a cache may serve an answer
 START_END = obj({"start": integer(), "end": integer()}, closed=True)
 STATE = obj(
-    {"voted": boolean(), "voteValue": integer(), "total": TOTALS, "startEnd": START_END},
+    {
+        "voted": boolean(),
+        "voteValue": {"anyOf": [integer(), array(string())]},  # reactions: the ids held
+        "total": TOTALS,
+        "startEnd": START_END,
+    },
+    {"reactions": array(REACTION)},  # a reactions group's reactions, in the owner's order
     closed=True,
 )
 COUNTS = obj(
     {"group": string(), "item": string(), "type": TYPE, "total": TOTALS, "startEnd": START_END},
+    {"reactions": array(REACTION)},
     closed=True,
 )
 ITEM = obj(
@@ -119,6 +126,7 @@ async def counts_of(call: Call) -> dict[str, Any]:
         "type": found.type,
         "total": state["total"],
         "startEnd": state["startEnd"],
+        **({"reactions": state["reactions"]} if "reactions" in state else {}),
     }
 
 

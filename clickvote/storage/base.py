@@ -48,15 +48,32 @@ class Env:
 
 
 @dataclass(frozen=True)
+class Reaction:
+    id: str  # the owner's stable id (an emoji or a short name): counts are kept per id
+    label: str
+
+
+@dataclass(frozen=True)
+class Reactions:
+    """A `reactions` group's definition (clickvote/reactions.py)."""
+
+    items: tuple[Reaction, ...]  # in the owner's order
+    max_per_voter: int
+    # every id the group ever had -> its bit in a voter's stored value; never reused
+    bits: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class Group:
     id: str
     env_id: str
     name: str
-    type: str  # "single" | "range"
+    type: str  # "single" | "range" | "reactions"
     start: int | None
     end: int | None
     created_at: int
     deleted_at: int | None = None
+    reactions: Reactions | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,7 @@ class VoteOutcome:
     before: Tally
     after: Tally
     seq: int = 0  # the item's vote counter after this vote (orders its broadcasts)
+    bit_counts: tuple[int, ...] = ()  # a reactions group: voters holding each bit, after
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,13 @@ class Storage(Protocol):
 
     # vote groups
     async def create_group(
-        self, env_id: str, name: str, type: str, start: int | None, end: int | None
+        self,
+        env_id: str,
+        name: str,
+        type: str,
+        start: int | None,
+        end: int | None,
+        reactions: Reactions | None = None,
     ) -> Group: ...
     async def list_groups(
         self, env_id: str, offset: int, limit: int
@@ -142,7 +166,11 @@ class Storage(Protocol):
         meta: dict[str, str | None],
         respond: Responder,
         adopt: str | None = None,
+        combine: Callable[[int], int] | None = None,
     ) -> tuple[dict[str, Any], bool]: ...
+    # `combine` (a reactions group): the new value from the voter's previous one, worked out
+    # inside the vote's transaction; the outcome then carries the item's bit_counts.
+    async def bit_counts(self, group_id: str, vote_to: str) -> tuple[int, ...]: ...
 
     # analytics
     async def group_stats(self, group_ids: list[str]) -> dict[str, dict[str, int]]: ...

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from clickvote import jsonfast
+from clickvote import reactions as defs
 from clickvote.fields import text_problem
 from clickvote.security import new_id, time_ordered_id
 from clickvote.storage.base import (
@@ -23,6 +24,7 @@ from clickvote.storage.base import (
     NewEnv,
     NotFound,
     Org,
+    Reactions,
     Responder,
     Tally,
     User,
@@ -57,7 +59,7 @@ ORDER_BY: dict[str, str] = {
     "idempotency": "env_id, voter, group_id, vote_to, msg_id",
 }
 
-GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at"
+GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at, reactions"
 ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at"
 
 
@@ -132,6 +134,7 @@ def _group(row: Sequence[Any]) -> Group:
         end=row[5],
         created_at=int(row[6]),
         deleted_at=row[7],
+        reactions=defs.decode(row[8]),
     )
 
 
@@ -401,7 +404,13 @@ class SQLStorage:
 
     # --- groups ---------------------------------------------------------------------------
     async def create_group(
-        self, env_id: str, name: str, type: str, start: int | None, end: int | None
+        self,
+        env_id: str,
+        name: str,
+        type: str,
+        start: int | None,
+        end: int | None,
+        reactions: Reactions | None = None,
     ) -> Group:
         def fn(tx: Tx) -> Group:
             if tx.one(
@@ -410,9 +419,9 @@ class SQLStorage:
                 name,
             ):
                 raise Conflict("A vote group with this name already exists", "name")
-            group = Group(new_id(), env_id, name, type, start, end, now_ms(), None)
+            group = Group(new_id(), env_id, name, type, start, end, now_ms(), None, reactions)
             tx.exec(
-                f"INSERT INTO vote_groups ({GROUP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO vote_groups ({GROUP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 group.id,
                 env_id,
                 name,
@@ -421,6 +430,7 @@ class SQLStorage:
                 end,
                 group.created_at,
                 None,
+                defs.encode(group.reactions),
             )
             return group
 
@@ -467,7 +477,13 @@ class SQLStorage:
         return _group(row) if row else None
 
     async def update_group(self, env_id: str, group_id: str, changes: dict[str, Any]) -> Group:
-        columns = {"name": "name", "type": "type", "start": "range_start", "end": "range_end"}
+        columns = {
+            "name": "name",
+            "type": "type",
+            "start": "range_start",
+            "end": "range_end",
+            "reactions": "reactions",
+        }
 
         def fn(tx: Tx) -> Group:
             row = tx.one(
@@ -487,6 +503,8 @@ class SQLStorage:
             ):
                 raise Conflict("A vote group with this name already exists", "name")
             for key, value in changes.items():
+                if key == "reactions":
+                    value = defs.encode(value)
                 tx.exec(f"UPDATE vote_groups SET {columns[key]} = ? WHERE id = ?", value, group_id)
             updated = tx.one(f"SELECT {GROUP_COLS} FROM vote_groups WHERE id = ?", group_id)
             assert updated is not None
@@ -553,8 +571,10 @@ class SQLStorage:
         meta: dict[str, str | None],
         respond: Responder,
         adopt: str | None = None,
+        combine: Callable[[int], int] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """One transaction: idempotency check, upsert value, adjust tally, event, record."""
+        given = value
 
         def fn(tx: Tx) -> tuple[dict[str, Any], bool]:
             # one writer per item at a time (across instances): `previous` and the tally
@@ -593,6 +613,7 @@ class SQLStorage:
                 voter,
             )
             previous = int(row[0]) if row else 0
+            value = combine(previous) if combine is not None else given
             if value == 0:
                 tx.exec(
                     "DELETE FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",
@@ -643,7 +664,8 @@ class SQLStorage:
                 meta.get("user_agent"),
                 meta.get("referrer"),
             )
-            response = respond(VoteOutcome(previous, value, before, after, int(seq)))
+            counted = self._bit_counts(tx, group_id, vote_to) if combine is not None else ()
+            response = respond(VoteOutcome(previous, value, before, after, int(seq), counted))
             if msg_id is not None:
                 tx.exec(
                     "INSERT INTO idempotency (env_id, voter, group_id, vote_to, msg_id, "
@@ -659,6 +681,20 @@ class SQLStorage:
             return response, False
 
         return await self._run(fn)
+
+    @staticmethod
+    def _bit_counts(tx: Tx, group_id: str, vote_to: str) -> tuple[int, ...]:
+        """Per bit of the stored values (a reactions group): the item's voters holding it."""
+        # bit b of each value, without `%` (a placeholder mark to the PostgreSQL driver)
+        bits = (f"value / {1 << b} - value / {2 << b} * 2" for b in range(defs.MAX_BITS))
+        sums = ", ".join(f"COALESCE(SUM({bit}), 0)" for bit in bits)
+        row = tx.one(
+            f"SELECT {sums} FROM votes WHERE group_id = ? AND vote_to = ?", group_id, vote_to
+        )
+        return tuple(int(n) for n in row) if row else (0,) * defs.MAX_BITS
+
+    async def bit_counts(self, group_id: str, vote_to: str) -> tuple[int, ...]:
+        return await self._run(lambda tx: self._bit_counts(tx, group_id, vote_to), write=False)
 
     # --- analytics --------------------------------------------------------------------------
     async def group_stats(self, group_ids: list[str]) -> dict[str, dict[str, int]]:

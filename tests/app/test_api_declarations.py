@@ -70,9 +70,9 @@ def test_document_describes_answers_errors_session_and_enums(server: Server) -> 
     assert {"401", "403", "409", "413", "422"} <= set(create["responses"])
     csrf = [p for p in create["parameters"] if p["name"] == "X-CSRF-Token"]
     assert csrf and csrf[0]["in"] == "header" and csrf[0]["required"]
-    assert create["requestBody"]["content"]["application/json"]["schema"]["properties"]["type"][
-        "enum"
-    ] == ["single", "range"]
+    new = create["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert new["type"]["enum"] == ["single", "range", "reactions"]
+    assert {"reactions", "maxPerVoter"} <= set(new)
     listed = _schema(doc, "/votes/", "get", 200)
     assert listed["required"] == ["items", "total", "page", "limit", "pages"]
     assert listed["properties"]["items"]["items"]["additionalProperties"] is False

@@ -391,6 +391,11 @@ def test_an_export_from_before_identities_imports_into_namespaces(
     envs["columns"][i] = "require_signed"
     for row in envs["rows"]:
         row[i] = int(row[i] == "signed")
+    groups = data["tables"]["vote_groups"]  # and without the later reactions column (0005)
+    r = groups["columns"].index("reactions")
+    del groups["columns"][r]
+    for row in groups["rows"]:
+        del row[r]
     for table in ("votes", "events", "idempotency"):
         block = data["tables"][table]
         v = block["columns"].index("voter")

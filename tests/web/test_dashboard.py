@@ -238,3 +238,32 @@ def test_group_page_lists_items_as_votes_arrive_from_other_pages(
     expect(page.locator("#preview click-vote .n")).to_have_text("1")  # live in the first tab
     expect(page.locator("#items .chip")).to_have_text(["demo-item · 1"])  # and in its list
     assert not new_page.errors, new_page.errors
+
+
+def test_reactions_group_from_the_dialog(cv_server: Server, new_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = new_page()
+    email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    page.goto(cv_server.url("/register"))
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", "s3cret-passphrase")
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(cv_server.url("/groups"))
+    page.get_by_role("button", name="New group").click()
+    dialog = page.locator("dialog[open]")
+    dialog.locator("input[name=name]").fill("reacts")
+    dialog.locator("select[name=type]").select_option("reactions")
+    dialog.locator("textarea[name=reactions]").fill("up Thumbs up\nparty\n")
+    dialog.locator("input[name=maxPerVoter]").fill("2")
+    dialog.get_by_role("button", name="Create group").click()
+    # the group page's preview is the reactions embed, in the owner's order and labels
+    expect(page.locator("click-vote button.rx")).to_have_count(2, timeout=15_000)
+    expect(page.get_by_role("button", name="Thumbs up, 0")).to_be_visible()
+    made = page.evaluate("fetch('/votes/?limit=10').then((r) => r.json())")["items"][0]
+    assert made["type"] == "reactions" and made["maxPerVoter"] == 2
+    assert made["reactions"] == [
+        {"id": "up", "label": "Thumbs up"},
+        {"id": "party", "label": "party"},
+    ]
+    assert not new_page.errors, new_page.errors

@@ -345,3 +345,48 @@ def test_first_frame_from_public_counts_and_light_dom_without_scripts(
     finally:
         ctx.close()
     assert not new_page.errors, new_page.errors
+
+
+def test_reactions_toggle_live_with_owner_labels(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    group = f"g-reactions-{account.email[:8]}"
+    items = [{"id": "👍", "label": "Like"}, {"id": "<b>", "label": 'Bold & "odd"'}]
+    account.call(
+        "POST",
+        "/votes/",
+        {"name": group, "type": "reactions", "reactions": items, "maxPerVoter": 2},
+    )
+    url = site.page("react.html", embed_page(cv_server, tag(account, group, "p", "reactions")))
+    a, b = new_page(), new_page()
+    a.goto(url)
+    b.goto(url)
+    wait_loaded(a)
+    wait_loaded(b)
+
+    def button(page: Any, n: int) -> Any:
+        return widget(page).locator("button.rx").nth(n)
+
+    assert widget(a).locator("button.rx").count() == 2
+    assert button(a, 0).inner_text().replace("\n", "") == "👍0"
+    assert button(a, 1).get_attribute("data-r") == "<b>"  # owner text shown as text, not markup
+    assert button(a, 1).get_attribute("aria-label") == 'Bold & "odd", 0'
+    button(a, 0).click()
+    button(a, 1).click()
+    expect(button(b, 0).locator(".n")).to_have_text("1", timeout=10_000)  # live elsewhere
+    expect(button(b, 1).locator(".n")).to_have_text("1", timeout=10_000)
+    expect(button(a, 1)).to_have_attribute("aria-pressed", "true")
+    assert button(b, 0).get_attribute("aria-pressed") == "false"
+    button(b, 0).click()
+    expect(button(a, 0).locator(".n")).to_have_text("2", timeout=10_000)
+    button(a, 0).click()  # toggled off
+    expect(button(b, 0).locator(".n")).to_have_text("1", timeout=10_000)
+    expect(button(a, 0)).to_have_attribute("aria-pressed", "false")
+    a.reload()  # the voter's own reactions come back highlighted
+    wait_loaded(a)
+    expect(button(a, 1)).to_have_attribute("aria-pressed", "true")
+    assert button(a, 0).get_attribute("aria-pressed") == "false"
+    screenshot(a, "embed-reactions")
+    assert not new_page.errors, new_page.errors

@@ -1,4 +1,4 @@
-/*! ClickVote embed: <click-vote key="pb_..." group="..." item="..." variant="like|updown|stars"></click-vote>
+/*! ClickVote embed: <click-vote key="pb_..." group="..." item="..." variant="like|updown|stars|reactions"></click-vote>
  * Its light DOM (e.g. a server-rendered count) shows only where this script does not run.
  * One script tag, no dependencies. Speaks Engine.IO v4 / Socket.IO v5 over a WebSocket to the
  * server this script was loaded from, or over HTTP long-polling where WebSockets are missing or
@@ -16,6 +16,9 @@
     var a = new Uint8Array(12);
     (window.crypto || window.msCrypto).getRandomValues(a);
     return Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function esc(t) {
+    return String(t).replace(/[&<>"']/g, function (c) { return "&#" + c.charCodeAt(0) + ";"; });
   }
   function lsGet(k) { try { return localStorage.getItem(STORE + k); } catch (e) { return null; } }
   function lsSet(k, v) { try { localStorage.setItem(STORE + k, v); } catch (e) { /* private mode */ } }
@@ -218,6 +221,7 @@
     ".stars button.on{color:var(--cv-star)}.stars button.on svg{fill:currentColor}.stars button.mine{color:var(--cv-star)}" +
     ".stars button.mine svg{stroke:#b45309}" +
     ".n{font-variant-numeric:tabular-nums;opacity:.8}" +
+    ".rx[aria-pressed=true]{color:var(--cv-accent);border-color:var(--cv-accent);background:rgba(225,29,72,.08)}" +
     ".err{flex-basis:100%;color:#b91c1c;font-size:.85em}.err:empty{display:none}" +
     ".off .n:after{content:' \\2022';color:#a3a3a3}";
 
@@ -246,8 +250,8 @@
   };
   P.variant = function () {
     var v = (this.getAttribute("variant") || this.getAttribute("style") || "").toLowerCase().trim();
-    if (v === "updown" || v === "upvote" || v === "stars" || v === "like") return v === "upvote" ? "updown" : v;
-    return this.state && this.state.range ? "stars" : "like";
+    if (v === "updown" || v === "upvote" || v === "stars" || v === "like" || v === "reactions") return v === "upvote" ? "updown" : v;
+    return this.state && this.state.defs ? "reactions" : this.state && this.state.range ? "stars" : "like";
   };
   P.teardown = function () {
     if (this.c) {
@@ -289,7 +293,7 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (d) {
         if (d && d.total && self.evt === evt && !self.state.loaded && !self.pending) {
-          self.applyVotes({ total: d.total, startEnd: d.startEnd, type: d.type, poster: {} }, true);
+          self.applyVotes({ total: d.total, startEnd: d.startEnd, type: d.type, reactions: d.reactions, poster: {} }, true);
         }
       })
       .catch(function () { /* the socket's answer will do */ });
@@ -308,7 +312,12 @@
     if (t.mean !== undefined) s.mean = t.mean === null ? null : +t.mean;
     if (d.startEnd && d.startEnd.end) { s.start = +d.startEnd.start || 1; s.end = +d.startEnd.end; s.range = d.startEnd.end > 1; }
     if (d.type) s.range = d.type === "range";
-    if (d.voted !== undefined && !d.poster) { s.voted = !!d.voted; s.value = +d.voteValue || 0; }
+    if (t.reactions) s.counts = t.reactions;   // a reactions group: {id: voters}
+    if (d.reactions) s.defs = d.reactions;     // and its [{id, label}], in the owner's order
+    if (d.voted !== undefined && !d.poster) {
+      s.voted = !!d.voted; s.value = +d.voteValue || 0;
+      s.mine = Array.isArray(d.voteValue) ? d.voteValue : [];
+    }
     if (early) { this.render(); return; } // totals only: still waiting for the voter's own state
     if (!s.loaded && this.errMsg) this.error("");
     s.loaded = true;
@@ -318,6 +327,7 @@
   P.onClick = function (ev) {
     var b = ev.target.closest && ev.target.closest("button");
     if (!b || this.pending || ev.detail > 1) return; // the 2nd click of a double-click is no 2nd vote
+    if (b.hasAttribute("data-r")) { this.react(b.getAttribute("data-r")); return; }
     var v = +b.getAttribute("data-v"), s = this.state;
     this.vote(s.voted && s.value === v ? 0 : v);
   };
@@ -342,6 +352,20 @@
     this.render();
     this.sendVote();
   };
+  // a reactions group: the value is a reaction id, which the server toggles for this voter
+  P.react = function (id) {
+    if (!this.c || this.pending) return;
+    var s = this.state, mine = (s.mine || []).slice(), counts = {}, k, held = mine.indexOf(id) >= 0;
+    for (k in s.counts || {}) counts[k] = s.counts[k];
+    this.saved = { count: s.count, avg: s.avg, mean: s.mean, voted: s.voted, value: s.value, mine: s.mine, counts: s.counts };
+    counts[id] = (counts[id] || 0) + (held ? -1 : 1); // optimistic, replaced by the server's totals
+    if (held) mine.splice(mine.indexOf(id), 1); else mine.push(id);
+    s.counts = counts; s.mine = mine; s.voted = mine.length > 0;
+    this.pending = { type: "reactions", value: id, msgId: rid() };
+    this.error("");
+    this.render();
+    this.sendVote();
+  };
   P.sendVote = function () {
     var self = this, p = this.pending;
     clearTimeout(this.voteTimer);
@@ -360,7 +384,10 @@
   };
   P.fail = function (e, sticky) {
     clearTimeout(this.voteTimer);
-    if (this.saved) { var s = this.state, o = this.saved; s.count = o.count; s.avg = o.avg; s.mean = o.mean; s.voted = o.voted; s.value = o.value; }
+    if (this.saved) {
+      var s = this.state, o = this.saved; s.count = o.count; s.avg = o.avg; s.mean = o.mean; s.voted = o.voted; s.value = o.value;
+      if (o.counts) { s.counts = o.counts; s.mine = o.mine; }
+    }
     this.saved = null; this.pending = null;
     var msg = (e && (e.message || e.error)) || "Vote failed";
     if (e && (e.code === "rate_limited" || e.statusCode === 429)) msg = "Too many votes, slow down a little";
@@ -378,7 +405,16 @@
     if (!this.box) return;
     var s = this.state || {}, v = this.variant(), busy = this.pending || !this.c ? ' aria-disabled="true"' : "", h = "";
     var what = this.item ? " " + this.item : "";
-    if (v === "like") {
+    if (v === "reactions") {
+      var defs = s.defs || [], counts = s.counts || {}, mine = s.mine || [];
+      h = '<span class="w" role="group" aria-label="Reactions' + esc(what) + '">';
+      for (var r = 0; r < defs.length; r++) {
+        var id = String(defs[r].id), n = +counts[id] || 0, on = mine.indexOf(id) >= 0;
+        h += '<button class="rx" data-r="' + esc(id) + '" aria-pressed="' + on + '" aria-label="' + esc(defs[r].label || id) +
+          ", " + n + '"' + busy + ">" + esc(id) + '<span class="n">' + n + "</span></button>";
+      }
+      h += "</span>";
+    } else if (v === "like") {
       h = '<button class="like" data-v="1" aria-pressed="' + (s.voted && s.value > 0) + '" aria-label="' +
         (s.voted ? "Unlike" : "Like") + what + ", " + s.count + ' likes"' + busy + ">" + ICON.heart +
         '<span class="n">' + s.count + "</span></button>";
@@ -400,7 +436,12 @@
     this.box.innerHTML = h + '<span class="err" role="alert"></span>';
     this.box.setAttribute("aria-busy", String(!!this.pending || !s.loaded));
     if (this.errMsg) this.box.querySelector(".err").textContent = this.errMsg;
+    var fr = focused && focused.getAttribute("data-r");
     if (fv !== null && fv !== undefined) { var nb = this.box.querySelector('button[data-v="' + fv + '"]'); if (nb) nb.focus(); }
+    if (fr !== null && fr !== undefined) {
+      var rb = this.box.querySelectorAll("button[data-r]");
+      for (var j = 0; j < rb.length; j++) if (rb[j].getAttribute("data-r") === fr) rb[j].focus();
+    }
   };
 
   customElements.define("click-vote", ClickVote);

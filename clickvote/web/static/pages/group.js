@@ -5,7 +5,7 @@ import { go } from "../router.js";
 import { shell } from "../shell.js";
 import { deleteGroup, groupDialog, typeBadge } from "./groups.js";
 
-const VARIANTS = { like: "Like", updown: "Up / down", stars: "Stars" };
+const VARIANTS = { like: "Like", updown: "Up / down", stars: "Stars", reactions: "Reactions" };
 
 function loadEmbed() {
   if (customElements.get("click-vote") || $('script[src="/embed.js"]')) return;
@@ -64,7 +64,9 @@ async function loadItems(g, pick) {
     return;
   }
   box.innerHTML = res.top.map((it) => {
-    const total = g.type !== "range" ? fmt(it.count) : it.count ? `${(+it.mean).toFixed(1)}★ ×${fmt(it.count)}` : "–";
+    const total = it.reactions
+      ? Object.entries(it.reactions).filter(([, n]) => n).map(([id, n]) => `${id} ${fmt(n)}`).join(" ") || "–"
+      : g.type !== "range" ? fmt(it.count) : it.count ? `${(+it.mean).toFixed(1)}★ ×${fmt(it.count)}` : "–";
     return `<button class="chip" type="button" data-v="${esc(it.voteTo)}" title="Preview this item">${esc(it.voteTo)} · ${esc(total)}</button>`;
   }).join("");
   for (const c of $$(".chip", box)) c.onclick = () => pick(c.dataset.v);
@@ -83,7 +85,7 @@ export async function pageGroup(id) {
     return;
   }
   const key = state.me.currentEnv.public_key;
-  const variants = g.type === "range" ? ["stars"] : ["like", "updown"];
+  const variants = g.type === "range" ? ["stars"] : g.type === "reactions" ? ["reactions"] : ["like", "updown"];
   const st = { variant: variants[0], item: "demo-item" };
   box.innerHTML = pageHtml(g, variants, st);
   const update = () => {

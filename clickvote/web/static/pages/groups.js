@@ -9,11 +9,14 @@ const PAGE_SIZE = 10;
 
 export function typeBadge(g) {
   if (g.type === "range") return `<span class="badge range">★ Range ${esc(g.start)}–${esc(g.end)}</span>`;
+  if (g.type === "reactions") return `<span class="badge">Reactions ${(g.reactions || []).map((r) => esc(r.id)).join(" ")}</span>`;
   return '<span class="badge">Single</span>';
 }
 
-// A single group's score is its sum; a range group's is the mean rating over its voters.
+// A single group's score is its sum; a range group's is the mean rating over its voters; a
+// reactions group shows its voters (summed over its items).
 function score(g) {
+  if (g.type === "reactions") return `${fmt(g.voters)} <span class="muted">voters</span>`;
   if (g.type !== "range") return fmt(g.score);
   if (!g.voters) return '<span class="muted">—</span>';
   return `${(g.score / g.voters).toFixed(1)} ★ <span class="muted">(${fmt(g.voters)})</span>`;
@@ -93,6 +96,18 @@ export async function deleteGroup(g, after) {
   }
 }
 
+function reactionLines(g) {
+  return (g.reactions || []).map((r) => (r.label && r.label !== r.id ? r.id + " " + r.label : r.id)).join("\n");
+}
+
+// "id label" per line -> [{id, label}] (the label defaults to the id)
+function parseReactions(text) {
+  return text.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
+    const m = /^(\S+)\s*(.*)$/.exec(line);
+    return m[2] ? { id: m[1], label: m[2] } : { id: m[1] };
+  });
+}
+
 function dialogHtml(g, isNew) {
   return `<form method="dialog" novalidate><h2>${isNew ? "New vote group" : "Edit " + esc(g.name)}</h2>` +
     '<div id="dlg-error"></div>' +
@@ -100,7 +115,12 @@ function dialogHtml(g, isNew) {
     '<small class="hint">Used in the embed snippet; unique in this environment.</small></label>' +
     '<label class="field" data-field="type"><span>Type</span><select name="type">' +
     `<option value="single"${g.type !== "range" ? " selected" : ""}>Single: like or upvote/downvote</option>` +
-    `<option value="range"${g.type === "range" ? " selected" : ""}>Range: star rating</option></select></label>` +
+    `<option value="range"${g.type === "range" ? " selected" : ""}>Range: star rating</option>` +
+    `<option value="reactions"${g.type === "reactions" ? " selected" : ""}>Reactions: emoji or short names</option></select></label>` +
+    '<div id="reactions-row"><label class="field" data-field="reactions"><span>Reactions</span>' +
+    `<textarea name="reactions" rows="4" placeholder="👍 Like&#10;❤️ Love&#10;🎉 Hooray">${esc(reactionLines(g))}</textarea>` +
+    '<small class="hint">One per line: its id (an emoji or a short name), then its label. Counts belong to the id: change labels and order freely.</small></label>' +
+    `<label class="field" data-field="maxPerVoter"><span>Reactions per voter</span><input name="maxPerVoter" type="number" min="1" value="${esc(g.maxPerVoter ?? 1)}"></label></div>` +
     `<div class="row" id="range-row"><label class="field" data-field="start"><span>From</span><input name="start" type="number" value="${esc(g.start ?? 1)}"></label>` +
     `<label class="field" data-field="end"><span>To</span><input name="end" type="number" value="${esc(g.end ?? 5)}"></label></div>` +
     '<div class="actions"><button class="btn ghost" value="cancel" formnovalidate type="button" id="dlg-cancel">Cancel</button>' +
@@ -116,6 +136,7 @@ export function groupDialog(g, after = null) {
   const form = $("form", d);
   const sync = () => {
     $("#range-row", d).style.display = form.type.value === "range" ? "" : "none";
+    $("#reactions-row", d).style.display = form.type.value === "reactions" ? "" : "none";
   };
   form.type.onchange = sync;
   sync();
@@ -127,6 +148,10 @@ export function groupDialog(g, after = null) {
     if (body.type === "range") {
       body.start = parseInt(form.start.value, 10);
       body.end = parseInt(form.end.value, 10);
+    }
+    if (body.type === "reactions") {
+      body.reactions = parseReactions(form.reactions.value);
+      body.maxPerVoter = parseInt(form.maxPerVoter.value, 10) || 1;
     }
     const btn = $("button[type=submit]", form);
     btn.disabled = true;

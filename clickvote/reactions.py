@@ -1,0 +1,118 @@
+"""`reactions` groups: the owner's reaction ids (emoji or short names, each with a label), in the
+owner's order, and how many of them one voter may hold on an item at once (maxPerVoter).
+
+A voter's reactions on an item are stored as one integer, a bit set. Each id keeps the bit it
+got when first defined, for good: a new label or another order never moves a count, and a
+removed id's bit is never given to another id (an id defined again gets its bit and its votes
+back). Storage counts voters per bit (Storage.bit_counts); totals are reported per id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from clickvote.fields import text_problem
+from clickvote.storage.base import Reaction, Reactions
+
+MAX_BITS = 31  # a stored value is a PostgreSQL INTEGER
+MAX_REACTIONS = 20
+MAX_ID = 32
+MAX_LABEL = 64
+
+
+class ReactionsError(ValueError):
+    """A definition the server refuses; `field` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def encode(r: Reactions | None) -> str | None:
+    if r is None:
+        return None
+    return json.dumps(
+        {
+            "items": [{"id": x.id, "label": x.label} for x in r.items],
+            "maxPerVoter": r.max_per_voter,
+            "bits": dict(r.bits),
+        },
+        ensure_ascii=False,
+    )
+
+
+def decode(text: str | None) -> Reactions | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return Reactions(
+        items=tuple(Reaction(x["id"], x["label"]) for x in data["items"]),
+        max_per_voter=int(data["maxPerVoter"]),
+        bits=tuple((k, int(v)) for k, v in data["bits"].items()),
+    )
+
+
+def _text(value: Any, field: str, most: int) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= most:
+        raise ReactionsError(field, f"{field} must be a string of 1..{most} characters")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ReactionsError(field, f"{field} {problem}")
+    return value
+
+
+def define(items: Any, max_per_voter: Any, old: Reactions | None) -> Reactions:
+    """A checked definition from [{id, label}] and maxPerVoter; ids `old` knew keep their bit."""
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_REACTIONS:
+        raise ReactionsError("reactions", f"reactions must list 1..{MAX_REACTIONS} reactions")
+    parsed: list[Reaction] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ReactionsError("reactions", "each reaction must be an object {id, label}")
+        rid = _text(item.get("id"), "reactions.id", MAX_ID)
+        label = _text(item.get("label", rid), "reactions.label", MAX_LABEL)
+        if any(p.id == rid for p in parsed):
+            raise ReactionsError("reactions.id", f"reaction id {rid!r} is listed twice")
+        parsed.append(Reaction(rid, label))
+    if isinstance(max_per_voter, bool) or not isinstance(max_per_voter, int):
+        raise ReactionsError("maxPerVoter", "maxPerVoter must be an integer")
+    if not 1 <= max_per_voter <= len(parsed):
+        raise ReactionsError("maxPerVoter", f"maxPerVoter must be 1..{len(parsed)}")
+    bits = dict(old.bits) if old is not None else {}
+    for r in parsed:
+        if r.id not in bits:
+            if len(bits) >= MAX_BITS:
+                raise ReactionsError(
+                    "reactions", f"a group can have {MAX_BITS} reaction ids over its life"
+                )
+            bits[r.id] = len(bits)
+    return Reactions(tuple(parsed), max_per_voter, tuple(bits.items()))
+
+
+def bit_of(r: Reactions, rid: str) -> int | None:
+    """The bit of a reaction id the group offers now (None for a removed or unknown id)."""
+    if not any(x.id == rid for x in r.items):
+        return None
+    return dict(r.bits)[rid]
+
+
+def held(r: Reactions, value: int) -> list[str]:
+    """The ids a stored value holds, in the owner's order (removed ids left out)."""
+    bits = dict(r.bits)
+    return [x.id for x in r.items if value >> bits[x.id] & 1]
+
+
+def counts(r: Reactions, bit_counts: tuple[int, ...]) -> dict[str, int]:
+    """{id: voters holding it}, in the owner's order."""
+    bits = dict(r.bits)
+    return {x.id: bit_counts[bits[x.id]] if bits[x.id] < len(bit_counts) else 0 for x in r.items}
+
+
+def public(r: Reactions) -> dict[str, Any]:
+    """The definition as the API shows it."""
+    return {
+        "reactions": [{"id": x.id, "label": x.label} for x in r.items],
+        "maxPerVoter": r.max_per_voter,
+    }

@@ -1,0 +1,103 @@
+"""Reactions groups over the JSON API and the socket: definitions, toggles, per-id totals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from .conftest import TIMEOUT, Dashboard, Server, login
+
+ITEMS = [{"id": "👍", "label": "Like"}, {"id": "heart", "label": "Love"}, {"id": "🎉"}]
+
+
+def react(c: Any, token: str, item: str, user: str, rid: Any) -> Any:
+    return c.call(
+        "vote", {"id": "react", "voteTo": item, "userId": user, "value": rid, "token": token}
+    )
+
+
+def counts(server: Server, pk: str, item: str) -> Any:
+    r = requests.get(
+        server.url + "/public/v1/counts",
+        params={"key": pk, "group": "react", "item": item},
+        timeout=TIMEOUT,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_definition_checked(dash: Dashboard) -> None:
+    made = dash.group("react", "reactions", reactions=ITEMS, maxPerVoter=2)
+    assert made["reactions"] == [
+        {"id": "👍", "label": "Like"},
+        {"id": "heart", "label": "Love"},
+        {"id": "🎉", "label": "🎉"},
+    ]
+    assert made["maxPerVoter"] == 2 and made["start"] is None
+    assert "reactions" not in dash.group("plain")
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({}, "reactions"),
+        ({"reactions": []}, "reactions"),
+        ({"reactions": [{"id": "a"}, {"id": "a"}]}, "reactions.id"),
+        ({"reactions": [{"id": ""}]}, "reactions.id"),
+        ({"reactions": [{"id": 5}]}, "reactions.id"),
+        ({"reactions": ITEMS, "maxPerVoter": 4}, "maxPerVoter"),
+        ({"reactions": ITEMS, "maxPerVoter": 0}, "maxPerVoter"),
+    ]
+    for extra, field in bad:
+        r = dash.post("/votes/", {"name": "other", "type": "reactions", **extra})
+        assert r.status_code == 422, (extra, r.text)
+        assert r.json()["statusCode"] == 422 and r.json()["field"] == field, r.text
+
+
+def test_toggle_counts_and_redefine(server: Server, dash: Dashboard, clients: Any) -> None:
+    group = dash.group("react", "reactions", reactions=ITEMS, maxPerVoter=2)
+    pk = str(dash.keys()["publicKey"])
+    c = clients()
+    token = login(c, pk)
+    assert react(c, token, "post", "alice", "👍")["ok"]
+    assert react(c, token, "post", "alice", "heart")["ok"]
+    assert react(c, token, "post", "bob", "heart")["ok"]
+    refused = react(c, token, "post", "alice", "🎉")
+    assert not refused["ok"] and refused["error"]["code"] == "too_many_reactions", refused
+    refused = react(c, token, "post", "bob", "nope")
+    assert not refused["ok"] and refused["error"]["code"] == "bad_value", refused
+    total = {"reactions": {"👍": 1, "heart": 2, "🎉": 0}, "count": 3, "voters": 2}
+    assert counts(server, pk, "post")["total"] == total
+    state = requests.get(
+        server.url + "/api/votes",
+        params={"key": pk, "id": "react", "voteTo": "post", "userId": "alice"},
+        timeout=TIMEOUT,
+    ).json()
+    assert state["voted"] is True and state["voteValue"] == ["👍", "heart"]
+    shown = [{"id": "👍", "label": "Like"}, {"id": "heart", "label": "Love"}]
+    assert state["reactions"][:2] == shown == counts(server, pk, "post")["reactions"][:2]
+    assert state["total"] == total
+
+    # relabel and reorder: the counts stay with their ids
+    items = [{"id": "heart", "label": "<3"}, {"id": "🎉"}, {"id": "👍", "label": "+1"}]
+    r = dash.put(f"/votes/{group['id']}", {"reactions": items})
+    assert r.status_code == 200, r.text
+    assert [x["id"] for x in r.json()["reactions"]] == ["heart", "🎉", "👍"]
+    assert r.json()["maxPerVoter"] == 2
+    moved = counts(server, pk, "post")["total"]["reactions"]
+    assert list(moved) == ["heart", "🎉", "👍"] and moved == total["reactions"]
+    # a removed id is refused
+    r = dash.put(f"/votes/{group['id']}", {"reactions": items[:2], "maxPerVoter": 1})
+    assert r.status_code == 200, r.text
+    refused = react(c, token, "post", "bob", "👍")
+    assert not refused["ok"] and refused["error"]["code"] == "bad_value", refused
+    assert counts(server, pk, "post")["total"]["reactions"] == {"heart": 2, "🎉": 0}
+
+
+def test_stats_top_items_per_reaction(dash: Dashboard, clients: Any) -> None:
+    dash.group("react", "reactions", reactions=ITEMS, maxPerVoter=3)
+    c = clients()
+    token = login(c, str(dash.keys()["publicKey"]))
+    for item, user, rid in [("a", "u1", "🎉"), ("b", "u1", "🎉"), ("b", "u2", "👍")]:
+        assert react(c, token, item, user, rid)["ok"]
+    stats = dash.get("/votes/react/stats").json()
+    assert [t["voteTo"] for t in stats["top"]] == ["b", "a"]
+    assert stats["top"][0]["reactions"] == {"👍": 1, "heart": 0, "🎉": 1}
+    assert stats["top"][0]["count"] == 2 and stats["top"][0]["voters"] == 2
