@@ -1,1 +1,1 @@
-"""Build, test and release tooling behind tasks.py, noxfile.py and CI."""
+"""Build, test and release tooling behind tasks/, noxfile.py and CI."""

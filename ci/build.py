@@ -1,6 +1,6 @@
 """Image builds: the offline base image and ``docker buildx bake`` invocations.
 
-Used by tasks.py (``inv base``, ``inv build``), noxfile.py (``test-<arch>``)
+Used by tasks/ (``inv base``, ``inv build``), noxfile.py (``test-<arch>``)
 and benchmarks/build.py, so that all of them build the same way.
 """
 

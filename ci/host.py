@@ -1,6 +1,6 @@
 """Host provisioning and checks for building and testing ClickVote's images.
 
-Used by ``inv setup`` and ``inv doctor`` (tasks.py). Everything here is
+Used by ``inv setup`` and ``inv doctor`` (tasks/setup.py). Everything here is
 idempotent: each step first checks whether it is already satisfied and then
 does nothing. ``dry=True`` prints what would be done instead of doing it.
 

@@ -1,5 +1,5 @@
 # ClickVote images. This file is the single source of truth for the platform
-# list, the image names and the Python version: tasks.py, noxfile.py and CI
+# list, the image names and the Python version: tasks/, noxfile.py and CI
 # read them (ci/project.py, through `docker buildx bake --print app test base`)
 # instead of repeating them. The facts about each platform are in platforms.toml.
 # docker-bake.print.json is that --print answer for the defaults, read where no

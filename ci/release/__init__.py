@@ -1,5 +1,5 @@
 """Release logic: local registry, candidates, manifest lists, signed verification
-reports and promotion. The invoke tasks in ``ci/release_tasks.py`` are thin wrappers.
+reports and promotion. The invoke tasks in ``tasks/release.py`` are thin wrappers.
 
 Modules that only compute (``oci``, ``reports``, ``quorum``, ``machine``'s pure
 helpers, ``candidate``'s naming) need no Docker and are unit tested without it.

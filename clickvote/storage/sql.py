@@ -574,6 +574,8 @@ class SQLStorage:
         combine: Callable[[int], int] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """One transaction: idempotency check, upsert value, adjust tally, event, record."""
+        key = (group_id, vote_to, voter)
+        remembered = (env_id, voter, group_id, vote_to, msg_id)
         given = value
 
         def fn(tx: Tx) -> tuple[dict[str, Any], bool]:
@@ -584,103 +586,118 @@ class SQLStorage:
                 row = tx.one(
                     "SELECT response FROM idempotency WHERE env_id = ? AND voter = ? "
                     "AND group_id = ? AND vote_to = ? AND msg_id = ?",
-                    env_id,
-                    voter,
-                    group_id,
-                    vote_to,
-                    msg_id,
+                    *remembered,
                 )
                 if row:
                     return json.loads(row[0]), True
             if adopt is not None:  # the voter takes over its vote stored under `adopt`
-                tx.exec(
-                    "UPDATE votes SET voter = ? WHERE group_id = ? AND vote_to = ? AND voter = ? "
-                    "AND NOT EXISTS (SELECT 1 FROM votes WHERE group_id = ? AND vote_to = ? "
-                    "AND voter = ?)",
-                    voter,
-                    group_id,
-                    vote_to,
-                    adopt,
-                    group_id,
-                    vote_to,
-                    voter,
-                )
+                self._adopt_vote(tx, group_id, vote_to, voter, adopt)
             ts = now_ms()
-            row = tx.one(
-                "SELECT value FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",
-                group_id,
-                vote_to,
-                voter,
-            )
-            previous = int(row[0]) if row else 0
-            value = combine(previous) if combine is not None else given
-            if value == 0:
-                tx.exec(
-                    "DELETE FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?",
-                    group_id,
-                    vote_to,
-                    voter,
-                )
-            else:
-                tx.exec(
-                    "INSERT INTO votes (group_id, vote_to, voter, value, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, vote_to, voter) "
-                    "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    group_id,
-                    vote_to,
-                    voter,
-                    value,
-                    ts,
-                )
+            previous, value = self._store_vote(tx, key, given, combine, ts)
             d_voters = int(value != 0) - int(previous != 0)
             d_total = value - previous
-            # the tally after this vote; the one before follows from the deltas
-            (voters, total, seq), *_ = tx.all(
-                "INSERT INTO tallies (group_id, vote_to, voters, total, updated_at, seq) "
-                "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (group_id, vote_to) DO UPDATE SET "
-                "voters = tallies.voters + excluded.voters, "
-                "total = tallies.total + excluded.total, updated_at = excluded.updated_at, "
-                "seq = tallies.seq + 1 "
-                "RETURNING voters, total, seq",
-                group_id,
-                vote_to,
-                d_voters,
-                d_total,
-                ts,
-            )
-            after = Tally(int(voters), int(total))
+            after, seq = self._bump_tally(tx, group_id, vote_to, (d_voters, d_total), ts)
             before = Tally(after.voters - d_voters, after.total - d_total)
-            tx.exec(
-                "INSERT INTO events (id, env_id, group_id, vote_to, voter, value, previous, "
-                "created_at, user_agent, referrer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                time_ordered_id(ts),
-                env_id,
-                group_id,
-                vote_to,
-                voter,
-                value,
-                previous,
-                ts,
-                meta.get("user_agent"),
-                meta.get("referrer"),
-            )
+            self._record_event(tx, env_id, key, (value, previous), ts, meta)
             counted = self._bit_counts(tx, group_id, vote_to) if combine is not None else ()
-            response = respond(VoteOutcome(previous, value, before, after, int(seq), counted))
+            response = respond(VoteOutcome(previous, value, before, after, seq, counted))
             if msg_id is not None:
                 tx.exec(
                     "INSERT INTO idempotency (env_id, voter, group_id, vote_to, msg_id, "
                     "response, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    env_id,
-                    voter,
-                    group_id,
-                    vote_to,
-                    msg_id,
+                    *remembered,
                     jsonfast.dumps(response),
                     ts,
                 )
             return response, False
 
         return await self._run(fn)
+
+    # apply_vote's steps, in the order it runs them (all inside its one transaction)
+    @staticmethod
+    def _adopt_vote(tx: Tx, group_id: str, vote_to: str, voter: str, adopt: str) -> None:
+        """``voter`` takes over the vote stored under ``adopt`` unless it has one of its own."""
+        tx.exec(
+            "UPDATE votes SET voter = ? WHERE group_id = ? AND vote_to = ? AND voter = ? "
+            "AND NOT EXISTS (SELECT 1 FROM votes WHERE group_id = ? AND vote_to = ? "
+            "AND voter = ?)",
+            voter,
+            group_id,
+            vote_to,
+            adopt,
+            group_id,
+            vote_to,
+            voter,
+        )
+
+    @staticmethod
+    def _store_vote(
+        tx: Tx,
+        key: tuple[str, str, str],
+        given: int,
+        combine: Callable[[int], int] | None,
+        ts: int,
+    ) -> tuple[int, int]:
+        """Set the voter's value on the item (0 deletes it): `given`, or what `combine` makes of
+        the value it had (a reactions toggle); returns (the value it had, the value set)."""
+        row = tx.one(
+            "SELECT value FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?", *key
+        )
+        previous = int(row[0]) if row else 0
+        value = combine(previous) if combine is not None else given
+        if value == 0:
+            tx.exec("DELETE FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?", *key)
+        else:
+            tx.exec(
+                "INSERT INTO votes (group_id, vote_to, voter, value, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (group_id, vote_to, voter) "
+                "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                *key,
+                value,
+                ts,
+            )
+        return previous, value
+
+    @staticmethod
+    def _bump_tally(
+        tx: Tx, group_id: str, vote_to: str, deltas: tuple[int, int], ts: int
+    ) -> tuple[Tally, int]:
+        """Add (voters, total) deltas to the item's tally; the tally after it and its seq."""
+        (voters, total, seq), *_ = tx.all(
+            "INSERT INTO tallies (group_id, vote_to, voters, total, updated_at, seq) "
+            "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (group_id, vote_to) DO UPDATE SET "
+            "voters = tallies.voters + excluded.voters, "
+            "total = tallies.total + excluded.total, updated_at = excluded.updated_at, "
+            "seq = tallies.seq + 1 "
+            "RETURNING voters, total, seq",
+            group_id,
+            vote_to,
+            *deltas,
+            ts,
+        )
+        return Tally(int(voters), int(total)), int(seq)
+
+    @staticmethod
+    def _record_event(
+        tx: Tx,
+        env_id: str,
+        key: tuple[str, str, str],
+        values: tuple[int, int],
+        ts: int,
+        meta: dict[str, str | None],
+    ) -> None:
+        """The vote's event: (value, previous) on (group, item, voter) at ``ts``."""
+        tx.exec(
+            "INSERT INTO events (id, env_id, group_id, vote_to, voter, value, previous, "
+            "created_at, user_agent, referrer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            time_ordered_id(ts),
+            env_id,
+            *key,
+            *values,
+            ts,
+            meta.get("user_agent"),
+            meta.get("referrer"),
+        )
 
     @staticmethod
     def _bit_counts(tx: Tx, group_id: str, vote_to: str) -> tuple[int, ...]:

@@ -155,11 +155,11 @@ def test_local_base_image_from_the_environment_everywhere(
     from invoke.context import Context
 
     sys.path.insert(0, str(project.ROOT))
-    import tasks
+    from tasks import setup as tasks
 
     bake_env(LOCAL_BASE_IMAGE="mybase:7", BASE_SUITE="sid", PYTHON_VERSION="3.14")
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(build, "build_base", lambda *a: seen.update(base=a))
+    monkeypatch.setattr(build, "build_base", lambda *a, dry: seen.update(base=(*a, dry)))
     monkeypatch.setattr(
         host,
         "doctor_checks",

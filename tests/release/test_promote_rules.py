@@ -10,9 +10,10 @@ import pytest
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from ci import project, release_tasks
+from ci import project
 from ci.release import ReleaseError, config, imagetools, promote
 from ci.release.oci import Index
+from tasks import release as release_tasks
 
 from .factories import TAG, make_index, platform_dict, predicates_for
 

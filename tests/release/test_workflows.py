@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from invoke.context import Context
 
-from ci import project, release_tasks, workflow
+from ci import project, workflow
 from ci.release import ReleaseError, config, imagetools, publish, signing
+from tasks import release as release_tasks
 
 from .factories import digest
 

@@ -1,48 +1,31 @@
-"""Release tasks: local registry, candidates, manifest lists, verification, promotion.
+"""Release tasks: local registry, candidates, manifest lists, verification, promotion,
+release notes, the workflows' matrix (logic in ci/release/).
 
-Wire into tasks.py (below ``# --- release ---``)::
-
-    from ci import release_tasks
-    release_tasks.add_to(ns)
-
-Standalone: ``PYTHONPATH=. inv --search-root ci -c release_tasks --list``.
 Configuration: ``release:`` in invoke.yaml and ``CLICKVOTE_*`` environment
 variables (see ci/release/config.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from invoke.collection import Collection
 from invoke.context import Context
-from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from ci.release import ReleaseError, signing
 from ci.release import config as release_config
 from ci.release import notes as notes_mod
 from ci.release import promote as promote_mod
 from ci.release import publish as publish_mod
 from ci.release import registry as registry_mod
+from ci.release import signing
 from ci.release import verify as verify_mod
-from ci.taskhelp import task
-
-
-@contextlib.contextmanager
-def _exits() -> Iterator[None]:
-    try:
-        yield
-    except ReleaseError as e:
-        raise Exit(f"error: {e}", code=1) from e
+from tasks._common import fail, failures, task
 
 
 def _cfg(c: Context, **overrides: Any) -> release_config.ReleaseConfig:
     section = c.config.get("release") or {}
-    with _exits():
+    with failures():
         return release_config.load(dict(section)).with_overrides(**overrides)
 
 
@@ -56,8 +39,8 @@ def registry(c: Context, action: str, dry: bool = False) -> None:
         "status": lambda: registry_mod.status(cfg),
     }
     if action not in actions:
-        raise Exit(f"error: unknown action {action!r}: use start, stop or status", code=1)
-    with _exits():
+        raise fail(f"unknown action {action!r}: use start, stop or status")
+    with failures():
         print(f"registry: {actions[action]()}")
 
 
@@ -93,15 +76,14 @@ def publish(
     """Build every platform with attestations and push a candidate tag (or one platform
     by digest per job, then --merge)."""
     if not candidate:
-        raise Exit(
-            "error: only candidates are published: pass --candidate; a release is made "
-            "from a verified candidate with `inv promote`",
-            code=1,
+        raise fail(
+            "only candidates are published: pass --candidate; a release is made "
+            "from a verified candidate with `inv promote`"
         )
     if (platform or merge) and not (tag and digests):
-        raise Exit("error: --platform and --merge need --tag and --digests", code=1)
+        raise fail("--platform and --merge need --tag and --digests")
     cfg = _cfg(c)
-    with _exits():
+    with failures():
         if tag_only:
             chosen = publish_mod.choose_tag(cfg, by_sha=sha, tag=tag)
         elif merge:
@@ -133,7 +115,7 @@ def publish(
 )
 def manifest(c: Context, tag: str, check: bool = False) -> None:
     """Print the platforms and digests of a manifest list."""
-    with _exits():
+    with failures():
         promote_mod.inspect(_cfg(c), tag, check=check)
 
 
@@ -151,7 +133,7 @@ def manifest_create(
 ) -> None:
     """Assemble a manifest list from per-platform digests (imagetools create)."""
     items = [d for d in digests.replace(" ", ",").split(",") if d] + list(digest or [])
-    with _exits():
+    with failures():
         promote_mod.create(_cfg(c), tag, items, dry=dry)
 
 
@@ -178,7 +160,7 @@ def verify(
     dry: bool = False,
 ) -> None:
     """Test a candidate on this machine and write a signed report under verifications/."""
-    with _exits(), signing.key_from_env(key_env) as from_env:
+    with failures(), signing.key_from_env(key_env) as from_env:
         cfg = _cfg(c, verifications_dir=Path(out).resolve() if out else None)
         key = from_env or key
         verify_mod.verify(cfg, tag, platform=_platform(platform), suite=suite, key=key, dry=dry)
@@ -215,8 +197,8 @@ def promote(
 ) -> None:
     """Release a verified candidate under VERSION (and latest) without rebuilding."""
     if not version:
-        raise Exit("error: --version is required", code=1)
-    with _exits():
+        raise fail("--version is required")
+    with failures():
         cfg = _cfg(c, quorum=quorum or None, verifications_dir=Path(out).resolve() if out else None)
         trust = Path(allowed).resolve() if allowed else None
         if not dry:
@@ -233,7 +215,7 @@ def promote(
 )
 def release_notes(c: Context, tag: str, allowed: str = "", out: str = "") -> None:
     """Print the figures of TAG's signed reports per platform and device (Markdown)."""
-    with _exits():
+    with failures():
         cfg = _cfg(c, verifications_dir=Path(out).resolve() if out else None)
         print(notes_mod.release_notes(cfg, tag, Path(allowed).resolve() if allowed else None))
 
@@ -260,11 +242,3 @@ TASKS: tuple[Task[Any], ...] = (
     promote,
     release_notes,
 )
-
-
-def add_to(collection: Collection) -> None:
-    for t in TASKS:
-        collection.add_task(t)
-
-
-ns = Collection(*TASKS)
