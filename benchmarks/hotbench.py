@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.eio import SioClient
 from benchmarks.procstat import cpu_seconds
 from benchmarks.socketbench import clickvote_server, pct, setup_env, watcher_processes
+from clickvote.client import SioClient
 
 GROUP, ITEM = "likes", "hot"
 PROBE = 25  # every 25th vote's lag is measured at every watcher

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.eio import SioClient
+from clickvote.client import SioClient
 
 
 async def connect_all(url: str, n: int, on_event: Any = None) -> list[SioClient]:
@@ -72,7 +72,7 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
             errors += 1
 
     if args.server_pid:
-        from benchmarks.procstat import cpu_seconds  # (the images carry eio and loadgen only)
+        from benchmarks.procstat import cpu_seconds  # (not in the images)
     cpu0 = cpu_seconds(args.server_pid) if args.server_pid else 0.0
     start = time.monotonic()
     end = start + args.duration

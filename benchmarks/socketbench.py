@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,25 +25,11 @@ from typing import Any
 
 import requests
 
-from benchmarks.eio import SioClient
+from clickvote.client import SioClient, free_port, limits_off_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-SERVER_ENV = {
-    "CLICKVOTE_RATE_VOTER_BURST": "1000000",
-    "CLICKVOTE_RATE_VOTER_PER_SEC": "1000000",
-    "CLICKVOTE_RATE_IP_BURST": "1000000",
-    "CLICKVOTE_RATE_IP_PER_SEC": "1000000",
-    "CLICKVOTE_MAX_SESSIONS_PER_IP": "1000000",
-    "CLICKVOTE_BCRYPT_ROUNDS": "4",
-    "CLICKVOTE_LOG_LEVEL": "warning",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+SERVER_ENV = limits_off_env()
 
 
 def pct(values: list[float], p: float) -> float:

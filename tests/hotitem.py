@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.eio import SioClient
+from clickvote.client import SioClient
 
 CONNECT_AT_ONCE = 50
 GROUP, ITEM = "hot", "post"

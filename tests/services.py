@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
-import socketio
+
+from clickvote import client
+from clickvote.client import LIMITS_OFF, free_port, limits_off_env
 
 if TYPE_CHECKING:
     from clickvote.config import Settings
@@ -30,25 +32,8 @@ CLIENT_TIMEOUT = 10.0  # generous: the suite also runs under QEMU emulation
 SETUP_HINT = "run `inv setup` (installs postgresql and redis-server on this host)"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# Out of the way of tests and load that send many votes from one address and one voter;
-# cheap password hashing. Tests of the limits themselves set their own.
-LOAD_SETTINGS: dict[str, Any] = {
-    "bcrypt_rounds": 4,
-    "rate_voter_burst": 1_000_000.0,
-    "rate_voter_per_sec": 1_000_000.0,
-    "rate_ip_burst": 1_000_000.0,
-    "rate_ip_per_sec": 1_000_000.0,
-    "rate_login_burst": 1_000_000.0,
-    "rate_login_per_sec": 1_000_000.0,
-    "max_sessions_per_ip": 1_000_000,
-    "log_level": "warning",
-}
+# Tests of the limits themselves set their own.
+LOAD_SETTINGS = LIMITS_OFF
 
 
 def load_settings(port: int, data_dir: Path, **overrides: Any) -> Settings:
@@ -61,7 +46,7 @@ def load_settings(port: int, data_dir: Path, **overrides: Any) -> Settings:
 
 def load_env() -> dict[str, str]:
     """LOAD_SETTINGS as the environment of a `clickvote serve` process."""
-    return {f"CLICKVOTE_{key.upper()}": str(value) for key, value in LOAD_SETTINGS.items()}
+    return limits_off_env()
 
 
 def wait_healthy(
@@ -261,27 +246,12 @@ def start_uvicorn(app: Any, port: int) -> tuple[Any, threading.Thread]:
     return srv, thread
 
 
-class Client:
-    """A sync Socket.IO client (python-socketio's, over a WebSocket) recording every event
-    it receives. `headers` go with its handshake (e.g. X-Forwarded-For)."""
+class Client(client.Client):
+    """clickvote.client's blocking Socket.IO client, with the suite's timeout and helpers to
+    wait for events. `headers` go with its handshake (e.g. X-Forwarded-For)."""
 
     def __init__(self, url: str, auth: Any = None, headers: dict[str, str] | None = None) -> None:
-        self.sio = socketio.Client(reconnection=False)
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.sio.on("*", lambda event, *args: self.events.put((event, args[0] if args else None)))
-        self.sio.connect(
-            url,
-            auth=auth,
-            headers=headers or {},
-            transports=["websocket"],
-            wait_timeout=CLIENT_TIMEOUT,
-        )
-
-    def call(self, event: str, data: Any) -> Any:
-        return self.sio.call(event, data, timeout=CLIENT_TIMEOUT)
-
-    def emit(self, event: str, data: Any) -> None:
-        self.sio.emit(event, data)
+        super().__init__(url, auth, headers, timeout=CLIENT_TIMEOUT)
 
     def login(self, public_key: str) -> str:
         ack = self.call("login", {"apiKey": public_key})
@@ -312,6 +282,3 @@ class Client:
     def drain(self) -> None:
         while not self.events.empty():
             self.events.get_nowait()
-
-    def close(self) -> None:
-        self.sio.disconnect()

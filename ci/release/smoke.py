@@ -11,24 +11,20 @@ from __future__ import annotations
 import contextlib
 import queue
 import secrets
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-import socketio  # type: ignore[import-untyped]
+
+from clickvote.client import Client, free_port
+
+__all__ = ["GROUP", "Check", "Smoke", "VoteSocket", "free_port"]
 
 GROUP = "release-smoke"
 VOTE_TO = "item-1"
 VOTERS = ("voter-1", "voter-2")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -144,12 +140,8 @@ class VoteSocket:
 
     def __init__(self, url: str, public_key: str, timeout: float) -> None:
         self.timeout = timeout
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", lambda event, data=None: self.events.put((event, data)))
-        self.client.connect(
-            url, auth={"token": f"{public_key}:{VOTERS[0]}"}, wait_timeout=int(timeout)
-        )
+        self.client = Client(url, auth={"token": f"{public_key}:{VOTERS[0]}"}, timeout=timeout)
+        self.events = self.client.events
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
         self.client.emit(event, data)
@@ -195,4 +187,4 @@ class VoteSocket:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.client.disconnect()
+            self.client.close()

@@ -1,5 +1,5 @@
 """`inv bench`'s vote path figures: the server's own CPU time, the rows side by side. Marked
-host: the benchmarks are not in the images (they carry benchmarks/eio.py and loadgen.py)."""
+host: the benchmarks are not in the images."""
 
 from __future__ import annotations
 

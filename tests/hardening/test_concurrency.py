@@ -2,7 +2,7 @@
 twice at once: exact totals afterwards, each double click counted once, and every client's
 last broadcast per item agrees with the totals.
 
-The clients are benchmarks/eio.py's asyncio Socket.IO client, all in one event loop: 200
+The clients are clickvote/client.py's asyncio Socket.IO client, all in one event loop: 200
 python-socketio sync clients need two threads each and, on these 2-core machines, the test
 process itself became the bottleneck (acks queued behind its own threads for seconds).
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.eio import SioClient
+from clickvote.client import SioClient
 
 from .conftest import TIMEOUT, Dashboard, Server, setup, truth
 from .procserver import ServerProcess, votes_table

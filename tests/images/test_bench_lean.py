@@ -1,6 +1,6 @@
 """benchmarks/lean.py and its rows in benchmarks/run.py: the same-run comparison with a
-reference commit. Host only: benchmarks/ is not in the test images (only what the load
-tests import)."""
+reference commit. Host only: benchmarks/ is not in the test images (tests/images/conftest.py
+leaves this file out there)."""
 
 from __future__ import annotations
 
