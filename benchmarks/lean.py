@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import images
-from benchmarks.socketbench import PY, SERVER_ENV, free_port, loadgen, setup_env
+from benchmarks.socketbench import PY, SERVER_ENV, free_port, loadgen, setup_env, stop
 from ci import build, project
 
 # main before the lean runtime work (issue 13 item 4): the default reference
@@ -114,12 +114,7 @@ def native(root: Path) -> dict[str, Any]:
                     res = _votes(url)
                     out["load_mb"], out["acked"] = smaps_rss_mb(proc.pid), res["acked"]
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop(proc)
     out["start_s"] = statistics.median(out["starts_s"])
     out["cpu_s"] = statistics.median(out["cpus_s"])
     return out

@@ -50,12 +50,7 @@ def server(kind: str, prefix: list[str], timeout: float) -> Iterator[tuple[str, 
             token = setup_env(url) if kind == "clickvote" else "x"
             yield url, token, proc.pid
         finally:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            socketbench.stop(proc, grace=60)
 
 
 def pyspy(kind: str, seconds: float, top: int) -> None:

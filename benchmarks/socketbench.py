@@ -52,6 +52,16 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> N
     raise RuntimeError(f"{url} did not answer")
 
 
+def stop(proc: subprocess.Popen[Any], grace: float = 10) -> None:
+    """SIGTERM, `grace` seconds to exit, then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def process(cmd: list[str], url: str, env: dict[str, str] | None = None) -> Iterator[int]:
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})})
@@ -59,12 +69,7 @@ def process(cmd: list[str], url: str, env: dict[str, str] | None = None) -> Iter
         wait_http(url, proc)
         yield proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @contextmanager
