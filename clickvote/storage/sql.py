@@ -61,6 +61,13 @@ ORDER_BY: dict[str, str] = {
 
 GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at, reactions"
 ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at"
+# Per bit of an item's stored values (a reactions group), the voters holding it: bit b of each
+# value without `%` (a placeholder mark to the PostgreSQL driver). Written once, run per vote.
+BIT_COUNTS = "SELECT {} FROM votes WHERE group_id = ? AND vote_to = ?".format(
+    ", ".join(
+        f"COALESCE(SUM(value / {1 << b} - value / {2 << b} * 2), 0)" for b in range(defs.MAX_BITS)
+    )
+)
 
 
 class ImportRefused(ValueError):
@@ -702,12 +709,7 @@ class SQLStorage:
     @staticmethod
     def _bit_counts(tx: Tx, group_id: str, vote_to: str) -> tuple[int, ...]:
         """Per bit of the stored values (a reactions group): the item's voters holding it."""
-        # bit b of each value, without `%` (a placeholder mark to the PostgreSQL driver)
-        bits = (f"value / {1 << b} - value / {2 << b} * 2" for b in range(defs.MAX_BITS))
-        sums = ", ".join(f"COALESCE(SUM({bit}), 0)" for bit in bits)
-        row = tx.one(
-            f"SELECT {sums} FROM votes WHERE group_id = ? AND vote_to = ?", group_id, vote_to
-        )
+        row = tx.one(BIT_COUNTS, group_id, vote_to)
         return tuple(int(n) for n in row) if row else (0,) * defs.MAX_BITS
 
     async def bit_counts(self, group_id: str, vote_to: str) -> tuple[int, ...]:
