@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from clickvote import identity
+from clickvote.abuse import IpWindow, Refusals
 from clickvote.config import Settings
 from clickvote.fanout import INVALIDATE, Fanout, InProcessFanout, Message
+from clickvote.proof import Ledger
 from clickvote.ratelimit import RateLimiter, SharedBuckets
 from clickvote.security import Box, load_master_key, random_key
 from clickvote.storage import Env, Group, Storage, open_storage
@@ -38,6 +40,10 @@ class Context:
     voter_limiter: RateLimiter
     ip_limiter: RateLimiter
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 0.1))
+    # abuse layers (clickvote/abuse.py): per instance, in memory
+    ip_window: IpWindow = field(default_factory=IpWindow)
+    pow_ledger: Ledger = field(default_factory=Ledger)
+    refusals: Refusals = field(default_factory=Refusals)
     _secrets: dict[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, ...], tuple[float, Any]] = field(default_factory=dict)
 
@@ -146,6 +152,7 @@ class Context:
         await self.storage.purge(now, now - 7 * 24 * 3600 * 1000)
 
     async def close(self) -> None:
+        await self.refusals.flush(self.storage)
         await self.fanout.close()
         if self.voter_limiter.shared is not None:
             await self.voter_limiter.shared.close()
