@@ -20,6 +20,7 @@ from typing import Any
 
 log = logging.getLogger("clickvote.abuse")
 LAYERS = ("token", "ipWindow", "rateLimit", "proofOfWork")
+IP_VOTERS_MAX = 1000  # the most voters per (IP, user agent) an environment may allow
 WINDOW_MAX_ENTRIES = 200_000  # voters remembered by IpWindow, over all its keys
 REFUSALS_MAX_KEYS = 100_000  # (environment, day, layer) counts waiting for storage
 FLUSH_EVERY = 5.0  # seconds

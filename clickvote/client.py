@@ -47,6 +47,7 @@ LIMITS_OFF: dict[str, Any] = {
     "rate_login_burst": 1_000_000.0,
     "rate_login_per_sec": 1_000_000.0,
     "max_sessions_per_ip": 1_000_000,
+    "ip_voters": 0,  # new environments: no IP + user-agent window (clickvote/abuse.py)
     "log_level": "warning",
 }
 

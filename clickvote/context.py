@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from clickvote import identity
-from clickvote.abuse import IpWindow, Refusals
+from clickvote.abuse import IP_VOTERS_MAX, IpWindow, Refusals
 from clickvote.config import Settings
 from clickvote.fanout import INVALIDATE, Fanout, InProcessFanout, Message
 from clickvote.proof import Ledger
 from clickvote.ratelimit import RateLimiter, SharedBuckets
 from clickvote.security import Box, load_master_key, random_key
 from clickvote.storage import Env, Group, Storage, open_storage
-from clickvote.storage.base import NewEnv
+from clickvote.storage.base import AbuseSettings, NewEnv
 
 DEFAULT_ENVS = ("dev", "production")
 T = TypeVar("T")
@@ -53,6 +53,8 @@ class Context:
     @classmethod
     def build(cls, settings: Settings) -> Context:
         identity.configured(settings.identities)  # a bad setting fails at start, not later
+        if not 0 <= settings.ip_voters <= IP_VOTERS_MAX:
+            raise ValueError(f"CLICKVOTE_IP_VOTERS: {settings.ip_voters} is not 0..{IP_VOTERS_MAX}")
         shared = SharedBuckets(settings.redis_url) if settings.redis_url else None
         return cls(
             settings=settings,
@@ -76,6 +78,7 @@ class Context:
             public_key=random_key("pb_"),
             secret_key_sealed=self.box.seal_secret(random_key("sk_")),
             identities=identity.configured(self.settings.identities),
+            abuse=AbuseSettings(ip_voters=self.settings.ip_voters),
         )
 
     def default_envs(self) -> list[NewEnv]:

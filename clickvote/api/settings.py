@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from clickvote import identity
+from clickvote.abuse import IP_VOTERS_MAX
 from clickvote.accounts import Refused
 from clickvote.api.orgs import ID_NAME, env_json
 from clickvote.api.schema import (
@@ -32,7 +33,7 @@ KIND = enum(*identity.KINDS)
 # the abuse layers after the voter token: API name -> (AbuseSettings field, its schema)
 LAYER_FIELDS = {
     "ipWindow": ("ip_window", integer(60, 7 * 24 * 3600)),  # seconds
-    "ipVoters": ("ip_voters", integer(0, 1000)),  # 0: the window is off
+    "ipVoters": ("ip_voters", integer(0, IP_VOTERS_MAX)),  # 0: the window is off
     "powDifficulty": ("pow_difficulty", integer(0, MAX_DIFFICULTY)),  # bits; 0: off
 }
 ABUSE = obj(

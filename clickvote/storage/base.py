@@ -125,6 +125,7 @@ class NewEnv:
     public_key: str
     secret_key_sealed: str
     identities: tuple[str, ...]
+    abuse: AbuseSettings = AbuseSettings()
 
 
 # Builds the JSON response stored for idempotent replays, inside the vote's transaction.

@@ -63,8 +63,9 @@ ORDER_BY: dict[str, str] = {
 }
 
 GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at, reactions"
-ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at"
-ENV_READ = ENV_COLS + ", abuse"  # written by set_env_abuse only (a new one has the defaults)
+ENV_COLS = (
+    "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at, abuse"
+)
 # Per bit of an item's stored values (a reactions group), the voters holding it: bit b of each
 # value without `%` (a placeholder mark to the PostgreSQL driver). Written once, run per vote.
 BIT_COUNTS = "SELECT {} FROM votes WHERE group_id = ? AND vote_to = ?".format(
@@ -296,7 +297,7 @@ class SQLStorage:
             )
             for env in envs:
                 tx.exec(
-                    f"INSERT INTO envs ({ENV_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO envs ({ENV_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     new_id(),
                     org.id,
                     env.name,
@@ -305,6 +306,7 @@ class SQLStorage:
                     env.secret_key_sealed,
                     ",".join(env.identities),
                     ts,
+                    env.abuse.to_json(),
                 )
             return org
 
@@ -335,7 +337,7 @@ class SQLStorage:
     async def list_envs(self, org_id: str) -> list[Env]:
         rows = await self._run(
             lambda tx: tx.all(
-                f"SELECT {ENV_READ} FROM envs WHERE org_id = ? ORDER BY position, id", org_id
+                f"SELECT {ENV_COLS} FROM envs WHERE org_id = ? ORDER BY position, id", org_id
             ),
             write=False,
         )
@@ -343,13 +345,13 @@ class SQLStorage:
 
     async def get_env(self, env_id: str) -> Env | None:
         row = await self._run(
-            lambda tx: tx.one(f"SELECT {ENV_READ} FROM envs WHERE id = ?", env_id), write=False
+            lambda tx: tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id), write=False
         )
         return _env(row) if row else None
 
     async def get_env_by_public_key(self, public_key: str) -> Env | None:
         row = await self._run(
-            lambda tx: tx.one(f"SELECT {ENV_READ} FROM envs WHERE public_key = ?", public_key),
+            lambda tx: tx.one(f"SELECT {ENV_COLS} FROM envs WHERE public_key = ?", public_key),
             write=False,
         )
         return _env(row) if row else None
@@ -362,7 +364,7 @@ class SQLStorage:
                 secret_sealed,
                 env_id,
             )
-            row = tx.one(f"SELECT {ENV_READ} FROM envs WHERE id = ?", env_id)
+            row = tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id)
             if not row:
                 raise NotFound("environment")
             return _env(row)
@@ -372,7 +374,7 @@ class SQLStorage:
     async def set_env_identities(self, env_id: str, identities: tuple[str, ...]) -> Env:
         def fn(tx: Tx) -> Env:
             tx.exec("UPDATE envs SET identities = ? WHERE id = ?", ",".join(identities), env_id)
-            row = tx.one(f"SELECT {ENV_READ} FROM envs WHERE id = ?", env_id)
+            row = tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id)
             if not row:
                 raise NotFound("environment")
             return _env(row)
@@ -382,7 +384,7 @@ class SQLStorage:
     async def set_env_abuse(self, env_id: str, abuse: AbuseSettings) -> Env:
         def fn(tx: Tx) -> Env:
             tx.exec("UPDATE envs SET abuse = ? WHERE id = ?", abuse.to_json(), env_id)
-            row = tx.one(f"SELECT {ENV_READ} FROM envs WHERE id = ?", env_id)
+            row = tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id)
             if not row:
                 raise NotFound("environment")
             return _env(row)

@@ -7,12 +7,15 @@ Distinct client IPs come from X-Forwarded-For, which uvicorn trusts from 127.0.0
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clickvote import proof
 from clickvote.client import proof_of_work
+from clickvote.config import Settings
+from clickvote.context import Context
 from clickvote.ratelimit import RateLimiter
 
 from .conftest import Client, Dashboard, Server, setup
@@ -53,9 +56,10 @@ def refused(dash: Dashboard) -> dict[str, int]:
     return {k: v for k, v in rows[0].items() if k not in ("day", "dayStart")} if rows else {}
 
 
-def test_settings_show_and_take_the_layers(dash: Dashboard) -> None:
+def test_settings_show_and_take_the_layers(server: Server, dash: Dashboard) -> None:
     abuse = dash.keys()["abuse"]
-    assert abuse["ipWindow"] == 3600 and abuse["ipVoters"] == 20 and abuse["powDifficulty"] == 0
+    assert abuse["ipWindow"] == 3600 and abuse["powDifficulty"] == 0
+    assert abuse["ipVoters"] == server.ctx.settings.ip_voters == 0  # CLICKVOTE_IP_VOTERS
     assert abuse["rateVoterBurst"] > 0 and abuse["rateVoterPerSec"] > 0
     r = dash.put("/settings/", {"ipWindow": 600, "ipVoters": 0, "powDifficulty": 12})
     assert r.status_code == 200, r.text
@@ -84,6 +88,17 @@ def test_bad_layer_settings_name_their_field(
     assert dash.keys()["abuse"]["ipWindow"] == 3600  # nothing changed
 
 
+def test_new_environments_take_the_configured_window(tmp_path: Path) -> None:
+    def build(value: str) -> Context:
+        env = {"CLICKVOTE_IP_VOTERS": value} if value else {}
+        return Context.build(Settings.from_env(env, data_dir=str(tmp_path)))
+
+    assert build("").new_env("dev", 0).abuse.ip_voters == 20  # generous: offices behind a NAT
+    assert build("5").new_env("dev", 0).abuse.ip_voters == 5
+    with pytest.raises(ValueError, match="CLICKVOTE_IP_VOTERS"):
+        build("-1")
+
+
 def test_the_window_refuses_one_browser_voting_as_many_voters(
     dash: Dashboard, browser: Any
 ) -> None:
@@ -105,6 +120,7 @@ def test_the_default_window_lets_an_office_behind_one_address_vote(
 ) -> None:
     """Twenty people with the same browser behind one NAT all vote; the window is generous."""
     pk = setup(dash)
+    assert dash.put("/settings/", {"ipVoters": Settings().ip_voters}).status_code == 200
     people = [browser() for _ in range(4)]
     answers = [code(vote(people[i % 4], pk, f"colleague{i}")) for i in range(20)]
     assert answers == [None] * 20
