@@ -4,12 +4,17 @@ Client -> server events (each also answers through a Socket.IO acknowledgement i
   login      {apiKey}                          -> emits `login` {token, expiration}
   get-votes  {id, voteTo, userId?, type?, token, signature?, voterToken?}
              -> emits to the caller `get-votes-{id}-{voteTo}` {voted, voteValue, total, startEnd}
-  vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?}
+  vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?, pow?}
              -> other pages watching env+group+voteTo get `get-votes-{id}-{voteTo}`
                 {total: {initial, count, avg, ...}, poster: {value}} (never the voter's id);
                 the voter's own pages get {voted, voteValue, total, startEnd}: this one in
                 its acknowledgement if it asked for one, else as that event too;
              a retried msgId counts once and answers with the item's state now
+  challenge  {key or token} -> emits `challenge` {challenge, difficulty, expires}: a proof of
+             work to solve before a first vote where the environment asks for one
+             (difficulty 0, challenge null: none asked); the vote then carries `pow`
+             {challenge, counter} (clickvote/proof.py)
+A vote meets the abuse layers of clickvote/abuse.py after its voter is known.
 Instead of `token`, new clients may pass `key` (the public key). Any other event, and any
 event with binary attachments, is answered with an error (codes unknown_event, bad_payload).
 Errors: the event `clickvote:error` {message, code, event, id?, voteTo?, msgId?, retryAfter?};
