@@ -4,8 +4,9 @@ A challenge is `v1.<env id>.<expiry, s since the epoch>.<difficulty>.<nonce>.<ma
 an HMAC-SHA256 of the rest under a key derived from the master key (security.Box.sign), so
 the server keeps nothing per challenge it issues. A solution is a counter (decimal digits)
 such that SHA-256(challenge + counter) starts with `difficulty` zero bits. The server accepts
-each challenge's solution once (`Ledger`: the challenges used, until they expire) and then
-trusts the socket and the voter for TRUST seconds, so only a first vote pays.
+each challenge's solution once (`Ledger`: the challenges used, until they expire; with
+Redis, also marked there, so once across instances) and then trusts the socket and the voter
+for TRUST seconds (per instance), so only a first vote pays.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ TTL = 300  # seconds a challenge may be solved and used in
 TRUST = 3600  # seconds a socket or voter that solved one is trusted
 MAX_DIFFICULTY = 24  # bits; ~16.8 million hashes on average
 MAX_COUNTER = 20  # digits
+USED = "pow.challenge was already used: fetch a new one"
 LEDGER_MAX = 200_000  # challenges used and voters trusted remembered (oldest forgotten first)
 
 
@@ -104,7 +106,7 @@ class Ledger:
         while self._used and next(iter(self._used.values())) < now:
             self._used.popitem(last=False)  # expired: its challenge is refused anyway
         if challenge in self._used:
-            raise ProofError("pow.challenge was already used: fetch a new one")
+            raise ProofError(USED)
         self._used[challenge] = expires
         while len(self._used) > self.max_entries:
             self._used.popitem(last=False)

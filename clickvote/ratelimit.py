@@ -76,6 +76,22 @@ class SharedBuckets:
             return None
         return float(raw)
 
+    async def first_use(self, key: str, ttl: float) -> bool | None:
+        """Whether `key` is marked used here for the first time, for `ttl` seconds (a proof
+        of work's challenge); None when Redis can't answer now (remember it locally)."""
+        if self._down_until:
+            return None
+        try:
+            async with asyncio.timeout(SHARED_TIMEOUT):
+                name = (self.prefix + "used:" + key).encode("utf-8", "surrogatepass")
+                first = await self._redis.set(name, b"1", nx=True, px=max(1, int(ttl * 1000)))
+        except Exception as exc:
+            if not self._down_until:
+                log.warning("rate limits per instance for now: Redis failed (%s)", exc)
+            self._down_until = time.monotonic() + SHARED_RETRY
+            return None
+        return bool(first)
+
     async def _check(self) -> None:
         """In the background, not in a request: whether Redis answers again."""
         try:

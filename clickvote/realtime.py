@@ -421,12 +421,12 @@ class Realtime:
             ctx.refusals.count(env.id, "rateLimit")
             raise RateLimited(wait)
         if abuse.pow_difficulty:
-            problem = self._unproven(env, key, data, info)
+            problem = await self._unproven(env, key, data, info)
             if problem is not None:
                 ctx.refusals.count(env.id, "proofOfWork")
                 raise VoteError("proof_of_work_required", problem)
 
-    def _unproven(
+    async def _unproven(
         self, env: Env, key: str, data: dict[str, Any], info: dict[str, Any]
     ) -> str | None:
         """None if the socket or the voter solved a challenge lately, or `data` brings a
@@ -442,6 +442,9 @@ class Realtime:
                 self.ctx.box, env.id, env.abuse.pow_difficulty, data["pow"], now
             )
             ledger.use(challenge, expires, now)
+            shared = self.ctx.voter_limiter.shared  # with Redis: used once on any instance
+            if shared and await shared.first_use(challenge, expires - now) is False:
+                raise proof.ProofError(proof.USED)
         except proof.ProofError as exc:
             return f"{exc} (emit `challenge`, send its solution as `pow`)"
         trusted[env.id] = now + proof.TRUST
