@@ -206,3 +206,24 @@ def test_a_retried_vote_on_a_refused_layer_is_not_stored(dash: Dashboard, browse
     assert state["voted"] is False and state["total"]["count"] == 0
     solved = proof_of_work(c.call("challenge", {"key": pk}))
     assert vote(c, pk, "late", msgId="m1", pow=solved)["total"]["count"] == 1
+
+
+def test_storage_failing_to_count_refusals_fails_no_vote(
+    server: Server, dash: Dashboard, browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refusals are counted in memory; storing them failing changes no answer, and the counts
+    are kept for the next batch."""
+    pk = setup(dash)
+    dash.put("/settings/", {"ipVoters": 1})
+    c = browser(ip="192.0.2.80")
+
+    async def broken(rows: list[Any]) -> None:
+        raise OSError("database away")
+
+    monkeypatch.setattr(server.ctx.storage, "add_refusals", broken)
+    assert code(vote(c, pk, "one")) is None
+    assert code(vote(c, pk, "two")) == "too_many_voters"
+    assert dash.get("/analytics/refusals?dateRange=1d").json() == []  # not stored yet
+    assert code(vote(c, pk, "one", item="q")) is None
+    monkeypatch.undo()
+    assert refused(dash)["ipWindow"] == 1
