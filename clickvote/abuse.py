@@ -44,8 +44,11 @@ class IpWindow:
         now = time.monotonic() if now is None else now
         voters = self._seen.pop(key, None) or {}
         self._entries -= len(voters)
-        for old in [v for v, first in voters.items() if first <= now - window]:
-            del voters[old]
+        while voters:  # first seen, oldest first (insertion order): drop the expired
+            oldest = next(iter(voters))
+            if voters[oldest] > now - window:
+                break
+            del voters[oldest]
         admitted = voter in voters or len(voters) < limit
         if admitted and voter not in voters:
             voters[voter] = now
