@@ -3,7 +3,8 @@
 1. token: the voter identities the environment accepts (clickvote/identity.py);
 2. ipWindow: within `ip_window` seconds, one (client IP, user agent) pair may vote as at most
    `ip_voters` distinct voters on one item (`IpWindow`; per instance, in memory, bounded);
-3. rateLimit: the token buckets (clickvote/ratelimit.py);
+3. rateLimit: the token buckets (clickvote/ratelimit.py), per voter as the server sets them
+   or stricter (`rate_burst`, `rate_per_sec`);
 4. proofOfWork: a solved challenge before a first vote (clickvote/proof.py).
 
 `Refusals` counts the votes each layer refused, per environment and day, in memory; the
@@ -58,6 +59,11 @@ class IpWindow:
             _, dropped = self._seen.popitem(last=False)  # the least recently used key
             self._entries -= len(dropped)
         return admitted
+
+
+def tightened(own: float, server: float) -> float:
+    """An environment's rate limit value: its own (0: none) where it is the stricter one."""
+    return min(own, server) if own > 0 and server > 0 else own or server
 
 
 def day_of(ms: float) -> int:

@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 from clickvote import jsonfast, proof, voters
+from clickvote.abuse import tightened
 from clickvote.coalesce import Coalescer
 from clickvote.context import Context
 from clickvote.engineio import Peer
@@ -416,7 +417,11 @@ class Realtime:
                 f"this address and browser voted as {abuse.ip_voters} voters on this item "
                 "lately, the most this site allows",
             )
-        wait = await ctx.voter_limiter.acquire(f"v|{env.id}|{key}")
+        limiter = ctx.voter_limiter  # an environment may only tighten the server's limits
+        burst = tightened(abuse.rate_burst, limiter.burst)
+        wait = await limiter.acquire(
+            f"v|{env.id}|{key}", 1.0, burst, tightened(abuse.rate_per_sec, limiter.rate)
+        )
         if wait:
             ctx.refusals.count(env.id, "rateLimit")
             raise RateLimited(wait)

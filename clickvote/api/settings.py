@@ -35,12 +35,15 @@ LAYER_FIELDS = {
     "ipWindow": ("ip_window", integer(60, 7 * 24 * 3600)),  # seconds
     "ipVoters": ("ip_voters", integer(0, IP_VOTERS_MAX)),  # 0: the window is off
     "powDifficulty": ("pow_difficulty", integer(0, MAX_DIFFICULTY)),  # bits; 0: off
+    # votes per voter, stricter than the server's (0: the server's)
+    "rateVoterBurst": ("rate_burst", {**number(), "minimum": 0, "maximum": 1e6}),
+    "rateVoterPerSec": ("rate_per_sec", {**number(), "minimum": 0, "maximum": 1e6}),
 }
 ABUSE = obj(
     {
         **{name: schema for name, (_, schema) in LAYER_FIELDS.items()},
-        "rateVoterBurst": number(),  # the server's rate limits (settings of `clickvote serve`)
-        "rateVoterPerSec": number(),
+        "serverRateVoterBurst": number(),  # the server's (settings of `clickvote serve`)
+        "serverRateVoterPerSec": number(),
     },
     closed=True,
 )
@@ -80,8 +83,8 @@ def settings_json(ctx: Context, env: Env) -> dict[str, Any]:
         "requireSigned": identity.signed_only(env.identities),
         "abuse": {
             **{name: getattr(env.abuse, f) for name, (f, _) in LAYER_FIELDS.items()},
-            "rateVoterBurst": ctx.settings.rate_voter_burst,
-            "rateVoterPerSec": ctx.settings.rate_voter_per_sec,
+            "serverRateVoterBurst": ctx.settings.rate_voter_burst,
+            "serverRateVoterPerSec": ctx.settings.rate_voter_per_sec,
         },
         "env": env_json(env),
     }

@@ -45,6 +45,9 @@ class AbuseSettings:
     ip_window: int = 3600  # seconds
     ip_voters: int = 20  # distinct voters one (IP, user agent) may be on one item; 0: off
     pow_difficulty: int = 0  # leading zero bits of the work asked before a first vote; 0: off
+    # votes per voter: at most these (0: the server's rate_voter_burst / _per_sec)
+    rate_burst: float = 0
+    rate_per_sec: float = 0
 
     @classmethod
     def from_json(cls, text: object) -> AbuseSettings:
@@ -52,9 +55,12 @@ class AbuseSettings:
             saved = json.loads(str(text or "{}"))
         except ValueError:
             saved = {}
-        known = {f.name for f in fields(cls)}
+        kinds = {f.name: float if f.type == "float" else int for f in fields(cls)}
         values = saved.items() if isinstance(saved, dict) else ()
-        return cls(**{k: int(v) for k, v in values if k in known and isinstance(v, int)})
+        chosen: dict[str, Any] = {
+            k: kinds[k](v) for k, v in values if k in kinds and isinstance(v, int | float)
+        }
+        return cls(**chosen)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -16,7 +16,6 @@ from clickvote import proof
 from clickvote.client import proof_of_work
 from clickvote.config import Settings
 from clickvote.context import Context
-from clickvote.ratelimit import RateLimiter
 
 from .conftest import Client, Dashboard, Server, setup
 
@@ -60,10 +59,12 @@ def test_settings_show_and_take_the_layers(server: Server, dash: Dashboard) -> N
     abuse = dash.keys()["abuse"]
     assert abuse["ipWindow"] == 3600 and abuse["powDifficulty"] == 0
     assert abuse["ipVoters"] == server.ctx.settings.ip_voters == 0  # CLICKVOTE_IP_VOTERS
-    assert abuse["rateVoterBurst"] > 0 and abuse["rateVoterPerSec"] > 0
-    r = dash.put("/settings/", {"ipWindow": 600, "ipVoters": 0, "powDifficulty": 12})
+    assert abuse["rateVoterBurst"] == abuse["rateVoterPerSec"] == 0  # the server's
+    assert abuse["serverRateVoterBurst"] > 0 and abuse["serverRateVoterPerSec"] > 0
+    chosen = {"ipWindow": 600, "ipVoters": 0, "powDifficulty": 12, "rateVoterPerSec": 0.5}
+    r = dash.put("/settings/", chosen)
     assert r.status_code == 200, r.text
-    assert r.json()["abuse"] == {**abuse, "ipWindow": 600, "ipVoters": 0, "powDifficulty": 12}
+    assert r.json()["abuse"] == {**abuse, **chosen}
     assert r.json()["identities"] == dash.keys()["identities"]  # untouched
     r = dash.put("/settings/", {"identities": ["signed", "token"]})
     assert r.json()["abuse"]["powDifficulty"] == 12  # untouched
@@ -77,6 +78,8 @@ def test_settings_show_and_take_the_layers(server: Server, dash: Dashboard) -> N
         ({"ipWindow": "1h"}, "ipWindow", "must be an integer"),
         ({"powDifficulty": 25}, "powDifficulty", "must be at most 24"),
         ({"powDifficulty": None}, "powDifficulty", "must be an integer"),
+        ({"rateVoterPerSec": -1}, "rateVoterPerSec", "must be at least 0"),
+        ({"rateVoterBurst": "many"}, "rateVoterBurst", "must be a number"),
     ],
 )
 def test_bad_layer_settings_name_their_field(
@@ -137,13 +140,11 @@ def test_the_token_and_rate_limit_layers_count_their_refusals(
     dash.put("/settings/", {"identities": ["token"]})
     assert code(vote(c, pk, "plain")) == "signature_required"
     dash.put("/settings/", {"identities": ["signed", "token", "unsigned"]})
-    saved = server.ctx.voter_limiter
-    server.ctx.voter_limiter = RateLimiter(burst=2, per_second=0.01)
-    try:
-        answers = [code(vote(c, pk, "eager", item=f"i{n}")) for n in range(4)]
-    finally:
-        server.ctx.voter_limiter = saved
+    assert server.ctx.voter_limiter.burst > 2  # the environment's is stricter
+    dash.put("/settings/", {"rateVoterBurst": 2, "rateVoterPerSec": 0.01})
+    answers = [code(vote(c, pk, "eager", item=f"i{n}")) for n in range(4)]
     assert answers == [None, None, "rate_limited", "rate_limited"]
+    assert code(vote(c, pk, "calm")) is None  # per voter
     assert refused(dash) == {"token": 1, "ipWindow": 0, "rateLimit": 2, "proofOfWork": 0}
 
 

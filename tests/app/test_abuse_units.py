@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from clickvote import proof
-from clickvote.abuse import DAY_MS, IpWindow, Refusals
+from clickvote.abuse import DAY_MS, IpWindow, Refusals, tightened
 from clickvote.client import proof_of_work
 from clickvote.security import Box
 
@@ -121,3 +121,10 @@ def test_refusal_counts_reach_storage_in_one_batch_and_survive_a_failure() -> No
     for i in range(5):
         r.count(f"e{i}", "token", now_ms=day)
     assert len(r._counts) == 3  # bounded
+
+
+def test_an_environment_only_tightens_the_servers_rate_limits() -> None:
+    assert tightened(0, 20) == 20  # none of its own: the server's
+    assert tightened(5, 20) == 5
+    assert tightened(50, 20) == 20  # never looser
+    assert tightened(5, 0) == 5  # the server has none: its own

@@ -27,7 +27,7 @@ def test_an_environment_keeps_its_layer_settings(db: SQLStorage) -> None:
         _, env_id = await seed(db)
         env = await db.get_env(env_id)
         assert env is not None and env.abuse == AbuseSettings()  # the defaults
-        chosen = AbuseSettings(ip_window=600, ip_voters=0, pow_difficulty=12)
+        chosen = AbuseSettings(600, 0, 12, rate_burst=3, rate_per_sec=0.25)
         assert (await db.set_env_abuse(env_id, chosen)).abuse == chosen
         again = await db.get_env(env_id)
         assert again is not None and again.abuse == chosen and again.identities == env.identities

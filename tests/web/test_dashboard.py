@@ -287,18 +287,20 @@ def test_abuse_layers_in_settings_and_their_refusals_in_analytics(
     expect(form.locator("#abuse-ipVoters")).to_have_value("20")
     expect(form.locator("#abuse-ipWindow")).to_have_value("3600")
     expect(form.locator("#abuse-powDifficulty")).to_have_value("0")
-    expect(page.locator("#abuse-rate")).to_contain_text("per second per voter")
+    expect(page.locator("#abuse-rate")).to_contain_text("then 5 per second")
     expect(form).to_contain_text("@clickvote/react 0.0.8")
     form.locator("#abuse-powDifficulty").fill("40")  # too much: the server's 422, by the field
     form.get_by_role("button", name="Save").click()
     expect(field_error(page, "powDifficulty")).to_contain_text("at most 24")
     form.locator("#abuse-powDifficulty").fill("10")
     form.locator("#abuse-ipVoters").fill("1")
+    form.locator("#abuse-rateVoterPerSec").fill("2.5")
     form.get_by_role("button", name="Save").click()
     expect(page.locator(".toast", has_text="Saved")).to_be_visible()
     screenshot(page, "dash-settings-abuse")
     settings = page.request.get(cv_server.url("/settings/")).json()
     assert settings["abuse"]["powDifficulty"] == 10 and settings["abuse"]["ipVoters"] == 1
+    assert settings["abuse"]["rateVoterPerSec"] == 2.5
 
     csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     page.request.post(

@@ -77,17 +77,19 @@ async function loadKeys() {
 }
 
 // The layers after the voter token, in the order a vote meets them (PUT /settings/ takes
-// ipVoters, ipWindow, powDifficulty; the rate limits are the server's).
+// ipVoters, ipWindow, rateVoterBurst, rateVoterPerSec, powDifficulty).
 function abuseForm(a) {
-  const num = (name, label, value, min, max, help) =>
-    `<label class="field" data-field="${name}"><span>${label}</span><input name="${name}" id="abuse-${name}" type="number" min="${min}" max="${max}" step="1" value="${esc(String(value))}" required>` +
+  const num = (name, label, value, min, max, help, step) =>
+    `<label class="field" data-field="${name}"><span>${label}</span><input name="${name}" id="abuse-${name}" type="number" min="${min}" max="${max}" step="${step || 1}" value="${esc(String(value))}" required>` +
     `<small class="muted">${help}</small></label>`;
   return '<form id="abuse-form" novalidate><div id="abuse-error"></div>' +
     '<p class="muted">A vote meets these in order: the voter token (the identities above), then each below. Analytics shows the votes each refused.</p>' +
     "<h3>One address and browser as many voters</h3><div class=\"row\">" +
     num("ipVoters", "Voters per item", a.ipVoters, 0, 1000, "distinct voters one IP and user agent may be on one item; 0: off") +
     num("ipWindow", "Window (seconds)", a.ipWindow, 60, 604800, "how long those voters are remembered") + "</div>" +
-    `<h3>Rate limits</h3><p class="muted" id="abuse-rate">${esc(String(a.rateVoterBurst))} votes at once, then ${esc(String(a.rateVoterPerSec))} per second per voter (server settings)</p>` +
+    `<h3>Rate limits</h3><p class="muted" id="abuse-rate">The server allows each voter ${esc(String(a.serverRateVoterBurst))} votes at once, then ${esc(String(a.serverRateVoterPerSec))} per second; this environment may be stricter (0: the server's).</p><div class="row">` +
+    num("rateVoterBurst", "Votes at once", a.rateVoterBurst, 0, 1000000, "per voter; 0: the server's", "any") +
+    num("rateVoterPerSec", "Votes per second", a.rateVoterPerSec, 0, 1000000, "per voter, after those; 0: the server's", "any") + "</div>" +
     "<h3>Proof of work</h3><div class=\"row\">" +
     num("powDifficulty", "Difficulty (bits)", a.powDifficulty, 0, 24, "work a browser does before its first vote; 0: off. @clickvote/react 0.0.8 can't do it: its votes are refused while this is on") +
     '<div class="field btn-cell"><span aria-hidden="true">&nbsp;</span><button class="btn" type="submit" id="abuse-save">Save</button></div></div></form>';
@@ -108,9 +110,9 @@ async function loadAbuse() {
   f.onsubmit = async (ev) => {
     ev.preventDefault();
     const body = {};
-    for (const name of ["ipVoters", "ipWindow", "powDifficulty"]) {
+    for (const name of ["ipVoters", "ipWindow", "rateVoterBurst", "rateVoterPerSec", "powDifficulty"]) {
       const v = f[name].value.trim();
-      body[name] = /^-?[0-9]+$/.test(v) ? Number(v) : v; // the server names a bad one
+      body[name] = /^-?[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : v; // the server names a bad one
     }
     try {
       await api("PUT", "/settings/", body);
