@@ -132,14 +132,16 @@ class RateLimiter:
         rate: float | None = None,
     ) -> float:
         """Take tokens from the shared bucket if there is one, else from this instance's;
-        `burst` and `rate` in place of the limiter's own for this bucket."""
-        burst = self.burst if burst is None else burst
-        rate = self.rate if rate is None else rate
+        `burst` and `rate` (both or neither) in place of the limiter's own for this bucket."""
+        if burst is None or rate is None:
+            burst, rate, own = self.burst, self.rate, True
+        else:
+            own = False
         if self.shared is not None and not (rate <= 0 and burst <= 0):
             wait = await self.shared.take(key, burst, rate, cost)
             if wait is not None:
                 return wait
-        return self.take(key, cost, burst=burst, rate=rate)
+        return self.take(key, cost) if own else self.take(key, cost, burst=burst, rate=rate)
 
     def take(
         self,

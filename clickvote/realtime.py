@@ -417,11 +417,11 @@ class Realtime:
                 f"this address and browser voted as {abuse.ip_voters} voters on this item "
                 "lately, the most this site allows",
             )
-        limiter = ctx.voter_limiter  # an environment may only tighten the server's limits
-        burst = tightened(abuse.rate_burst, limiter.burst)
-        wait = await limiter.acquire(
-            f"v|{env.id}|{key}", 1.0, burst, tightened(abuse.rate_per_sec, limiter.rate)
-        )
+        limiter, burst, rate = ctx.voter_limiter, None, None
+        if abuse.rate_burst or abuse.rate_per_sec:  # only ever stricter than the server's
+            burst = tightened(abuse.rate_burst, limiter.burst)
+            rate = tightened(abuse.rate_per_sec, limiter.rate)
+        wait = await limiter.acquire(f"v|{env.id}|{key}", 1.0, burst, rate)
         if wait:
             ctx.refusals.count(env.id, "rateLimit")
             raise RateLimited(wait)
