@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clickvote import __version__
+from clickvote.abuse import FLUSH_EVERY
 from clickvote.api import OPERATIONS, errors, openapi, routing
 from clickvote.api.middleware import BodyLimit
 from clickvote.config import Settings
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.start()
         await realtime.start()
-        task = asyncio.create_task(_housekeeping(ctx))
+        tasks = [asyncio.create_task(_housekeeping(ctx)), asyncio.create_task(_refusals(ctx))]
         # Everything loaded so far lives as long as the process: out of the garbage
         # collector's sight, so a full collection under load walks only what came after
         # (the start-up heap alone took ~20 ms to walk: a stalled event loop each time).
@@ -70,9 +71,10 @@ def create_app(settings: Settings | None = None) -> Any:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await realtime.close()
             await ctx.close()
 
@@ -143,3 +145,10 @@ async def _housekeeping(ctx: Context) -> None:
         except Exception:  # pragma: no cover - logged, retried next hour
             log.exception("housekeeping failed")
         await asyncio.sleep(3600)
+
+
+async def _refusals(ctx: Context) -> None:
+    """The abuse layers' refusal counts to storage, in batches (clickvote/abuse.py)."""
+    while True:
+        await asyncio.sleep(FLUSH_EVERY)
+        await ctx.refusals.flush(ctx.storage)

@@ -8,7 +8,8 @@ frame arrives, so a caller sees events and acks in the order the server sent the
 wsproto (a runtime dependency): far lighter per socket than python-socketio's client, so one
 process drives thousands of sockets. `Client` is its blocking form for threads (one shared
 event loop thread), recording every event it receives. Load tests, benchmarks and the
-release smoke test use these.
+release smoke test use these. `proof_of_work` solves a challenge (environments that ask for
+proof of work before a first vote).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from wsproto.events import (
     TextMessage,
 )
 
+from clickvote import proof
+
 # Out of the way of load from one address and one voter; cheap password hashing. Keys are
 # clickvote.config.Settings fields; `limits_off_env` gives them as CLICKVOTE_* variables.
 LIMITS_OFF: dict[str, Any] = {
@@ -44,6 +47,7 @@ LIMITS_OFF: dict[str, Any] = {
     "rate_login_burst": 1_000_000.0,
     "rate_login_per_sec": 1_000_000.0,
     "max_sessions_per_ip": 1_000_000,
+    "ip_voters": 0,  # new environments: no IP + user-agent window (clickvote/abuse.py)
     "log_level": "warning",
 }
 
@@ -51,6 +55,15 @@ LIMITS_OFF: dict[str, Any] = {
 def limits_off_env() -> dict[str, str]:
     """LIMITS_OFF as the environment of a `clickvote serve` process."""
     return {f"CLICKVOTE_{key.upper()}": str(value) for key, value in LIMITS_OFF.items()}
+
+
+def proof_of_work(challenge: Any) -> dict[str, Any] | None:
+    """The `pow` field of a vote, {challenge, counter}, for a `challenge` event's answer (what
+    the embed's Web Worker works out); None where the environment asks for no work."""
+    if not isinstance(challenge, dict) or not challenge.get("challenge"):
+        return None
+    text, bits = str(challenge["challenge"]), int(challenge["difficulty"])
+    return {"challenge": text, "counter": proof.solve(text, bits)}
 
 
 def free_port() -> int:

@@ -36,6 +36,7 @@ class Settings:
     login_token_ttl: int = 30 * 60  # seconds, socket login tokens
     voter_token_ttl: int = 365 * 24 * 3600  # seconds, anonymous voter tokens
     identities: str = ""  # new environments' voter identities; empty: identity.DEFAULT
+    ip_voters: int = 20  # new environments' voters per (IP, user agent) and item (abuse.py)
     # token buckets: capacity (burst) and refill rate (tokens per second)
     rate_voter_burst: float = 20.0
     rate_voter_per_sec: float = 5.0

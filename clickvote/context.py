@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from clickvote import identity
+from clickvote.abuse import IP_VOTERS_MAX, IpWindow, Refusals
 from clickvote.config import Settings
 from clickvote.fanout import INVALIDATE, Fanout, InProcessFanout, Message
+from clickvote.proof import Ledger
 from clickvote.ratelimit import RateLimiter, SharedBuckets
 from clickvote.security import Box, load_master_key, random_key
 from clickvote.storage import Env, Group, Storage, open_storage
-from clickvote.storage.base import NewEnv
+from clickvote.storage.base import AbuseSettings, NewEnv
 
 DEFAULT_ENVS = ("dev", "production")
 T = TypeVar("T")
@@ -38,6 +40,10 @@ class Context:
     voter_limiter: RateLimiter
     ip_limiter: RateLimiter
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 0.1))
+    # abuse layers (clickvote/abuse.py): per instance, in memory
+    ip_window: IpWindow = field(default_factory=IpWindow)
+    pow_ledger: Ledger = field(default_factory=Ledger)
+    refusals: Refusals = field(default_factory=Refusals)
     _secrets: dict[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, ...], tuple[float, Any]] = field(default_factory=dict)
 
@@ -47,6 +53,8 @@ class Context:
     @classmethod
     def build(cls, settings: Settings) -> Context:
         identity.configured(settings.identities)  # a bad setting fails at start, not later
+        if not 0 <= settings.ip_voters <= IP_VOTERS_MAX:
+            raise ValueError(f"CLICKVOTE_IP_VOTERS: {settings.ip_voters} is not 0..{IP_VOTERS_MAX}")
         shared = SharedBuckets(settings.redis_url) if settings.redis_url else None
         return cls(
             settings=settings,
@@ -70,6 +78,7 @@ class Context:
             public_key=random_key("pb_"),
             secret_key_sealed=self.box.seal_secret(random_key("sk_")),
             identities=identity.configured(self.settings.identities),
+            abuse=AbuseSettings(ip_voters=self.settings.ip_voters),
         )
 
     def default_envs(self) -> list[NewEnv]:
@@ -146,6 +155,7 @@ class Context:
         await self.storage.purge(now, now - 7 * 24 * 3600 * 1000)
 
     async def close(self) -> None:
+        await self.refusals.flush(self.storage)
         await self.fanout.close()
         if self.voter_limiter.shared is not None:
             await self.voter_limiter.shared.close()

@@ -30,6 +30,12 @@ CODES: dict[str, tuple[int, str]] = {
     "bad_voter_token": (403, "invalid voter token"),
     "signature_required": (403, "this environment accepts only signed user ids"),
     "identity_refused": (403, "this environment does not accept this kind of voter"),
+    # abuse layers (clickvote/abuse.py)
+    "too_many_voters": (429, "this address voted as too many voters on this item lately"),
+    "proof_of_work_required": (
+        403,
+        "solve a proof-of-work challenge first (emit `challenge`, send the solution as `pow`)",
+    ),
     # the server
     "rate_limited": (429, "too many requests, slow down"),
     "internal": (500, "internal error"),

@@ -76,6 +76,22 @@ class SharedBuckets:
             return None
         return float(raw)
 
+    async def first_use(self, key: str, ttl: float) -> bool | None:
+        """Whether `key` is marked used here for the first time, for `ttl` seconds (a proof
+        of work's challenge); None when Redis can't answer now (remember it locally)."""
+        if self._down_until:
+            return None
+        try:
+            async with asyncio.timeout(SHARED_TIMEOUT):
+                name = (self.prefix + "used:" + key).encode("utf-8", "surrogatepass")
+                first = await self._redis.set(name, b"1", nx=True, px=max(1, int(ttl * 1000)))
+        except Exception as exc:
+            if not self._down_until:
+                log.warning("rate limits per instance for now: Redis failed (%s)", exc)
+            self._down_until = time.monotonic() + SHARED_RETRY
+            return None
+        return bool(first)
+
     async def _check(self) -> None:
         """In the background, not in a request: whether Redis answers again."""
         try:
@@ -108,27 +124,47 @@ class RateLimiter:
         self.shared = shared
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    async def acquire(self, key: str, cost: float = 1.0) -> float:
-        """Take tokens from the shared bucket if there is one, else from this instance's."""
-        if self.shared is not None and not (self.rate <= 0 and self.burst <= 0):
-            wait = await self.shared.take(key, self.burst, self.rate, cost)
+    async def acquire(
+        self,
+        key: str,
+        cost: float = 1.0,
+        burst: float | None = None,
+        rate: float | None = None,
+    ) -> float:
+        """Take tokens from the shared bucket if there is one, else from this instance's;
+        `burst` and `rate` (both or neither) in place of the limiter's own for this bucket."""
+        if burst is None or rate is None:
+            burst, rate, own = self.burst, self.rate, True
+        else:
+            own = False
+        if self.shared is not None and not (rate <= 0 and burst <= 0):
+            wait = await self.shared.take(key, burst, rate, cost)
             if wait is not None:
                 return wait
-        return self.take(key, cost)
+        return self.take(key, cost) if own else self.take(key, cost, burst=burst, rate=rate)
 
-    def take(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
+    def take(
+        self,
+        key: str,
+        cost: float = 1.0,
+        now: float | None = None,
+        burst: float | None = None,
+        rate: float | None = None,
+    ) -> float:
         """Take tokens; return 0.0 if allowed, else the seconds to wait before retrying."""
-        if self.rate <= 0 and self.burst <= 0:
+        burst = self.burst if burst is None else burst
+        rate = self.rate if rate is None else rate
+        if rate <= 0 and burst <= 0:
             return 0.0
         now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        tokens, last = self._buckets.pop(key, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
         if tokens >= cost:
             self._buckets[key] = (tokens - cost, now)
             wait = 0.0
         else:
             self._buckets[key] = (tokens, now)
-            wait = (cost - tokens) / self.rate if self.rate > 0 else 60.0
+            wait = (cost - tokens) / rate if rate > 0 else 60.0
         while len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return wait

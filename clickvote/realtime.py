@@ -4,12 +4,17 @@ Client -> server events (each also answers through a Socket.IO acknowledgement i
   login      {apiKey}                          -> emits `login` {token, expiration}
   get-votes  {id, voteTo, userId?, type?, token, signature?, voterToken?}
              -> emits to the caller `get-votes-{id}-{voteTo}` {voted, voteValue, total, startEnd}
-  vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?}
+  vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?, pow?}
              -> other pages watching env+group+voteTo get `get-votes-{id}-{voteTo}`
                 {total: {initial, count, avg, ...}, poster: {value}} (never the voter's id);
                 the voter's own pages get {voted, voteValue, total, startEnd}: this one in
                 its acknowledgement if it asked for one, else as that event too;
              a retried msgId counts once and answers with the item's state now
+  challenge  {key or token} -> emits `challenge` {challenge, difficulty, expires}: a proof of
+             work to solve before a first vote where the environment asks for one
+             (difficulty 0, challenge null: none asked); the vote then carries `pow`
+             {challenge, counter} (clickvote/proof.py)
+A vote meets the abuse layers of clickvote/abuse.py after its voter is known.
 Instead of `token`, new clients may pass `key` (the public key). Any other event, and any
 event with binary attachments, is answered with an error (codes unknown_event, bad_payload).
 Errors: the event `clickvote:error` {message, code, event, id?, voteTo?, msgId?, retryAfter?};
@@ -20,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
-from clickvote import jsonfast, voters
+from clickvote import jsonfast, proof, voters
+from clickvote.abuse import tightened
 from clickvote.coalesce import Coalescer
 from clickvote.context import Context
 from clickvote.engineio import Peer
@@ -43,6 +50,10 @@ from clickvote.votes import poster_message as make_poster_message
 
 log = logging.getLogger("clickvote.realtime")
 ERROR_EVENT = "clickvote:error"
+NO_PROOF = (
+    "this site asks a proof of work before a first vote: emit `challenge`, find its counter "
+    "and send it as `pow` {challenge, counter} with the vote"
+)
 ROOM_SEQ_MAX = 100_000  # rooms whose newest broadcast is remembered (see Realtime._stale)
 
 
@@ -114,6 +125,7 @@ class Realtime:
         self.sio.on("login", self._wrap("login", self.login))
         self.sio.on("get-votes", self._wrap("get-votes", self.get_votes))
         self.sio.on("vote", self._wrap("vote", self.vote))
+        self.sio.on("challenge", self._wrap("challenge", self.challenge))
         self.sio.fallback = self.other_event
 
     async def start(self) -> None:
@@ -326,9 +338,13 @@ class Realtime:
     async def vote(self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool) -> dict:
         env = await self._env(data, info)
         group, vote_to = await self._group(env, data)
-        voter = voters.voter(
-            self.ctx, env, data.get("userId"), data.get("signature"), data.get("voterToken")
-        )
+        try:
+            voter = voters.voter(
+                self.ctx, env, data.get("userId"), data.get("signature"), data.get("voterToken")
+            )
+        except VoteError:
+            self.ctx.refusals.count(env.id, "token")
+            raise
         assert voter is not None
         key = voter.key
         msg_id = data.get("msgId")
@@ -340,9 +356,7 @@ class Realtime:
                 raise VoteError("bad_msg_id", f"msgId must be 1..{MAX_MSG_ID} characters")
         if "value" not in data:
             raise VoteError("bad_value", "value is required")
-        wait = await self.ctx.voter_limiter.acquire(f"v|{env.id}|{key}")
-        if wait:
-            raise RateLimited(wait)
+        await self._layers(env, (group.id, vote_to), key, data, info)
         meta = {"user_agent": info.get("ua"), "referrer": info.get("referrer")}
         event = f"get-votes-{group.name}-{vote_to}"
         iroom, uroom = (
@@ -383,6 +397,77 @@ class Realtime:
             skip = [sid] if ack else None
             await self.ctx.fanout.publish(uroom, event, own, skip_sid=skip, seq=seq)
         return {**own, "replayed": replayed, "userId": voter.id}
+
+    async def _layers(
+        self,
+        env: Env,
+        item: tuple[str, str],
+        key: str,
+        data: dict[str, Any],
+        info: dict[str, Any],
+    ) -> None:
+        """The abuse layers after the voter token (clickvote/abuse.py), in their order; a
+        refusal is counted for its layer (in memory: a vote let through costs no count)."""
+        ctx, abuse = self.ctx, env.abuse
+        pair = (env.id, *item, str(info.get("ip")), str(info.get("ua")))
+        if not ctx.ip_window.admit(pair, key, abuse.ip_window, abuse.ip_voters):
+            ctx.refusals.count(env.id, "ipWindow")
+            raise VoteError(
+                "too_many_voters",
+                f"this address and browser voted as {abuse.ip_voters} voters on this item "
+                "lately, the most this site allows",
+            )
+        limiter, burst, rate = ctx.voter_limiter, None, None
+        if abuse.rate_burst or abuse.rate_per_sec:  # only ever stricter than the server's
+            burst = tightened(abuse.rate_burst, limiter.burst)
+            rate = tightened(abuse.rate_per_sec, limiter.rate)
+        wait = await limiter.acquire(f"v|{env.id}|{key}", 1.0, burst, rate)
+        if wait:
+            ctx.refusals.count(env.id, "rateLimit")
+            raise RateLimited(wait)
+        if abuse.pow_difficulty:
+            problem = await self._unproven(env, key, data, info)
+            if problem is not None:
+                ctx.refusals.count(env.id, "proofOfWork")
+                raise VoteError("proof_of_work_required", problem)
+
+    async def _unproven(
+        self, env: Env, key: str, data: dict[str, Any], info: dict[str, Any]
+    ) -> str | None:
+        """None if the socket or the voter solved a challenge lately, or `data` brings a
+        solution now (then both are trusted for proof.TRUST seconds); else what is missing."""
+        ledger, now = self.ctx.pow_ledger, time.time()
+        trusted: dict[str, float] = info.setdefault("pow_trusted", {})
+        if trusted.get(env.id, 0) > now or ledger.trusted(env.id, key, now):
+            return None
+        if data.get("pow") is None:
+            return NO_PROOF
+        try:
+            challenge, expires = proof.check(
+                self.ctx.box, env.id, env.abuse.pow_difficulty, data["pow"], now
+            )
+            ledger.use(challenge, expires, now)
+            shared = self.ctx.voter_limiter.shared  # with Redis: used once on any instance
+            if shared and await shared.first_use(challenge, expires - now) is False:
+                raise proof.ProofError(proof.USED)
+        except proof.ProofError as exc:
+            return f"{exc} (emit `challenge`, send its solution as `pow`)"
+        trusted[env.id] = now + proof.TRUST
+        ledger.trust(env.id, key, now)
+        return None
+
+    async def challenge(
+        self, sid: str, data: dict[str, Any], info: dict[str, Any], ack: bool
+    ) -> dict:
+        """A proof-of-work challenge for the environment (difficulty 0: none asked)."""
+        env = await self._env(data, info)
+        difficulty = env.abuse.pow_difficulty
+        if not difficulty:
+            payload: dict[str, Any] = {"challenge": None, "difficulty": 0, "expires": None}
+        else:
+            payload = proof.issue(self.ctx.box, env.id, difficulty)
+        self.sio.send(sid, "challenge", payload)
+        return payload
 
 
 def check_fields(data: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """Analytics of the current environment's votes: hourly counts (of a group, an item, or all),
-the items voted on, a group's counts with its leading items."""
+the items voted on, a group's counts with its leading items, the votes each abuse layer
+refused per day."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from clickvote.abuse import DAY_MS, LAYERS, day_of
 from clickvote.api.errors import ApiError
 from clickvote.api.groups import GROUP_STATS, group_json
 from clickvote.api.schema import (
@@ -143,3 +145,37 @@ async def analytics_all(call: Call) -> list[dict[str, Any]]:
     p, env = call.params, call.auth.env
     group = await group_by_name_or_id(call.ctx, env, p["group"]) if p.get("group") else None
     return await hourly(call.ctx, env, group, p.get("voteTo"), p["dateRange"])
+
+
+REFUSALS = array(
+    obj(
+        {"day": string(), "dayStart": integer(), **{layer: integer(0) for layer in LAYERS}},
+        closed=True,
+    )
+)
+
+
+@OPERATIONS(
+    "GET",
+    "/analytics/refusals",
+    tag="analytics",
+    summary="Votes refused per abuse layer and day in the current environment (UTC days)",
+    query=obj(optional={"dateRange": DATE_RANGE}),
+    session=True,
+    answers={200: Answer("refused votes per day", REFUSALS)},
+)
+async def analytics_refusals(call: Call) -> list[dict[str, Any]]:
+    ctx = call.ctx
+    await ctx.refusals.flush(ctx.storage)  # this instance's latest, not only the last batch
+    since = day_of(time.time() * 1000) - (RANGES[call.params["dateRange"]] - 1) * DAY_MS
+    days: dict[int, dict[str, Any]] = {}
+    for day, layer, n in await ctx.storage.refusals(call.auth.env.id, since):
+        blank = {"day": iso_day(day), "dayStart": day, **dict.fromkeys(LAYERS, 0)}
+        row = days.setdefault(day, blank)
+        if layer in LAYERS:
+            row[layer] += n
+    return list(days.values())
+
+
+def iso_day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 
@@ -36,6 +37,36 @@ class Org:
 
 
 @dataclass(frozen=True)
+class AbuseSettings:
+    """An environment's abuse layers after the voter token (clickvote/abuse.py): the IP +
+    user-agent window and the proof of work. Stored as JSON (envs.abuse); a key missing there
+    has its default here."""
+
+    ip_window: int = 3600  # seconds
+    ip_voters: int = 20  # distinct voters one (IP, user agent) may be on one item; 0: off
+    pow_difficulty: int = 0  # leading zero bits of the work asked before a first vote; 0: off
+    # votes per voter: at most these (0: the server's rate_voter_burst / _per_sec)
+    rate_burst: float = 0
+    rate_per_sec: float = 0
+
+    @classmethod
+    def from_json(cls, text: object) -> AbuseSettings:
+        try:
+            saved = json.loads(str(text or "{}"))
+        except ValueError:
+            saved = {}
+        kinds = {f.name: float if f.type == "float" else int for f in fields(cls)}
+        values = saved.items() if isinstance(saved, dict) else ()
+        chosen: dict[str, Any] = {
+            k: kinds[k](v) for k, v in values if k in kinds and isinstance(v, int | float)
+        }
+        return cls(**chosen)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
 class Env:
     id: str
     org_id: str
@@ -45,6 +76,7 @@ class Env:
     secret_key_sealed: str
     identities: tuple[str, ...]  # the voter identities it accepts (clickvote.identity.KINDS)
     created_at: int
+    abuse: AbuseSettings = AbuseSettings()
 
 
 @dataclass(frozen=True)
@@ -99,6 +131,7 @@ class NewEnv:
     public_key: str
     secret_key_sealed: str
     identities: tuple[str, ...]
+    abuse: AbuseSettings = AbuseSettings()
 
 
 # Builds the JSON response stored for idempotent replays, inside the vote's transaction.
@@ -123,6 +156,7 @@ class Storage(Protocol):
     async def get_env_by_public_key(self, public_key: str) -> Env | None: ...
     async def set_env_keys(self, env_id: str, public_key: str, secret_sealed: str) -> Env: ...
     async def set_env_identities(self, env_id: str, identities: tuple[str, ...]) -> Env: ...
+    async def set_env_abuse(self, env_id: str, abuse: AbuseSettings) -> Env: ...
 
     # dashboard sessions (token hashes only)
     async def create_session(self, token_hash: str, user_id: str, expires_at: int) -> None: ...
@@ -179,6 +213,10 @@ class Storage(Protocol):
     async def analytics(
         self, env_id: str, group_id: str | None, vote_to: str | None, since: int
     ) -> list[tuple[int, int]]: ...
+
+    # votes refused per abuse layer: rows (env_id, day (ms of its 00:00 UTC), layer, count)
+    async def add_refusals(self, rows: list[tuple[str, int, str, int]]) -> None: ...
+    async def refusals(self, env_id: str, since_day: int) -> list[tuple[int, str, int]]: ...
 
     # export / import
     async def export_data(self, include_sessions: bool) -> dict[str, Any]: ...

@@ -18,6 +18,7 @@ from clickvote import reactions as defs
 from clickvote.fields import text_problem
 from clickvote.security import new_id, time_ordered_id
 from clickvote.storage.base import (
+    AbuseSettings,
     Conflict,
     Env,
     Group,
@@ -45,6 +46,7 @@ TABLES: tuple[str, ...] = (
     "tallies",
     "events",
     "idempotency",
+    "refusals",
 )
 ORDER_BY: dict[str, str] = {
     "users": "id",
@@ -57,10 +59,13 @@ ORDER_BY: dict[str, str] = {
     "tallies": "group_id, vote_to",
     "events": "created_at, id",
     "idempotency": "env_id, voter, group_id, vote_to, msg_id",
+    "refusals": "env_id, day, layer",
 }
 
 GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at, reactions"
-ENV_COLS = "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at"
+ENV_COLS = (
+    "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at, abuse"
+)
 # Per bit of an item's stored values (a reactions group), the voters holding it: bit b of each
 # value without `%` (a placeholder mark to the PostgreSQL driver). Written once, run per vote.
 BIT_COUNTS = "SELECT {} FROM votes WHERE group_id = ? AND vote_to = ?".format(
@@ -155,6 +160,7 @@ def _env(row: Sequence[Any]) -> Env:
         secret_key_sealed=row[5],
         identities=tuple(str(row[6]).split(",")),
         created_at=int(row[7]),
+        abuse=AbuseSettings.from_json(row[8]),
     )
 
 
@@ -291,7 +297,7 @@ class SQLStorage:
             )
             for env in envs:
                 tx.exec(
-                    f"INSERT INTO envs ({ENV_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO envs ({ENV_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     new_id(),
                     org.id,
                     env.name,
@@ -300,6 +306,7 @@ class SQLStorage:
                     env.secret_key_sealed,
                     ",".join(env.identities),
                     ts,
+                    env.abuse.to_json(),
                 )
             return org
 
@@ -373,6 +380,44 @@ class SQLStorage:
             return _env(row)
 
         return await self._run(fn)
+
+    async def set_env_abuse(self, env_id: str, abuse: AbuseSettings) -> Env:
+        def fn(tx: Tx) -> Env:
+            tx.exec("UPDATE envs SET abuse = ? WHERE id = ?", abuse.to_json(), env_id)
+            row = tx.one(f"SELECT {ENV_COLS} FROM envs WHERE id = ?", env_id)
+            if not row:
+                raise NotFound("environment")
+            return _env(row)
+
+        return await self._run(fn)
+
+    # --- votes refused per abuse layer ------------------------------------------------------
+    async def add_refusals(self, rows: list[tuple[str, int, str, int]]) -> None:
+        """Add counts, one transaction for the whole batch (environments gone are skipped)."""
+
+        def fn(tx: Tx) -> None:
+            tx.many(
+                "INSERT INTO refusals (env_id, day, layer, count) "
+                "SELECT id, ?, ?, ? FROM envs WHERE id = ? "
+                "ON CONFLICT (env_id, day, layer) DO UPDATE SET "
+                "count = refusals.count + excluded.count",
+                [(day, layer, n, env_id) for env_id, day, layer, n in rows],
+            )
+
+        if rows:
+            await self._run(fn)
+
+    async def refusals(self, env_id: str, since_day: int) -> list[tuple[int, str, int]]:
+        rows = await self._run(
+            lambda tx: tx.all(
+                "SELECT day, layer, count FROM refusals WHERE env_id = ? AND day >= ? "
+                "ORDER BY day, layer",
+                env_id,
+                since_day,
+            ),
+            write=False,
+        )
+        return [(int(d), str(layer), int(n)) for d, layer, n in rows]
 
     # --- sessions -------------------------------------------------------------------------
     async def create_session(self, token_hash: str, user_id: str, expires_at: int) -> None:

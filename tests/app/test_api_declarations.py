@@ -43,7 +43,7 @@ def test_every_route_documented_and_every_operation_served(server: Server) -> No
         (path, method.upper()) for path, ops in _doc(server)["paths"].items() for method in ops
     }
     assert served == documented
-    assert len(documented) == 28  # 25 of the original, counts, badge, healthz
+    assert len(documented) == 29  # 25 of the original, counts, badge, healthz, refusals
 
 
 def _schema(doc: dict[str, Any], path: str, method: str, status: int) -> dict[str, Any]:
@@ -103,6 +103,7 @@ def test_answers_match_the_document(dash: Dashboard, server: Server) -> None:
         ("get", "/env/list", dash.get("/env/list")),
         ("get", "/settings/", dash.get("/settings/")),
         ("put", "/settings/", dash.put("/settings/", {"identities": ["signed", "token"]})),
+        ("put", "/settings/", dash.put("/settings/", {"ipVoters": 5, "powDifficulty": 8})),
         ("get", "/votes/", dash.get("/votes/")),
         ("get", "/votes/", dash.get("/votes/?limit=1000")),
         ("post", "/votes/", dash.post("/votes/", {"name": "documented", "type": "single"})),
@@ -111,6 +112,7 @@ def test_answers_match_the_document(dash: Dashboard, server: Server) -> None:
         ("get", "/votes/{name}/stats", dash.get("/votes/documented/stats")),
         ("get", "/votes/{name}/analytics", dash.get("/votes/documented/analytics?dateRange=1y")),
         ("get", "/analytics/data", dash.get("/analytics/data")),
+        ("get", "/analytics/refusals", dash.get("/analytics/refusals?dateRange=30d")),
         ("get", "/auth/csrf", dash.get("/auth/csrf")),
         ("get", "/api/votes", dash.get(f"/api/votes?key={pk}&id=documented&voteTo=a")),
         ("get", "/api/voter-token", dash.get(f"/api/voter-token?key={pk}")),

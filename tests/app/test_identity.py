@@ -391,6 +391,11 @@ def test_an_export_from_before_identities_imports_into_namespaces(
     envs["columns"][i] = "require_signed"
     for row in envs["rows"]:
         row[i] = int(row[i] == "signed")
+    a = envs["columns"].index("abuse")  # and without what later migrations added (0007)
+    del envs["columns"][a]
+    for row in envs["rows"]:
+        del row[a]
+    del data["tables"]["refusals"]
     groups = data["tables"]["vote_groups"]  # and without the later reactions column (0005)
     r = groups["columns"].index("reactions")
     del groups["columns"][r]

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from clickvote.client import Client, proof_of_work
+
 from .conftest import Server, screenshot
 
 pytestmark = pytest.mark.host
@@ -266,4 +268,59 @@ def test_reactions_group_from_the_dialog(cv_server: Server, new_page: Any) -> No
         {"id": "up", "label": "Thumbs up"},
         {"id": "party", "label": "party"},
     ]
+    assert not new_page.errors, new_page.errors
+
+
+def test_abuse_layers_in_settings_and_their_refusals_in_analytics(
+    cv_server: Server, new_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page = new_page()
+    email = f"abuse-{uuid.uuid4().hex[:8]}@example.com"
+    r = page.request.post(
+        cv_server.url("/auth/register"), data={"email": email, "password": "s3cret-passphrase"}
+    )
+    assert r.ok, r.text()
+    page.goto(cv_server.url("/settings"))
+    form = page.locator("#abuse-form")
+    expect(form.locator("#abuse-ipVoters")).to_have_value("20")
+    expect(form.locator("#abuse-ipWindow")).to_have_value("3600")
+    expect(form.locator("#abuse-powDifficulty")).to_have_value("0")
+    expect(page.locator("#abuse-rate")).to_contain_text("then 5 per second")
+    expect(form).to_contain_text("@clickvote/react 0.0.8")
+    form.locator("#abuse-powDifficulty").fill("40")  # too much: the server's 422, by the field
+    form.get_by_role("button", name="Save").click()
+    expect(field_error(page, "powDifficulty")).to_contain_text("at most 24")
+    form.locator("#abuse-powDifficulty").fill("10")
+    form.locator("#abuse-ipVoters").fill("1")
+    form.locator("#abuse-rateVoterPerSec").fill("2.5")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator(".toast", has_text="Saved")).to_be_visible()
+    screenshot(page, "dash-settings-abuse")
+    settings = page.request.get(cv_server.url("/settings/")).json()
+    assert settings["abuse"]["powDifficulty"] == 10 and settings["abuse"]["ipVoters"] == 1
+    assert settings["abuse"]["rateVoterPerSec"] == 2.5
+
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    page.request.post(
+        cv_server.url("/votes/"),
+        data={"name": "guarded", "type": "single"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    c = Client(cv_server.base, timeout=15)
+    try:
+        vote = {"id": "guarded", "voteTo": "p", "value": 1, "key": settings["publicKey"]}
+        assert c.call("vote", {**vote, "userId": "a"})["error"]["code"] == "proof_of_work_required"
+        work = proof_of_work(c.call("challenge", {"key": settings["publicKey"]}))
+        assert c.call("vote", {**vote, "userId": "a", "pow": work})["ok"]
+        assert c.call("vote", {**vote, "userId": "b"})["error"]["code"] == "too_many_voters"
+    finally:
+        c.close()
+    page.get_by_role("link", name="Analytics").first.click()
+    table = page.locator("#refusal-table")
+    expect(table.locator('td[data-layer="proofOfWork"]')).to_have_text("1")
+    expect(table.locator('td[data-layer="ipWindow"]')).to_have_text("1")
+    expect(table.locator('td[data-layer="token"]')).to_have_text("0")
+    screenshot(page, "dash-analytics-refusals")
     assert not new_page.errors, new_page.errors

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from clickvote.client import Client, proof_of_work
+
 from .conftest import Account, Server, Site, screenshot
 
 pytestmark = pytest.mark.host
@@ -389,4 +391,40 @@ def test_reactions_toggle_live_with_owner_labels(
     expect(button(a, 1)).to_have_attribute("aria-pressed", "true")
     assert button(a, 0).get_attribute("aria-pressed") == "false"
     screenshot(a, "embed-reactions")
+    assert not new_page.errors, new_page.errors
+
+
+def test_proof_of_work_solved_in_a_worker_before_the_first_vote(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    """With proof of work on, the embed fetches a challenge as it connects and solves it in a
+    Web Worker: its first vote carries the solution, its next ones need none."""
+    group = account.group("single")
+    account.call("PUT", "/settings/", {"powDifficulty": 12})
+    url = site.page("pow.html", embed_page(cv_server, tag(account, group, "post-pow", "like")))
+    a = new_page()
+    a.goto(url)
+    wait_loaded(a)
+    like = widget(a).locator("button.like")
+    like.click()
+    expect_count(a, "1")
+    assert like.get_attribute("aria-pressed") == "true"
+    wait_loaded(a)
+    like.click()  # un-like: the connection is trusted now
+    expect_count(a, "0")
+    wait_loaded(a)
+    assert account.call("GET", "/analytics/refusals?dateRange=1d") == []  # never refused
+    # a script without the work is refused; with it, it gets through (the server asks for it)
+    c = Client(cv_server.base, timeout=15)
+    try:
+        vote = {"id": group, "voteTo": "post-pow", "value": 1, "key": account.public_key}
+        answer = c.call("vote", {**vote, "userId": "script"})
+        assert answer["error"]["code"] == "proof_of_work_required"
+        solved = proof_of_work(c.call("challenge", {"key": account.public_key}))
+        assert c.call("vote", {**vote, "userId": "script", "pow": solved})["ok"]
+    finally:
+        c.close()
+    expect_count(a, "1")  # live
+    refused = account.call("GET", "/analytics/refusals?dateRange=1d")
+    assert [r["proofOfWork"] for r in refused] == [1]
     assert not new_page.errors, new_page.errors

@@ -68,6 +68,23 @@
     if (this.onclose) this.onclose({});
   };
 
+  // ---------------------------------------------------------------- proof of work
+  // Where the environment asks for it, a first vote carries a solved challenge: a counter such
+  // that SHA-256(challenge + counter) starts with `bits` zero bits, found in a Web Worker
+  // (crypto.subtle, so a secure context: HTTPS or localhost) without blocking the page.
+  var WORKER = "onmessage=function(e){var c=e.data.challenge,bits=e.data.bits,enc=new TextEncoder(),n=0;" +
+    "function zeros(b){var z=0;for(var i=0;i<b.length;i++){if(b[i]===0){z+=8;continue}return z+Math.clz32(b[i])-24}return z}" +
+    "function step(){var batch=[];for(var i=0;i<256;i++)batch.push(crypto.subtle.digest('SHA-256',enc.encode(c+(n+i))));" +
+    "Promise.all(batch).then(function(ds){for(var i=0;i<ds.length;i++)if(zeros(new Uint8Array(ds[i]))>=bits)return postMessage(n+i);" +
+    "n+=256;step()})}step()}";
+  function solveWork(challenge, bits, cb) {
+    var w;
+    try { w = new Worker(URL.createObjectURL(new Blob([WORKER], { type: "text/javascript" }))); } catch (e) { cb(null); return; }
+    w.onmessage = function (e) { w.terminate(); cb(e.data); };
+    w.onerror = function () { w.terminate(); cb(null); };
+    w.postMessage({ challenge: challenge, bits: bits });
+  }
+
   // ---------------------------------------------------------------- minimal Socket.IO client
   // One connection per (public key, voter); elements share it and subscribe to events by name.
   // Voter: a signed user id from the page, else an anonymous server-signed voter token kept in
@@ -81,6 +98,7 @@
     this.userId = uid || (this.voterToken ? this.voterToken.split(".")[0] : "");
     this.handlers = {}; this.acks = {}; this.ackId = 0; this.queue = [];
     this.ready = false; this.token = null; this.exp = 0; this.tries = 0; this.wsFails = 0;
+    this.waiting = []; this.work = null; this.asked = false;
     this.open();
   }
   Conn.prototype.open = function () {
@@ -160,9 +178,26 @@
         self.online();
       }, fallback);
   };
+  // Ask for a challenge and solve it (none asked: nothing to do); `done` once this.work is set.
+  Conn.prototype.prove = function (done) {
+    var self = this;
+    this.waiting.push(done);
+    if (this.waiting.length > 1) return; // already at work
+    this.raw("challenge", { key: this.key }, function (r) {
+      if (!r || r.ok === false || !r.difficulty) return self.proved(null);
+      solveWork(r.challenge, r.difficulty, function (counter) {
+        self.proved(counter === null ? null : { challenge: r.challenge, counter: counter });
+      });
+    });
+  };
+  Conn.prototype.proved = function (work) {
+    var w = this.waiting; this.work = work; this.waiting = [];
+    for (var i = 0; i < w.length; i++) w[i]();
+  };
   Conn.prototype.online = function () {
     clearTimeout(this.loginTimer);
     this.ready = true;
+    if (!this.asked) { this.asked = true; this.prove(function () {}); } // before the first vote
     var q = this.queue; this.queue = [];
     for (var i = 0; i < q.length; i++) this.send(q[i][0], q[i][1], q[i][2]);
     this.fire("cv-online", {});
@@ -174,6 +209,7 @@
     data.token = this.token; data.userId = this.userId;
     if (this.signature) data.signature = this.signature;
     if (this.voterToken) data.voterToken = this.voterToken;
+    if (name === "vote" && this.work) data.pow = this.work;
     this.raw(name, data, cb);
   };
   Conn.prototype.on = function (name, fn) { (this.handlers[name] = this.handlers[name] || []).push(fn); };
@@ -188,6 +224,7 @@
       // a stale token or a voter token of a rotated environment: start over
       if (code === "token_expired" || code === "bad_token") { this.ready = false; this.login(); return; }
       if (code === "bad_voter_token" && this.anon) { this.voterToken = null; lsSet(this.tokenKey, ""); this.ready = false; this.login(); return; }
+      if (code === "proof_of_work_required" && data.event === "vote") return; // the vote's answer: solved and sent again
       name = "cv-error";
     }
     var h = (this.handlers[name] || []).slice();
@@ -369,13 +406,19 @@
   P.sendVote = function () {
     var self = this, p = this.pending;
     clearTimeout(this.voteTimer);
+    if (this.c.waiting.length) { this.c.waiting.push(function () { if (self.pending === p) self.sendVote(); }); return; }
     this.voteTimer = setTimeout(function () { if (self.pending === p) self.fail({ message: "No answer from ClickVote, try again" }); }, 10000);
     this.c.send("vote", { id: this.group, voteTo: this.item, type: p.type, value: p.value, msgId: p.msgId }, function (res) {
       if (self.pending !== p || res === null) return; // disconnected: resent on reconnect
       clearTimeout(self.voteTimer);
+      if (res && res.error && res.error.code === "proof_of_work_required" && !p.worked) {
+        p.worked = true; // solve a new challenge, then the same vote (same msgId) once more
+        self.c.prove(function () { if (self.pending === p) self.sendVote(); });
+        return;
+      }
       self.pending = null;
       if (res && (res.error || res.ok === false || res.statusCode >= 400)) { self.fail(res.error && res.error.message ? res.error : res); return; }
-      self.saved = null;
+      self.saved = null; self.c.work = null; // the server trusts this connection and voter now
       // the server sends a page its own vote in the ack only: every widget of this item on
       // this connection gets it (the same as the event other pages of this voter get)
       if (res && typeof res === "object") self.c.fire(self.evt, res.poster || res.voted !== undefined ? res : { total: res.total });

@@ -1,4 +1,5 @@
-// Votes over time, for the environment, one group, or one item.
+// Votes over time, for the environment, one group, or one item; the votes each abuse layer
+// refused, per day.
 import { api, state } from "../api.js";
 import { $, $$, errorBox, esc, fmt, spinner } from "../dom.js";
 import { drawChart, hourStart, toSeries } from "../chart.js";
@@ -22,7 +23,30 @@ function pageHtml(sel) {
     '<div class="panel"><div class="chart-head"><div class="grow"><h2 style="margin:0" id="chart-title">Votes</h2><span class="muted" id="chart-sub"></span></div>' +
     '<label class="switch">Group <select id="f-group" aria-label="Group"><option value="">All groups</option></select></label>' +
     '<label class="switch">Item <select id="f-item" aria-label="Item"><option value="">All items</option></select></label></div>' +
-    '<div class="chart" id="chart"></div></div>';
+    '<div class="chart" id="chart"></div></div>' +
+    '<div class="panel"><h2>Refused votes</h2><p class="muted">Per day (UTC), by the layer that refused them (Settings · Abuse control).</p><div id="refusals"></div></div>';
+}
+
+const LAYERS = [["token", "Voter token"], ["ipWindow", "Address + browser"], ["rateLimit", "Rate limit"], ["proofOfWork", "Proof of work"]];
+
+// GET /analytics/refusals: [{day, dayStart, token, ipWindow, rateLimit, proofOfWork}]
+async function loadRefusals(range) {
+  let rows;
+  try {
+    rows = await api("GET", "/analytics/refusals?dateRange=" + range);
+  } catch (e) {
+    if ($("#refusals")) $("#refusals").innerHTML = errorBox(e);
+    return;
+  }
+  const box = $("#refusals");
+  if (!box) return;
+  if (!rows.length) {
+    box.innerHTML = '<p class="muted" id="no-refusals">No votes refused.</p>';
+    return;
+  }
+  box.innerHTML = '<table id="refusal-table"><thead><tr><th>Day</th>' + LAYERS.map(([, l]) => `<th class="num">${esc(l)}</th>`).join("") +
+    "</tr></thead><tbody>" + rows.map((r) => `<tr><td>${esc(r.day)}</td>` +
+      LAYERS.map(([k]) => `<td class="num" data-layer="${k}">${fmt(r[k])}</td>`).join("") + "</tr>").join("") + "</tbody></table>";
 }
 
 const option = (value, selected) => `<option value="${esc(value)}"${value === selected ? " selected" : ""}>${esc(value)}</option>`;
@@ -87,6 +111,7 @@ export async function pageAnalytics() {
     if (seq !== loadSeq || !$("#chart")) return;
     drawChart($("#chart"), toSeries(rows, range), range);
     drawStats(sel, rows, groupCount);
+    loadRefusals(sel.range);
     $("#chart-title").textContent = (sel.group || "All groups") + (sel.voteTo ? " · " + sel.voteTo : "");
     $("#chart-sub").textContent = `${range.label} · ${PER[range.bucket]} totals`;
   };

@@ -1,4 +1,5 @@
-// The organisation's name, the environment's keys and the voter identities it accepts.
+// The organisation's name, the environment's keys, the voter identities it accepts and its
+// other abuse layers (IP + browser window, rate limits, proof of work).
 import { api, loadMe, state } from "../api.js";
 import { $, $$, copy, errorBox, esc, icon, toast } from "../dom.js";
 import { formError, showFieldErrors } from "../forms.js";
@@ -75,6 +76,55 @@ async function loadKeys() {
   };
 }
 
+// The layers after the voter token, in the order a vote meets them (PUT /settings/ takes
+// ipVoters, ipWindow, rateVoterBurst, rateVoterPerSec, powDifficulty).
+function abuseForm(a) {
+  const num = (name, label, value, min, max, help, step) =>
+    `<label class="field" data-field="${name}"><span>${label}</span><input name="${name}" id="abuse-${name}" type="number" min="${min}" max="${max}" step="${step || 1}" value="${esc(String(value))}" required>` +
+    `<small class="muted">${help}</small></label>`;
+  return '<form id="abuse-form" novalidate><div id="abuse-error"></div>' +
+    '<p class="muted">A vote meets these in order: the voter token (the identities above), then each below. Analytics shows the votes each refused.</p>' +
+    "<h3>One address and browser as many voters</h3><div class=\"row\">" +
+    num("ipVoters", "Voters per item", a.ipVoters, 0, 1000, "distinct voters one IP and user agent may be on one item; 0: off") +
+    num("ipWindow", "Window (seconds)", a.ipWindow, 60, 604800, "how long those voters are remembered") + "</div>" +
+    `<h3>Rate limits</h3><p class="muted" id="abuse-rate">The server allows each voter ${esc(String(a.serverRateVoterBurst))} votes at once, then ${esc(String(a.serverRateVoterPerSec))} per second; this environment may be stricter (0: the server's).</p><div class="row">` +
+    num("rateVoterBurst", "Votes at once", a.rateVoterBurst, 0, 1000000, "per voter; 0: the server's", "any") +
+    num("rateVoterPerSec", "Votes per second", a.rateVoterPerSec, 0, 1000000, "per voter, after those; 0: the server's", "any") + "</div>" +
+    "<h3>Proof of work</h3><div class=\"row\">" +
+    num("powDifficulty", "Difficulty (bits)", a.powDifficulty, 0, 24, "work a browser does before its first vote; 0: off. @clickvote/react 0.0.8 can't do it: its votes are refused while this is on") +
+    '<div class="field btn-cell"><span aria-hidden="true">&nbsp;</span><button class="btn" type="submit" id="abuse-save">Save</button></div></div></form>';
+}
+
+async function loadAbuse() {
+  const box = $("#abuse");
+  let k;
+  try {
+    k = await api("GET", "/settings/");
+  } catch (e) {
+    box.innerHTML = errorBox(e);
+    return;
+  }
+  if (!$("#abuse")) return;
+  box.innerHTML = abuseForm(k.abuse);
+  const f = $("#abuse-form");
+  f.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const name of ["ipVoters", "ipWindow", "rateVoterBurst", "rateVoterPerSec", "powDifficulty"]) {
+      const v = f[name].value.trim();
+      body[name] = /^-?[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : v; // the server names a bad one
+    }
+    try {
+      await api("PUT", "/settings/", body);
+    } catch (e) {
+      formError(f, e, $("#abuse-error"));
+      return;
+    }
+    showFieldErrors(f, {}, $("#abuse-error"));
+    toast("Saved");
+  };
+}
+
 export function pageSettings() {
   const org = state.me.currentOrg, env = state.me.currentEnv;
   shell(
@@ -83,7 +133,8 @@ export function pageSettings() {
     `<label class="field" data-field="name"><span>Name</span><input name="name" value="${esc(org.name)}" required></label>` +
     '<div class="field btn-cell"><span aria-hidden="true">&nbsp;</span><button class="btn" type="submit">Save</button></div></div></form></div>' +
     `<div class="panel"><h2>API keys · ${esc(env.name)}</h2><p class="muted">The public key goes into your pages. The secret key stays on your server: use it to sign user ids.</p>` +
-    '<div id="keys"><div class="spinner"></div></div></div>');
+    '<div id="keys"><div class="spinner"></div></div></div>' +
+    `<div class="panel"><h2>Abuse control · ${esc(env.name)}</h2><div id="abuse"><div class="spinner"></div></div></div>`);
   const f = $("#org-form");
   f.onsubmit = async (ev) => {
     ev.preventDefault();
@@ -101,4 +152,5 @@ export function pageSettings() {
     render();
   };
   loadKeys();
+  loadAbuse();
 }
