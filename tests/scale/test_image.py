@@ -6,6 +6,8 @@ The containers use ``--network host`` and reach the test's PostgreSQL and Redis 
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -165,3 +167,43 @@ def test_docker_stop_stops_the_server_at_once(
     status, _ = wait.communicate(timeout=30)
     assert status.strip() == "0", f"{platform}: exit status {status.strip()!r}"
     assert took < STOP_WITHIN, f"{platform}: docker stop took {took:.1f} s"
+
+
+# Run in the image: every dependency imported from its byte code alone, and what a traceback
+# through one shows (the image's ENTRYPOINT is `clickvote`: the test runs python3 itself).
+BYTECODE_PROBE = """
+import json, pathlib, traceback
+site = pathlib.Path("/opt/clickvote/site-packages")
+sources = sorted(str(p) for p in site.rglob("*.py*") if p.suffix in (".py", ".pyi"))
+import anyio, fastjsonschema, h11, psycopg, redis.asyncio, starlette.routing, uvicorn.server
+import uvicorn.importer, wsproto
+try:
+    uvicorn.importer.import_from_string("no-colon")
+except uvicorn.importer.ImportFromStringError:
+    tb = traceback.format_exc()
+print(json.dumps({
+    "deps": [p for p in sources if not p.startswith(str(site / "clickvote") + "/")],
+    "own": [p for p in sources if p.startswith(str(site / "clickvote") + "/")],
+    "files": [m.__file__ for m in (fastjsonschema, psycopg, redis.asyncio, uvicorn.server)],
+    "caches": sorted(str(p) for p in site.rglob("__pycache__") if "clickvote" not in p.parts),
+    "traceback": tb,
+}))
+"""
+
+
+@pytest.mark.parametrize("platform", _platforms())
+def test_dependencies_are_byte_code_only(platform: str, image: str) -> None:
+    """The image carries its dependencies as byte code only (docker/Dockerfile, stage deps):
+    no source or __pycache__ left, each module imports from its pyc, and a traceback through
+    one names its file and line; ClickVote's own modules keep their sources."""
+    cmd = ["docker", "run", "--rm", *project.platform_args(platform), "--entrypoint", "python3"]
+    out = subprocess.run(
+        [*cmd, image, "-c", BYTECODE_PROBE], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.splitlines()[-1])
+    assert found["deps"] == [] and found["caches"] == [], (found["deps"][:5], found["caches"][:5])
+    assert "/opt/clickvote/site-packages/clickvote/app.py" in found["own"]
+    assert all(f.endswith(".pyc") for f in found["files"]), found["files"]
+    tb = found["traceback"]
+    assert re.search(r'File "/opt/clickvote/site-packages/uvicorn/importer.py", line \d+', tb), tb
