@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,25 @@ def test_loggers_as_uvicorns_logging_config() -> None:
     described = json.loads(run_python(ours))
     assert described == json.loads(run_python(uvicorns))
     assert described["uvicorn.access"][2][0][1] == "<stdout>"
+
+
+def test_serve_on_a_taken_port_exits_with_uvicorns_startup_failure(tmp_path: Path) -> None:
+    """As uvicorn.run: a server that could not start exits with status 3, the error logged."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKVOTE_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(clickvote.__file__).parent.parent), env.get("PYTHONPATH", "")]
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        cmd = [sys.executable, "-m", "clickvote", "serve", "--port", port]
+        proc = subprocess.run(
+            [*cmd, "--data-dir", str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 3, proc.stderr
+    assert "ERROR:    [Errno" in proc.stderr, proc.stderr
