@@ -176,6 +176,15 @@ def export_tree(ref: str, dest: Path) -> str:
     return commit.stdout.strip()
 
 
+def tree_commit() -> str:
+    """This tree's commit (short hash), marked "+changes" where files differ from it."""
+    git = ["git", "-C", str(project.ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    name = head.stdout.strip() or "an unknown commit"
+    return name + ("+changes" if status.stdout.strip() else "")
+
+
 def build_image(root: Path, tag: str, platforms: list[str], base: str) -> None:
     opts = build.BuildOptions(platforms=platforms, load=True, tag=tag, base=base, root=root)
     build.build(opts)
@@ -196,6 +205,7 @@ def compare(
         short = export_tree(reference, ref_root)
         trees = {"current": project.ROOT, "reference": ref_root}
         out["ref_commit"] = short
+        out["commit"] = tree_commit()
         tags = {"current": f"{IMAGE}:current", "reference": f"{IMAGE}:ref-{short}"}
         for which, root in trees.items():
             out[which] = {"native": native(root)}

@@ -361,7 +361,8 @@ def write_lean(cmp: dict[str, Any], rows: list[Row], path: Path) -> None:
         LEAN_START,
         "## Lean runtime: this tree beside a reference commit, same run",
         "",
-        f"Run {when} on {host_platform.machine()}; reference {cmp['ref_commit']} "
+        f"Run {when} on {host_platform.machine()}; this tree at "
+        f"{cmp.get('commit', 'an unnamed commit')}, reference {cmp['ref_commit']} "
         f"(the baseline column), platforms {', '.join(cmp['platforms'])}.",
         "",
         doc,

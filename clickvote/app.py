@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -78,10 +79,12 @@ def create_app(settings: Settings | None = None) -> Any:
             await realtime.close()
             await ctx.close()
 
-    spec = openapi.document(OPERATIONS, "ClickVote", __version__)
+    @functools.cache
+    def spec() -> dict[str, Any]:  # written on first request: an idle server holds no copy
+        return openapi.document(OPERATIONS, "ClickVote", __version__)
 
     async def openapi_json(request: Request) -> Response:
-        return JSONResponse(spec)
+        return JSONResponse(spec())
 
     pages = [Route(page, index_page, methods=["GET"]) for page in PAGES]
     api = Starlette(

@@ -74,15 +74,16 @@ def cmd_serve(settings: Settings) -> int:
     from clickvote import stopping
 
     stopping.install()  # first: it also covers the imports below (see clickvote/stopping.py)
-    import uvicorn
+    from clickvote import serving
 
+    serving.lean_imports()  # before anything imports uvicorn (see clickvote/serving.py)
     from clickvote.app import SERVER_OPTIONS, create_app
     from clickvote.connguard import connection_cap, guarded_protocol, raise_fd_limit
 
     cap = connection_cap(settings.max_connections, raise_fd_limit())
     options = {**SERVER_OPTIONS, "http": guarded_protocol(cap, settings.header_timeout)}
     app = create_app(settings)
-    uvicorn.run(
+    return serving.run(
         app,
         host=settings.host,
         port=settings.port,
@@ -90,7 +91,6 @@ def cmd_serve(settings: Settings) -> int:
         proxy_headers=True,
         **options,
     )
-    return 0
 
 
 async def _with_ctx(settings: Settings, fn: Any, start: bool = True) -> Any:

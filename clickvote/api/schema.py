@@ -1,7 +1,8 @@
 """One declaration per operation of the JSON API: its method and path, its parameters and
 body as JSON Schema, its answers per status code, whether it needs the session and the CSRF
-header. Requests are validated with these schemas (compiled once, by fastjsonschema) and the
-OpenAPI document (clickvote/api/openapi.py) is written from them: the two can't drift apart.
+header. Requests are validated with these schemas (each compiled by fastjsonschema on its first
+use, so a server that only counts votes never loads the compiler) and the OpenAPI document
+(clickvote/api/openapi.py) is written from them: the two can't drift apart.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
+if TYPE_CHECKING:
+    import fastjsonschema
 
 JSON = dict[str, Any]
 Handler = Callable[[Any], Awaitable[Any]]
@@ -126,22 +128,19 @@ class Operation:
     errors: tuple[int, ...] = ()  # error statuses besides those the declaration implies
     _checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict, repr=False)
 
-    def __post_init__(self) -> None:
-        for part in ("path_params", "query", "headers", "body"):
-            schema = getattr(self, part)
-            if schema is not None:
-                self._checks[part] = fastjsonschema.compile(schema)
+    def validator(self, part: str) -> Callable[[Any], Any]:
+        """The compiled schema of `part` (compiled on first use, then kept)."""
+        check = self._checks.get(part)
+        if check is None:
+            check = self._checks[part] = compile_schema(getattr(self, part))
+        return check
 
     def check(self, part: str, value: Any) -> Any:
         """`value` validated against the schema of `part` (defaults filled in), or Invalid."""
         schema = getattr(self, part)
         if part in ("path_params", "query", "headers"):
             value = coerce(schema, value)
-        try:
-            checked = self._checks[part](value)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            raise Invalid([problem(exc)]) from None
-        return integral(schema, checked)
+        return integral(schema, self.validator(part)(value))
 
     def error_statuses(self) -> list[int]:
         """Every error status this operation can answer (422: the field rules of
@@ -154,6 +153,21 @@ class Operation:
         if self.path_params:
             out.add(404)
         return sorted(out)
+
+
+def compile_schema(schema: JSON) -> Callable[[Any], Any]:
+    """A validator of `schema`: the value with defaults filled in, or Invalid."""
+    import fastjsonschema
+
+    validate = fastjsonschema.compile(schema)
+
+    def check(value: Any) -> Any:
+        try:
+            return validate(value)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise Invalid([problem(exc)]) from None
+
+    return check
 
 
 class Operations(list[Operation]):

@@ -65,6 +65,7 @@ def _figures(start: float, idle: float, added: float) -> dict[str, object]:
 def test_rows_side_by_side_with_goals(tmp_path: Path) -> None:
     cmp = {
         "ref_commit": "abc1234",
+        "commit": "0123abc",
         "platforms": ["linux/arm64"],
         "current": _figures(0.4, 40.0, 14.0),
         "reference": _figures(0.7, 52.5, 28.0),
@@ -89,4 +90,5 @@ def test_rows_side_by_side_with_goals(tmp_path: Path) -> None:
     text = results.read_text()
     assert text.count(run.LEAN_START) == 1 and "other figures" in text
     assert "reference def5678" in text and "reference abc1234" not in text
+    assert "this tree at 0123abc, reference def5678" in text
     assert "current native: 400, 200; current linux/arm64: ; reference native: 700, 350" in text

@@ -34,6 +34,7 @@ from ci.release import (
 )
 from ci.release import verify as verify_mod
 from ci.release.oci import Index
+from clickvote.client import free_port
 
 from . import image_files
 from .factories import allowed_signers, keypair, make_report, write_signed
@@ -66,15 +67,43 @@ class Candidate:
 
 
 @pytest.fixture(scope="session")
-def cfg() -> config.ReleaseConfig:
+def cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[config.ReleaseConfig]:
+    """This run's own registry (a free port on 127.0.0.1, a fresh data directory) and
+    repositories (named per run), so runs from two checkouts at once never meet; at the end
+    the registry stops and its data and the images this run tagged for it go."""
     if not _docker_ok():
         pytest.fail("no Docker engine answers: run `inv setup`")
-    base = config.load({}, environ={})
-    cfg = base.with_overrides(
-        repository="clickvote-release-test", test_repository="clickvote-release-test-tests"
-    )
+    cfg = run_config(tmp_path_factory.mktemp("registry"))
     print(registry.start(cfg))
-    return cfg
+    try:
+        yield cfg
+    finally:
+        print(registry.stop(cfg))
+        remove_local_images(cfg.registry)
+        shutil.rmtree(cfg.state_dir, ignore_errors=True)
+
+
+def run_config(state_dir: Path) -> config.ReleaseConfig:
+    """The release configuration of one test run: registry, repositories, state apart."""
+    run = secrets.token_hex(4)
+    return config.load({}, environ={}).with_overrides(
+        registry=f"127.0.0.1:{free_port()}",
+        repository=f"clickvote-release-test-{run}",
+        test_repository=f"clickvote-release-test-{run}-tests",
+        state_dir=state_dir,
+    )
+
+
+def remove_local_images(registry_addr: str) -> None:
+    """The engine's images named after the registry (the docker driver keeps what it pushes)."""
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"],
+        capture_output=True, text=True, timeout=120,
+    ).stdout.split("\n")  # fmt: skip
+    mine = [line.split() for line in listed if line.startswith(f"{registry_addr}/")]
+    refs = [f"{repo}:{tag}" if tag != "<none>" else image_id for repo, tag, image_id in mine]
+    if refs:
+        subprocess.run(["docker", "rmi", *refs], capture_output=True, timeout=600)
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +139,20 @@ def candidate(
 def test_registry_start_is_idempotent(cfg: config.ReleaseConfig) -> None:
     assert "running" in registry.start(cfg) or "answers" in registry.start(cfg)
     assert registry.answers(cfg)
+
+
+def test_two_runs_have_registries_apart(cfg: config.ReleaseConfig, tmp_path: Path) -> None:
+    """Another run beside this one (another checkout) gets its own registry and
+    repositories; stopping it leaves this run's registry answering."""
+    assert cfg.registry != config.LOCAL_REGISTRY and project.ROOT not in cfg.state_dir.parents
+    other = run_config(tmp_path / "registry")
+    assert other.registry != cfg.registry and other.repository != cfg.repository
+    print(registry.start(other))
+    try:
+        assert registry.answers(other) and registry.answers(cfg)
+    finally:
+        print(registry.stop(other))
+    assert not registry.answers(other) and registry.answers(cfg)
 
 
 def test_candidate_is_complete(candidate: Candidate) -> None:
@@ -334,7 +377,13 @@ def test_missing_platform_in_manifest_list(candidate: Candidate, evidence) -> No
         capture_output=True,
         text=True,
         timeout=120,
-        env={**_env(), "CLICKVOTE_REPOSITORY": cfg.repository},
+        env={
+            **_env(),
+            "CLICKVOTE_REGISTRY": cfg.registry,
+            "CLICKVOTE_REPOSITORY": cfg.repository,
+            "CLICKVOTE_TEST_REPOSITORY": cfg.test_repository,
+            "CLICKVOTE_STATE_DIR": str(cfg.state_dir),
+        },
     )
     assert proc.returncode == 1 and f"missing platform {missing}" in proc.stderr
 

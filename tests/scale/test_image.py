@@ -6,6 +6,8 @@ The containers use ``--network host`` and reach the test's PostgreSQL and Redis 
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -165,3 +167,52 @@ def test_docker_stop_stops_the_server_at_once(
     status, _ = wait.communicate(timeout=30)
     assert status.strip() == "0", f"{platform}: exit status {status.strip()!r}"
     assert took < STOP_WITHIN, f"{platform}: docker stop took {took:.1f} s"
+
+
+# Run in the image: every dependency imported from its byte code alone (but for modules that
+# read their own source: anyio's lazily importing packages), anyio still lazy (a pyc alone
+# would make it import all its submodules), and what a traceback through one shows (the
+# image's ENTRYPOINT is `clickvote`: the test runs python3 itself).
+BYTECODE_PROBE = """
+import json, pathlib, sys, traceback
+site = pathlib.Path("/opt/clickvote/site-packages")
+own = str(site / "clickvote") + "/"
+sources = sorted(p for p in site.rglob("*.py*") if p.suffix in (".py", ".pyi"))
+lazy = [str(p) for p in sources if b"install_lazy_importer()" in p.read_bytes()]
+import anyio, fastjsonschema, h11, psycopg, redis.asyncio, starlette.applications
+import uvicorn.importer, uvicorn.server, wsproto
+try:
+    uvicorn.importer.import_from_string("no-colon")
+except uvicorn.importer.ImportFromStringError:
+    tb = traceback.format_exc()
+print(json.dumps({
+    "deps": [str(p) for p in sources if not str(p).startswith(own) and str(p) not in lazy],
+    "lazy": lazy,
+    "own": [str(p) for p in sources if str(p).startswith(own)],
+    "files": [m.__file__ for m in (fastjsonschema, psycopg, redis.asyncio, uvicorn.server)],
+    "caches": sorted(str(p) for p in site.rglob("__pycache__") if "clickvote" not in p.parts),
+    "eager": [m for m in ("anyio.to_process", "anyio.to_interpreter") if m in sys.modules],
+    "traceback": tb,
+}))
+"""
+
+
+@pytest.mark.parametrize("platform", _platforms())
+def test_dependencies_are_byte_code_only(platform: str, image: str) -> None:
+    """The image carries its dependencies as byte code only (docker/bytecode_only.py): no
+    source left but anyio's lazily importing packages', each module imports from its pyc,
+    anyio stays lazy, and a traceback through one names its file and line; ClickVote's own
+    modules keep their sources."""
+    cmd = ["docker", "run", "--rm", *project.platform_args(platform), "--entrypoint", "python3"]
+    out = subprocess.run(
+        [*cmd, image, "-c", BYTECODE_PROBE], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.splitlines()[-1])
+    assert found["deps"] == [], found["deps"][:5]
+    assert found["lazy"] and all("/site-packages/anyio/" in p for p in found["lazy"])
+    assert found["eager"] == [], found["eager"]
+    assert "/opt/clickvote/site-packages/clickvote/app.py" in found["own"]
+    assert all(f.endswith(".pyc") for f in found["files"]), found["files"]
+    tb = found["traceback"]
+    assert re.search(r'File "/opt/clickvote/site-packages/uvicorn/importer.py", line \d+', tb), tb
