@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (CLICKVOTE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (CLICKVOTE_PORT, default 8000)")
     serve.add_argument("--redis-url", help="redis://... for multi-instance fan-out")
+    serve.add_argument(
+        "--workers", type=int, help="server processes (CLICKVOTE_WORKERS, default: one per core)"
+    )
     _common(sub.add_parser("migrate", help="apply database migrations"))
     cu = sub.add_parser("createuser", help="create a user with an organisation")
     _common(cu)
@@ -67,6 +70,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         data_dir=getattr(args, "data_dir", None),
         database_url=getattr(args, "database_url", None),
         redis_url=getattr(args, "redis_url", None),
+        workers=getattr(args, "workers", None),
     )
 
 
@@ -74,22 +78,17 @@ def cmd_serve(settings: Settings) -> int:
     from clickvote import stopping
 
     stopping.install()  # first: it also covers the imports below (see clickvote/stopping.py)
+    from clickvote import workers
+
+    count = workers.worker_count(settings.workers)
+    if count > 1:
+        return workers.serve(settings, count)
     import uvicorn
 
-    from clickvote.app import SERVER_OPTIONS, create_app
-    from clickvote.connguard import connection_cap, guarded_protocol, raise_fd_limit
+    from clickvote.app import create_app
 
-    cap = connection_cap(settings.max_connections, raise_fd_limit())
-    options = {**SERVER_OPTIONS, "http": guarded_protocol(cap, settings.header_timeout)}
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        **options,
-    )
+    uvicorn.run(app, host=settings.host, port=settings.port, **workers.server_options(settings))
     return 0
 
 

@@ -8,14 +8,19 @@
 - A connection has `header_timeout` seconds to send a request's headers: when it opens and
   after each response (idle keep-alive connections are closed sooner, by uvicorn's own
   5 s timeout). Upgraded WebSockets are timed by Engine.IO's pings instead.
+- `route` (a worker of `clickvote serve --workers N`, clickvote/handover.py) may take a
+  connection away between requests, before a request is parsed; a connection handed over to
+  this process starts with the bytes its first worker read (`primed`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("clickvote")
@@ -44,13 +49,19 @@ def connection_cap(max_connections: int, fd_limit: int) -> int:
     return max(1, min(max_connections, fd_limit - FD_RESERVE))
 
 
-def guarded_protocol(cap: int, header_timeout: float) -> type[asyncio.Protocol]:
+Route = Callable[[asyncio.Transport, bytes], bool]  # True: the connection was handed over
+
+
+def guarded_protocol(
+    cap: int, header_timeout: float, route: Route | None = None
+) -> type[asyncio.Protocol]:
     """uvicorn's h11 protocol with the connection cap and the header timeout."""
     warned = [False]
 
     class Guarded(H11Protocol):
         _timer: asyncio.TimerHandle | None = None
         _cycle: Any = None
+        primed = b""
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -64,13 +75,22 @@ def guarded_protocol(cap: int, header_timeout: float) -> type[asyncio.Protocol]:
             if warned[0] and len(self.connections) < cap * 0.9:
                 warned[0] = False
             self._arm()
+            if self.primed:
+                data, self.primed = self.primed, b""
+                self.data_received(data)
 
         def data_received(self, data: bytes) -> None:
+            if route is not None and self._between_requests() and route(self.transport, data):
+                return
             super().data_received(data)
             if self._timer is not None and (
                 self.cycle is not self._cycle or self.transport.get_protocol() is not self
             ):
                 self._disarm()  # a request's headers arrived, or it became a WebSocket
+
+        def _between_requests(self) -> bool:
+            idle = self.cycle is None or self.cycle.response_complete
+            return idle and self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]
 
         def on_response_complete(self) -> None:
             super().on_response_complete()

@@ -195,6 +195,7 @@ class EngineServer:
         self.max_sessions_per_ip = max_sessions_per_ip
         self.sessions: dict[str, Session] = {}
         self.per_ip: dict[str, int] = {}  # client address -> sessions open
+        self.sid_prefix = ""  # "<worker>." for worker <worker> of `clickvote serve --workers N`
 
     # -- lifecycle ------------------------------------------------------------------------
     async def close(self) -> None:
@@ -205,7 +206,7 @@ class EngineServer:
         return self.per_ip.get(peer.ip, 0) >= self.max_sessions_per_ip
 
     def _open(self, peer: Peer, transport: str) -> Session:
-        sid = secrets.token_urlsafe(15)
+        sid = self.sid_prefix + secrets.token_urlsafe(15)
         session = Session(self, sid, peer, transport)
         self.sessions[sid] = session
         self.per_ip[peer.ip] = self.per_ip.get(peer.ip, 0) + 1

@@ -1,0 +1,98 @@
+"""The hub of `clickvote serve --workers N`: what the worker processes of one machine share.
+
+The supervising process (clickvote/workers.py) runs it on a Unix socket in a private (0700)
+directory; each worker keeps one connection to it (clickvote/hublink.py). One line per
+message, its first byte its kind:
+
+- `F<message JSON>`: a fan-out message (clickvote/fanout.py), relayed as it is to every OTHER
+  worker (the sender delivers to itself, as with Redis).
+- `T<id> [key, burst, rate, cost]`: take from a token bucket; answered `R<id> <wait>` (the
+  buckets live here, so a limit holds across workers as it does in one process).
+- `S<id> [ip, limit]`: may one more Engine.IO session open from `ip`? Answered `R<id> 1` (and
+  counted) or `R<id> 0`. `E"ip"`: one of them ended. A worker's sessions are uncounted when its
+  connection ends (the worker died).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+
+from clickvote.ratelimit import RateLimiter
+
+log = logging.getLogger("clickvote.hub")
+WRITE_BUFFER_MAX = 16 * 1024 * 1024  # bytes queued for one worker before its messages drop
+LINE_MAX = 1024 * 1024  # bytes of one line
+
+
+class Hub:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.peers: dict[asyncio.StreamWriter, Counter[str]] = {}
+        self.limiters: dict[tuple[float, float], RateLimiter] = {}
+        self.sessions: Counter[str] = Counter()  # client address -> sessions open, all workers
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._serve, self.path, limit=LINE_MAX)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self.peers):
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.peers[writer] = Counter()
+        try:
+            while line := await reader.readline():
+                self.handle(writer, line)
+        except (ConnectionError, ValueError, asyncio.IncompleteReadError) as exc:
+            log.warning("hub: a worker's connection failed (%s)", exc)
+        finally:
+            self.sessions.subtract(self.peers.pop(writer))
+            self.sessions += Counter()  # drops the addresses at zero
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def handle(self, writer: asyncio.StreamWriter, line: bytes) -> None:
+        kind = line[:1]
+        if kind == b"F":
+            for peer in self.peers:
+                if peer is not writer and peer.transport.get_write_buffer_size() < WRITE_BUFFER_MAX:
+                    peer.write(line)
+        elif kind == b"E":
+            self._release(writer, str(json.loads(line[1:])))
+        elif kind in (b"T", b"S"):
+            rid, _, body = line[1:].partition(b" ")
+            args = json.loads(body)
+            answer = self._take(*args) if kind == b"T" else self._admit(writer, *args)
+            writer.write(b"R" + rid + b" " + answer.encode() + b"\n")
+
+    def _take(self, key: str, burst: float, rate: float, cost: float) -> str:
+        limiter = self.limiters.get((burst, rate))
+        if limiter is None:
+            limiter = self.limiters[(burst, rate)] = RateLimiter(burst, rate)
+        return repr(limiter.take(key, cost))
+
+    def _admit(self, writer: asyncio.StreamWriter, ip: str, limit: int) -> str:
+        if self.sessions[ip] >= limit:
+            return "0"
+        self.sessions[ip] += 1
+        self.peers[writer][ip] += 1
+        return "1"
+
+    def _release(self, writer: asyncio.StreamWriter, ip: str) -> None:
+        mine = self.peers.get(writer)
+        if mine is None or mine[ip] <= 0:
+            return
+        mine[ip] -= 1
+        self.sessions[ip] -= 1
+        if mine[ip] == 0:
+            del mine[ip]
+        if self.sessions[ip] <= 0:
+            del self.sessions[ip]

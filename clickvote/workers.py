@@ -1,0 +1,203 @@
+"""`clickvote serve --workers N`: N server processes on one listening socket.
+
+The supervising process migrates the database once, makes the master key, binds host:port
+once and runs the hub (clickvote/hub.py) on a Unix socket in a private (0700) directory. It
+then starts N workers (`python -m clickvote.workers INDEX DIR FD`), each a whole server on the
+inherited socket that shares live updates, token buckets and session counts through the hub
+(clickvote/hublink.py), and restarts one that dies. SIGTERM or SIGINT stops them all: each
+gets SIGTERM (uvicorn's graceful shutdown), one still running STOP_WAIT seconds later SIGKILL.
+With one worker, `clickvote serve` is one process as it always was (no hub, no supervisor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clickvote import stopping
+from clickvote.config import Settings
+from clickvote.hub import Hub
+
+if TYPE_CHECKING:
+    from clickvote.connguard import Route
+
+log = logging.getLogger("clickvote.workers")
+STOP_WAIT = 5.0  # seconds a worker has to stop (uvicorn's graceful shutdown takes up to 3)
+RESTART_PAUSE = 1.0  # seconds before restarting a worker that died within its first second
+HUB_SOCKET = "hub.sock"
+BACKLOG = 2048
+
+
+def worker_count(setting: int) -> int:
+    """`--workers`/CLICKVOTE_WORKERS; 0 (the default): one per core this process may use."""
+    if setting > 0:
+        return setting
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def server_options(
+    settings: Settings, workers: int = 1, route: Route | None = None
+) -> dict[str, Any]:
+    """uvicorn's options for one server process (of `workers`: they share the connection cap;
+    `route`: clickvote/handover.py)."""
+    from clickvote.app import SERVER_OPTIONS
+    from clickvote.connguard import connection_cap, guarded_protocol, raise_fd_limit
+
+    share = -(-settings.max_connections // workers)  # rounded up
+    cap = connection_cap(share, raise_fd_limit())
+    return {
+        **SERVER_OPTIONS,
+        "http": guarded_protocol(cap, settings.header_timeout, route),
+        "log_level": settings.log_level,
+        "proxy_headers": True,
+    }
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`settings` as the CLICKVOTE_* environment of a worker."""
+    env = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        env["CLICKVOTE_" + f.name.upper()] = str(value).lower() if f.type == "bool" else str(value)
+    return env
+
+
+def listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, addr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _prepare(settings: Settings) -> None:
+    """Once, before any worker starts: migrations, and the master key file."""
+    from clickvote.context import Context
+
+    ctx = Context.build(settings)
+    await ctx.start()
+    await ctx.close()
+
+
+def serve(settings: Settings, workers: int) -> int:
+    """Run `workers` server processes until SIGTERM or SIGINT."""
+    stopping.install()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:  %(message)s")
+    settings = replace(settings, workers=workers)
+    asyncio.run(_prepare(settings))
+    with (
+        listen(settings.host, settings.port) as sock,
+        tempfile.TemporaryDirectory(prefix="clickvote-") as rundir,
+    ):
+        os.chmod(rundir, 0o700)
+        asyncio.run(Supervisor(settings, workers, sock, rundir).run())
+    return 0
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, workers: int, sock: socket.socket, rundir: str) -> None:
+        self.settings, self.count, self.sock, self.rundir = settings, workers, sock, rundir
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in stopping.STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.stopping.set)
+        hub = Hub(str(Path(self.rundir) / HUB_SOCKET))
+        await hub.start()
+        log.info("serving on %s:%d with %d workers", *self.sock.getsockname()[:2], self.count)
+        keepers = [asyncio.create_task(self._keep(i)) for i in range(self.count)]
+        await self.stopping.wait()
+        await self._stop_all()
+        for task in keepers:
+            task.cancel()
+        await asyncio.gather(*keepers, return_exceptions=True)
+        await hub.close()
+
+    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
+        fd = self.sock.fileno()
+        env = {**os.environ, **settings_env(self.settings)}
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "clickvote.workers",
+            str(index),
+            self.rundir,
+            str(fd),
+            pass_fds=(fd,),
+            env=env,
+        )
+
+    async def _keep(self, index: int) -> None:
+        """Worker `index`, restarted whenever it ends, until the supervisor stops."""
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            proc = self.procs[index] = await self._spawn(index)
+            code = await proc.wait()
+            if self.stopping.is_set():
+                return
+            log.warning(
+                "worker %d (pid %d) ended with status %s: restarting", index, proc.pid, code
+            )
+            if time.monotonic() - started < 1.0:
+                await asyncio.sleep(RESTART_PAUSE)
+
+    async def _stop_all(self) -> None:
+        running = [p for p in self.procs.values() if p.returncode is None]
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        waits = [asyncio.create_task(proc.wait()) for proc in running]
+        if not waits:
+            return
+        _, late = await asyncio.wait(waits, timeout=STOP_WAIT)
+        for proc in running:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        if late:
+            await asyncio.wait(late, timeout=STOP_WAIT)
+
+
+def run_worker(index: int, rundir: str, fd: int) -> int:
+    """One worker: a whole server on the inherited socket `fd`, linked to the hub."""
+    stopping.install()  # first: it also covers the imports below (see clickvote/stopping.py)
+    import uvicorn
+
+    from clickvote.app import create_app
+    from clickvote.handover import Handover, WorkerServer
+    from clickvote.hublink import HubLink
+
+    settings = Settings.from_env()
+    link = HubLink(str(Path(rundir) / HUB_SOCKET))
+    app = create_app(settings, hub=link, worker=index)
+    handover = Handover(rundir, index)
+    options = server_options(settings, settings.workers, handover.route)
+    WorkerServer(uvicorn.Config(app, **options), handover).run(sockets=[socket.socket(fileno=fd)])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_worker(int(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
