@@ -63,6 +63,8 @@ def create_app(
     realtime.sio.engine.max_queue = settings.max_socket_queue
     if worker is not None:
         realtime.sio.engine.sid_prefix = f"{worker}."
+    if hub is not None:
+        realtime.sio.engine.gate = hub
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

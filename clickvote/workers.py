@@ -102,7 +102,10 @@ async def _prepare(settings: Settings) -> None:
 
 def serve(settings: Settings, workers: int) -> int:
     """Run `workers` server processes until SIGTERM or SIGINT."""
+    from clickvote.connguard import raise_fd_limit
+
     stopping.install()
+    raise_fd_limit()  # for the workers too: they inherit it
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:  %(message)s")
     settings = replace(settings, workers=workers)
     asyncio.run(_prepare(settings))

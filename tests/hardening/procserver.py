@@ -46,6 +46,7 @@ class ServerProcess:
                 env={**os.environ, **load_env(), **self.env},
                 stderr=stderr,
                 preexec_fn=self._limits if self.nofile else None,
+                start_new_session=True,  # its own process group: its workers too (kill9)
             )
         finally:
             if stderr is not None:
@@ -69,8 +70,9 @@ class ServerProcess:
         raise AssertionError("no open-files limit in /proc")
 
     def kill9(self) -> None:
+        """SIGKILL to the server and its worker processes at once (a power cut)."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
 
     def stop(self) -> None:

@@ -58,13 +58,14 @@ def watcher_on_each(url: str, made: list[SioWatcher], transports: list[str]) -> 
     return on_each_worker(open_one)
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("transport", ["polling", "websocket"])
+@pytest.mark.parametrize("transports", ["polling", "websocket", "polling,websocket"])
 def test_a_vote_on_one_worker_reaches_pages_on_the_other(
-    two: WorkersServer, watchers: list[SioWatcher], transport: str
+    two: WorkersServer, watchers: list[SioWatcher], transports: str
 ) -> None:
+    """Polling only (its GETs and POSTs land on either worker), WebSocket only, and polling
+    upgraded to a WebSocket (the upgrade may land on the other worker too)."""
     pk = setup(Dashboard(two.url))
-    first, second = watcher_on_each(two.url, watchers, [transport])
+    first, second = watcher_on_each(two.url, watchers, transports.split(","))
     tokens = [str(w.call("login", {"apiKey": pk})["token"]) for w in (first, second)]
     for w, token, user in ((first, tokens[0], "ann"), (second, tokens[1], "bob")):
         w.call("get-votes", {"id": "likes", "voteTo": "p", "userId": user, "token": token})
