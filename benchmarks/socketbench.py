@@ -29,7 +29,8 @@ from clickvote.client import SioClient, free_port, limits_off_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-SERVER_ENV = limits_off_env()
+# one server process, as these figures always measured (`--workers` rows: workers_path)
+SERVER_ENV = {**limits_off_env(), "CLICKVOTE_WORKERS": "1"}
 
 
 def pct(values: list[float], p: float) -> float:

@@ -29,7 +29,10 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env, self.nofile, self.log = env or {}, nofile, log
+        # one process unless `env` says otherwise: what these tests measure (memory, limits)
+        # is that process's (tests/scale/workerserver.py runs several)
+        self.env = {"CLICKVOTE_WORKERS": "1", **(env or {})}
+        self.nofile, self.log = nofile, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _limits(self) -> None:  # in the child, before exec
