@@ -199,6 +199,26 @@ def vote_path(
     return {k: median_of(v) for k, v in runs.items() if v}
 
 
+def workers_path(duration: float = 5, clients: int = 100, rounds: int = 3) -> dict[str, Any]:
+    """vote_path's saturation load against `clickvote serve --workers 1` and `--workers 2`,
+    side by side, the loads taking turns; CPU per acked vote sums all of a server's processes
+    (supervisor and workers), as for every server here."""
+    sat = {"clients": clients, "window": 2, "duration": duration}
+    runs: dict[str, list[dict[str, Any]]] = {"workers_1": [], "workers_2": []}
+    with ExitStack() as stack:
+        servers = {
+            key: stack.enter_context(clickvote_server({"CLICKVOTE_WORKERS": key[-1]}))
+            for key in runs
+        }
+        tokens = {key: setup_env(url) for key, (url, _) in servers.items()}
+        for key, (url, _) in servers.items():
+            loadgen(url, tokens[key], clients=clients, rate=300, duration=2, tag="warm")
+        for r in range(rounds):
+            for key, (url, pid) in servers.items():
+                runs[key].append(loadgen(url, tokens[key], **sat, tag=f"s{r}", server_pid=pid))
+    return {k: median_of(v) for k, v in runs.items()}
+
+
 @contextmanager
 def watcher_processes(
     module: str, url: str, token: str, watchers: int, procs: int
