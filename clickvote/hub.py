@@ -26,6 +26,7 @@ from clickvote.ratelimit import RateLimiter
 log = logging.getLogger("clickvote.hub")
 WRITE_BUFFER_MAX = 16 * 1024 * 1024  # bytes queued for one worker before its messages drop
 LINE_MAX = 1024 * 1024  # bytes of one line
+READ_SIZE = 256 * 1024
 
 
 class Hub:
@@ -37,7 +38,7 @@ class Hub:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_unix_server(self._serve, self.path, limit=LINE_MAX)
+        self._server = await asyncio.start_unix_server(self._serve, self.path)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -47,10 +48,14 @@ class Hub:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.peers[writer] = Counter()
+        rest = b""
         try:
-            while line := await reader.readline():
-                self.handle(writer, line)
-        except (ConnectionError, ValueError, asyncio.IncompleteReadError) as exc:
+            while chunk := await reader.read(READ_SIZE):
+                *lines, rest = (rest + chunk).split(b"\n")
+                if len(rest) > LINE_MAX:
+                    raise ValueError("a line over LINE_MAX bytes")
+                self.handle(writer, lines)
+        except (ConnectionError, ValueError) as exc:
             log.warning("hub: a worker's connection failed (%s)", exc)
         finally:
             self.sessions.subtract(self.peers.pop(writer))
@@ -59,19 +64,29 @@ class Hub:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def handle(self, writer: asyncio.StreamWriter, line: bytes) -> None:
-        kind = line[:1]
-        if kind == b"F":
+    def handle(self, writer: asyncio.StreamWriter, lines: list[bytes]) -> None:
+        """The lines of one read: the fan-out relayed, the questions answered, each in one
+        write per worker."""
+        relay: list[bytes] = []
+        answers: list[bytes] = []
+        for line in lines:
+            kind = line[:1]
+            if kind == b"F":
+                relay.append(line)
+            elif kind == b"E":
+                self._release(writer, str(json.loads(line[1:])))
+            elif kind in (b"T", b"S"):
+                rid, _, body = line[1:].partition(b" ")
+                args = json.loads(body)
+                answer = self._take(*args) if kind == b"T" else self._admit(writer, *args)
+                answers.append(b"R" + rid + b" " + answer.encode())
+        if answers:
+            writer.write(b"\n".join(answers) + b"\n")
+        if relay:
+            out = b"\n".join(relay) + b"\n"
             for peer in self.peers:
                 if peer is not writer and peer.transport.get_write_buffer_size() < WRITE_BUFFER_MAX:
-                    peer.write(line)
-        elif kind == b"E":
-            self._release(writer, str(json.loads(line[1:])))
-        elif kind in (b"T", b"S"):
-            rid, _, body = line[1:].partition(b" ")
-            args = json.loads(body)
-            answer = self._take(*args) if kind == b"T" else self._admit(writer, *args)
-            writer.write(b"R" + rid + b" " + answer.encode() + b"\n")
+                    peer.write(out)
 
     def _take(self, key: str, burst: float, rate: float, cost: float) -> str:
         limiter = self.limiters.get((burst, rate))

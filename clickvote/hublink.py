@@ -25,6 +25,7 @@ from clickvote.fanout import INVALIDATE, Deliver, Message, Subscribers
 log = logging.getLogger("clickvote.hub")
 ASK_TIMEOUT = 1.0  # seconds
 LINE_MAX = 1024 * 1024
+READ_SIZE = 256 * 1024
 
 
 class HubLink:
@@ -36,30 +37,45 @@ class HubLink:
         self._asked: dict[bytes, asyncio.Future[bytes]] = {}
         self._ids = itertools.count()
         self._closing = False
+        self._out: list[bytes] = []  # lines for the hub, sent once per event loop turn
 
     async def start(self) -> None:
         if self._writer is not None:
             return
-        reader, self._writer = await asyncio.open_unix_connection(self.path, limit=LINE_MAX)
+        reader, self._writer = await asyncio.open_unix_connection(self.path)
         self._reader_task = asyncio.create_task(self._read(reader), name="clickvote-hub-link")
 
     def send(self, line: bytes) -> None:
+        """Queue `line` for the hub: what one turn of the event loop sends goes in one write."""
+        if self._writer is None or self._writer.is_closing():
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(line)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
         if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(line)
+            self._writer.write(b"".join(out))
 
     async def ask(self, kind: bytes, args: list[Any]) -> bytes | None:
         """The hub's answer to a question, or None (no hub, or no answer in time)."""
         if self._writer is None or self._writer.is_closing():
             return None
         rid = str(next(self._ids)).encode()
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
         self._asked[rid] = fut
-        self._writer.write(kind + rid + b" " + json.dumps(args).encode() + b"\n")
+        self.send(kind + rid + b" " + json.dumps(args).encode() + b"\n")
+        timer = loop.call_later(ASK_TIMEOUT, _expire, fut)  # no task per question
         try:
-            return await asyncio.wait_for(fut, ASK_TIMEOUT)
-        except TimeoutError:
-            return None
+            return await fut
+        except asyncio.CancelledError:
+            if fut.cancelled() and not _current_cancelling():
+                return None  # expired
+            raise
         finally:
+            timer.cancel()
             self._asked.pop(rid, None)
 
     async def admit(self, ip: str, limit: int) -> bool | None:
@@ -71,15 +87,20 @@ class HubLink:
         self.send(b"E" + json.dumps(ip).encode() + b"\n")
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        rest = b""
         try:
-            while line := await reader.readline():
-                if line[:1] == b"R":
-                    rid, _, answer = line[1:].rstrip(b"\n").partition(b" ")
-                    fut = self._asked.get(rid)
-                    if fut is not None and not fut.done():
-                        fut.set_result(answer)
-                elif line[:1] == b"F":
-                    await self._deliver(line[1:])
+            while chunk := await reader.read(READ_SIZE):
+                *lines, rest = (rest + chunk).split(b"\n")
+                if len(rest) > LINE_MAX:
+                    raise ValueError("a line over LINE_MAX bytes")
+                for line in lines:
+                    if line[:1] == b"R":
+                        rid, _, answer = line[1:].partition(b" ")
+                        fut = self._asked.get(rid)
+                        if fut is not None and not fut.done():
+                            fut.set_result(answer)
+                    elif line[:1] == b"F":
+                        await self._deliver(line[1:])
         except (ConnectionError, ValueError) as exc:
             log.warning("connection to the hub failed (%s)", exc)
         if not self._closing:  # the supervising process is gone: stop, gracefully
@@ -108,6 +129,16 @@ class HubLink:
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
         self._writer = self._reader_task = None
+
+
+def _expire(fut: asyncio.Future[bytes]) -> None:
+    if not fut.done():
+        fut.cancel()
+
+
+def _current_cancelling() -> int:
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
 
 
 class HubFanout:
