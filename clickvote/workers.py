@@ -40,6 +40,8 @@ BACKLOG = 2048
 
 def worker_count(setting: int) -> int:
     """`--workers`/CLICKVOTE_WORKERS; 0 (the default): one per core this process may use."""
+    if setting < 0:
+        raise ValueError(f"--workers {setting}: 0 (one per core) or more")
     if setting > 0:
         return setting
     try:
