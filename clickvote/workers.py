@@ -159,7 +159,12 @@ class Supervisor:
         """Worker `index`, restarted whenever it ends, until the supervisor stops."""
         while not self.stopping.is_set():
             started = time.monotonic()
-            proc = self.procs[index] = await self._spawn(index)
+            try:
+                proc = self.procs[index] = await self._spawn(index)
+            except OSError as exc:  # out of processes or memory: try again shortly
+                log.error("cannot start worker %d: %s", index, exc)
+                await asyncio.sleep(RESTART_PAUSE)
+                continue
             code = await proc.wait()
             if self.stopping.is_set():
                 return
