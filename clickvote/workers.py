@@ -22,19 +22,24 @@ import tempfile
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clickvote import stopping
 from clickvote.config import Settings
+from clickvote.connguard import (
+    Route,
+    SharedCount,
+    connection_cap,
+    guarded_protocol,
+    raise_fd_limit,
+)
 from clickvote.hub import Hub
-
-if TYPE_CHECKING:
-    from clickvote.connguard import Route
 
 log = logging.getLogger("clickvote.workers")
 STOP_WAIT = 5.0  # seconds a worker has to stop (uvicorn's graceful shutdown takes up to 3)
 RESTART_PAUSE = 1.0  # seconds before restarting a worker that died within its first second
 HUB_SOCKET = "hub.sock"
+CONNECTIONS = "connections"  # the workers' connection counts (connguard.SharedCount)
 BACKLOG = 2048
 
 
@@ -51,18 +56,22 @@ def worker_count(setting: int) -> int:
 
 
 def server_options(
-    settings: Settings, workers: int = 1, route: Route | None = None
+    settings: Settings, route: Route | None = None, shared: SharedCount | None = None
 ) -> dict[str, Any]:
-    """uvicorn's options for one server process (of `workers`: they share the connection cap;
-    `route`: clickvote/handover.py)."""
+    """uvicorn's options for one server process (a worker: `route`, clickvote/handover.py;
+    `shared`, the connections of all the workers, under one cap)."""
     from clickvote.app import SERVER_OPTIONS
-    from clickvote.connguard import connection_cap, guarded_protocol, raise_fd_limit
 
-    share = -(-settings.max_connections // workers)  # rounded up
-    cap = connection_cap(share, raise_fd_limit())
+    fd_cap = connection_cap(settings.max_connections, raise_fd_limit())
+    if shared is None:
+        http = guarded_protocol(fd_cap, settings.header_timeout)
+    else:
+        http = guarded_protocol(
+            settings.max_connections, settings.header_timeout, route, shared, fd_cap
+        )
     return {
         **SERVER_OPTIONS,
-        "http": guarded_protocol(cap, settings.header_timeout, route),
+        "http": http,
         "log_level": settings.log_level,
         "proxy_headers": True,
     }
@@ -104,8 +113,6 @@ async def _prepare(settings: Settings) -> None:
 
 def serve(settings: Settings, workers: int) -> int:
     """Run `workers` server processes until SIGTERM or SIGINT."""
-    from clickvote.connguard import raise_fd_limit
-
     stopping.install()
     raise_fd_limit()  # for the workers too: they inherit it
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:  %(message)s")
@@ -116,6 +123,7 @@ def serve(settings: Settings, workers: int) -> int:
         tempfile.TemporaryDirectory(prefix="clickvote-") as rundir,
     ):
         os.chmod(rundir, 0o700)
+        SharedCount.create(str(Path(rundir) / CONNECTIONS), workers)
         asyncio.run(Supervisor(settings, workers, sock, rundir).run())
     return 0
 
@@ -204,7 +212,8 @@ def run_worker(index: int, rundir: str, fd: int) -> int:
     link = HubLink(str(Path(rundir) / HUB_SOCKET))
     app = create_app(settings, hub=link, worker=index)
     handover = Handover(rundir, index)
-    options = server_options(settings, settings.workers, handover.route)
+    shared = SharedCount(str(Path(rundir) / CONNECTIONS), index, settings.workers)
+    options = server_options(settings, handover.route, shared)
     WorkerServer(uvicorn.Config(app, **options), handover).run(sockets=[socket.socket(fileno=fd)])
     return 0
 

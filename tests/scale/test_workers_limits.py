@@ -4,6 +4,7 @@ bucket and the Engine.IO sessions per address refuse at the same count as at `--
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +53,34 @@ def test_sessions_per_address_are_refused_at_the_same_count(limited: WorkersServ
     url = f"{limited.url}/socket.io/?EIO=4&transport=polling"
     codes = [fresh_get(url).status_code for _ in range(TRIES)]
     assert codes == [200] * SESSIONS + [429] * (TRIES - SESSIONS)
+
+
+CAP = 6
+
+
+def opened(port: int, conns: list[socket.socket]) -> bool:
+    """Open one more idle connection; whether the server kept it (a refused one gets 503 and
+    is closed at once)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    conns.append(s)
+    s.settimeout(0.5)  # a liveness bound: a refusal is written as the connection is accepted
+    try:
+        return not s.recv(64).startswith(b"HTTP/1.1 503")
+    except TimeoutError:
+        return True
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_connection_cap_counts_every_workers_connections(tmp_path: Path, workers: int) -> None:
+    srv = WorkersServer(tmp_path, workers, CLICKVOTE_MAX_CONNECTIONS=str(CAP))
+    if workers == 1:
+        srv.count = 0
+    conns: list[socket.socket] = []
+    try:
+        srv.start()
+        kept = [opened(srv.port, conns) for _ in range(CAP + 4)]
+        assert kept == [True] * CAP + [False] * 4
+    finally:
+        for s in conns:
+            s.close()
+        srv.stop()
