@@ -16,7 +16,8 @@ packet or polling request over `max_packet_bytes` bytes, the limit the handshake
 the reference server does. Polling requests after an upgrade get HTTP 400.
 
 Limits of this server: `max_sessions_per_ip` sessions at once per client address (one more
-handshake gets HTTP 429 `{code: 4, message}`), and `max_queue` packets waiting for one client:
+handshake gets HTTP 429 `{code: 4, message}`; with `clickvote serve --workers N`, counted for
+all the workers by their hub, `gate`), and `max_queue` packets waiting for one client:
 a client that takes them slower than they come is closed, so what it does not read cannot
 grow without limit.
 
