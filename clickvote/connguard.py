@@ -65,6 +65,9 @@ class SharedCount:
         self.index, self.format = index, f"{workers}q"
         self.update(0)  # what a predecessor of this worker held is gone with it
 
+    def close(self) -> None:
+        self.map.close()
+
     @staticmethod
     def create(path: str, workers: int) -> None:
         with open(path, "wb") as fh:

@@ -179,6 +179,8 @@ class Supervisor:
             log.warning(
                 "worker %d (pid %d) ended with status %s: restarting", index, proc.pid, code
             )
+            # its connections died with it: not counted against the cap until it is back
+            SharedCount(str(Path(self.rundir) / CONNECTIONS), index, self.count).close()
             if time.monotonic() - started < 1.0:
                 await asyncio.sleep(RESTART_PAUSE)
 

@@ -5,11 +5,13 @@ tests/scale/test_workers.py)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from clickvote.cli import build_parser, settings_from_args
 from clickvote.config import Settings
+from clickvote.connguard import SharedCount
 from clickvote.handover import owner
 from clickvote.workers import settings_env, worker_count
 
@@ -50,3 +52,16 @@ def test_workers_get_exactly_the_settings_of_the_serve_command() -> None:
 )
 def test_the_worker_a_request_belongs_to(request_line: bytes, worker: int | None) -> None:
     assert owner(request_line) == worker
+
+
+def test_the_connection_count_is_the_sum_of_the_workers_slots(tmp_path: Path) -> None:
+    path = str(tmp_path / "connections")
+    SharedCount.create(path, 3)
+    one, two = SharedCount(path, 0, 3), SharedCount(path, 2, 3)
+    assert one.update(4) == 4
+    assert two.update(5) == 9
+    assert one.update(1) == 6
+    SharedCount(path, 2, 3).close()  # worker 2 died: its slot starts again from 0
+    assert one.update(1) == 1
+    one.close()
+    two.close()
