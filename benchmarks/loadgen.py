@@ -72,8 +72,9 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
             errors += 1
 
     if args.server_pid:
-        from benchmarks.procstat import cpu_seconds  # (not in the images)
-    cpu0 = cpu_seconds(args.server_pid) if args.server_pid else 0.0
+        from benchmarks.procstat import tree_cpu_seconds  # (not in the images)
+    # the server's CPU: its own, and its workers' where it runs several (the same sum for all)
+    cpu0 = tree_cpu_seconds(args.server_pid) if args.server_pid else 0.0
     start = time.monotonic()
     end = start + args.duration
     pending: list[asyncio.Task[None]] = []
@@ -107,7 +108,7 @@ async def votes(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(loop(c) for c in range(len(clients)) for _ in range(args.window)))
         elapsed = time.monotonic() - start
     # the server's CPU over the votes alone (every one answered): not the connects or closes
-    cpu = cpu_seconds(args.server_pid) - cpu0 if args.server_pid else float("nan")
+    cpu = tree_cpu_seconds(args.server_pid) - cpu0 if args.server_pid else float("nan")
     for client in clients:
         await client.close()
     return {"acked": acked, "errors": errors, "seconds": elapsed, "lat_ms": lat, "server_cpu": cpu}

@@ -1,4 +1,5 @@
-"""A process's own CPU time from /proc/PID/stat (Linux), without psutil."""
+"""A process's own CPU time from /proc/PID/stat (Linux), without psutil; and a server's, all
+its processes summed (`clickvote serve --workers N`: the supervisor and its workers)."""
 
 from __future__ import annotations
 
@@ -11,3 +12,25 @@ def cpu_seconds(pid: int) -> float:
     # fields after "(comm)": state is the 3rd field of the line, utime the 14th, stime the 15th
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that still run."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and of every process under it (one process: cpu_seconds)."""
+    total = cpu_seconds(pid)
+    for child in children(pid):
+        try:
+            total += tree_cpu_seconds(child)
+        except FileNotFoundError:  # it ended meanwhile
+            continue
+    return total

@@ -47,7 +47,7 @@ def _section(name: str, fn: Callable[[], Any], errors: list[str]) -> Any:
         print(f"   ({time.monotonic() - t0:.0f} s)", flush=True)
 
 
-SECTIONS = ("vote", "fanout", "hot", "emulation", "footprint", "lean")
+SECTIONS = ("vote", "workers", "fanout", "hot", "emulation", "footprint", "lean")
 
 
 def acked_share(run: dict[str, Any]) -> float:
@@ -83,6 +83,10 @@ def collect(
     if vp:
         raw["vote_path"] = vp
         rows += vote_rows(vp)
+    wk = _section("workers", socketbench.workers_path, errors) if "workers" in only else None
+    if wk:
+        raw["workers"] = wk
+        rows += workers_rows(wk)
     fo = _section("fan-out", socketbench.fanout, errors) if "fanout" in only else None
     if fo:
         raw["fanout"] = fo
@@ -198,6 +202,17 @@ def vote_rows(vp: dict[str, Any]) -> list[Row]:
             None),
         Row("ack p99 at 1,000/s", f["p99"], "ms", f"{vp['baseline_fixed']['p99']:.1f} ms",
             "< 20 ms", f["p99"] < 20),
+    ]  # fmt: skip
+
+
+def workers_rows(wk: dict[str, Any]) -> list[Row]:
+    """`--workers 2` beside `--workers 1`, measured in the same run by the same load."""
+    one, two = wk["workers_1"], wk["workers_2"]
+    return [
+        Row("votes/s at saturation, --workers 2", two["rate"], "/s",
+            f"--workers 1 {one['rate']:,.0f}/s", "", None),
+        Row("server CPU per acked vote, --workers 2 (all processes)", two["cpu_us"], "us",
+            f"--workers 1 {one['cpu_us']:,.0f} us", "", None),
     ]  # fmt: skip
 
 
@@ -412,10 +427,11 @@ def run(
         "`python -m clickvote serve` (SQLite, rate limits raised), an ack-only "
         "python-socketio baseline on the same uvicorn stack and an ack-only Node socket.io "
         "server (benchmarks/node), all running, the loads taking turns; each figure is the "
-        "median of the rounds. Server CPU per acked vote: the server process's own CPU time "
-        "(/proc/PID/stat, all its threads) from the first vote sent to the last answered, "
-        "over the votes acked. Fan-out: sockets in 4 "
-        "processes watching one item, latency from emit to arrival. Hot item: "
+        "median of the rounds. Server CPU per acked vote: the server's CPU time "
+        "(/proc/PID/stat, all its threads; with `--workers N`, summed over all its processes) "
+        "from the first vote sent to the last answered, over the votes acked. Workers: the same "
+        "saturation load against `--workers 1` and `--workers 2`, side by side. Fan-out: "
+        "sockets in 4 processes watching one item, latency from emit to arrival. Hot item: "
         "benchmarks/hotbench.py.",
         "",
         *([rounds_line(raw["vote_path"]), ""] if "vote_path" in raw else []),

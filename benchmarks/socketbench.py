@@ -29,7 +29,8 @@ from clickvote.client import SioClient, free_port, limits_off_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-SERVER_ENV = limits_off_env()
+# one server process, as these figures always measured (`--workers` rows: workers_path)
+SERVER_ENV = {**limits_off_env(), "CLICKVOTE_WORKERS": "1"}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -196,6 +197,26 @@ def vote_path(
             if node:
                 runs["node_sat"].append(loadgen(node, "x", **sat, server_pid=node_pid))
     return {k: median_of(v) for k, v in runs.items() if v}
+
+
+def workers_path(duration: float = 5, clients: int = 100, rounds: int = 3) -> dict[str, Any]:
+    """vote_path's saturation load against `clickvote serve --workers 1` and `--workers 2`,
+    side by side, the loads taking turns; CPU per acked vote sums all of a server's processes
+    (supervisor and workers), as for every server here."""
+    sat = {"clients": clients, "window": 2, "duration": duration}
+    runs: dict[str, list[dict[str, Any]]] = {"workers_1": [], "workers_2": []}
+    with ExitStack() as stack:
+        servers = {
+            key: stack.enter_context(clickvote_server({"CLICKVOTE_WORKERS": key[-1]}))
+            for key in runs
+        }
+        tokens = {key: setup_env(url) for key, (url, _) in servers.items()}
+        for key, (url, _) in servers.items():
+            loadgen(url, tokens[key], clients=clients, rate=300, duration=2, tag="warm")
+        for r in range(rounds):
+            for key, (url, pid) in servers.items():
+                runs[key].append(loadgen(url, tokens[key], **sat, tag=f"s{r}", server_pid=pid))
+    return {k: median_of(v) for k, v in runs.items()}
 
 
 @contextmanager

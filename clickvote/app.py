@@ -26,6 +26,7 @@ from clickvote.config import Settings
 from clickvote.context import Context
 from clickvote.cors import Cors
 from clickvote.engineio import MAX_PACKET_BYTES
+from clickvote.hublink import HubLink
 from clickvote.realtime import Realtime
 from clickvote.wsfast import LeanWSProtocol
 
@@ -51,16 +52,26 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
-def create_app(settings: Settings | None = None) -> Any:
+def create_app(
+    settings: Settings | None = None, hub: HubLink | None = None, worker: int | None = None
+) -> Any:
+    """`hub` and `worker`: this process is worker number `worker` of `clickvote serve
+    --workers N` (clickvote/workers.py), linked to the other workers through `hub`."""
     settings = settings or Settings.from_env()
-    ctx = Context.build(settings)
+    ctx = Context.build(settings, hub)
     realtime = Realtime(ctx)
     realtime.sio.connect_timeout = settings.connect_timeout
     realtime.sio.engine.max_sessions_per_ip = settings.max_sessions_per_ip
     realtime.sio.engine.max_queue = settings.max_socket_queue
+    if worker is not None:
+        realtime.sio.engine.sid_prefix = f"{worker}."
+    if hub is not None:
+        realtime.sio.engine.gate = hub
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if hub is not None:
+            await hub.start()
         await ctx.start()
         await realtime.start()
         tasks = [asyncio.create_task(_housekeeping(ctx)), asyncio.create_task(_refusals(ctx))]
@@ -78,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Any:
                     await task
             await realtime.close()
             await ctx.close()
+            if hub is not None:
+                await hub.close()
 
     @functools.cache
     def spec() -> dict[str, Any]:  # written on first request: an idle server holds no copy

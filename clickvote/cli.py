@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (CLICKVOTE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (CLICKVOTE_PORT, default 8000)")
     serve.add_argument("--redis-url", help="redis://... for multi-instance fan-out")
+    serve.add_argument(
+        "--workers", type=int, help="server processes (CLICKVOTE_WORKERS, default: one per core)"
+    )
     _common(sub.add_parser("migrate", help="apply database migrations"))
     cu = sub.add_parser("createuser", help="create a user with an organisation")
     _common(cu)
@@ -67,6 +71,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         data_dir=getattr(args, "data_dir", None),
         database_url=getattr(args, "database_url", None),
         redis_url=getattr(args, "redis_url", None),
+        workers=getattr(args, "workers", None),
     )
 
 
@@ -77,19 +82,18 @@ def cmd_serve(settings: Settings) -> int:
     from clickvote import serving
 
     serving.lean_imports()  # before anything imports uvicorn (see clickvote/serving.py)
-    from clickvote.app import SERVER_OPTIONS, create_app
-    from clickvote.connguard import connection_cap, guarded_protocol, raise_fd_limit
+    from clickvote import workers
 
-    cap = connection_cap(settings.max_connections, raise_fd_limit())
-    options = {**SERVER_OPTIONS, "http": guarded_protocol(cap, settings.header_timeout)}
+    if workers.WORKER_OF in os.environ:  # one of the processes of a `serve --workers N`
+        return workers.run_worker(settings, os.environ[workers.WORKER_OF])
+    count = workers.worker_count(settings.workers)
+    if count > 1:
+        return workers.serve(settings, count)
+    from clickvote.app import create_app
+
     app = create_app(settings)
     return serving.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        **options,
+        app, host=settings.host, port=settings.port, **workers.server_options(settings)
     )
 
 

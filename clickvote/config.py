@@ -60,6 +60,8 @@ class Settings:
     max_socket_queue: int = MAX_QUEUE
     # seconds: an item's watchers get at most one totals update per window (0: one per vote)
     broadcast_window: float = DEFAULT_WINDOW
+    # `clickvote serve` processes sharing one listening socket (0: one per usable core)
+    workers: int = 0
 
     @property
     def resolved_database_url(self) -> str:

@@ -19,8 +19,9 @@ from clickvote import identity
 from clickvote.abuse import IP_VOTERS_MAX, IpWindow, Refusals
 from clickvote.config import Settings
 from clickvote.fanout import INVALIDATE, Fanout, InProcessFanout, Message
+from clickvote.hublink import HubBuckets, HubFanout, HubLink
 from clickvote.proof import Ledger
-from clickvote.ratelimit import RateLimiter, SharedBuckets
+from clickvote.ratelimit import Buckets, RateLimiter, SharedBuckets
 from clickvote.security import Box, load_master_key, random_key
 from clickvote.storage import Env, Group, Storage, open_storage
 from clickvote.storage.base import AbuseSettings, NewEnv
@@ -51,16 +52,21 @@ class Context:
         self.fanout.subscribe(INVALIDATE, self._invalidated)
 
     @classmethod
-    def build(cls, settings: Settings) -> Context:
+    def build(cls, settings: Settings, hub: HubLink | None = None) -> Context:
+        """`hub`: this process is one of the workers of `clickvote serve --workers N`."""
         identity.configured(settings.identities)  # a bad setting fails at start, not later
         if not 0 <= settings.ip_voters <= IP_VOTERS_MAX:
             raise ValueError(f"CLICKVOTE_IP_VOTERS: {settings.ip_voters} is not 0..{IP_VOTERS_MAX}")
-        shared = SharedBuckets(settings.redis_url) if settings.redis_url else None
+        shared: Buckets | None = None
+        if settings.redis_url:
+            shared = SharedBuckets(settings.redis_url)
+        elif hub is not None:
+            shared = HubBuckets(hub)
         return cls(
             settings=settings,
             storage=open_storage(settings),
             box=Box(load_master_key(settings.data_dir, settings.master_key)),
-            fanout=make_fanout(settings.redis_url),
+            fanout=make_fanout(settings.redis_url, hub),
             voter_limiter=RateLimiter(
                 settings.rate_voter_burst, settings.rate_voter_per_sec, shared=shared
             ),
@@ -162,9 +168,10 @@ class Context:
         await self.storage.close()
 
 
-def make_fanout(redis_url: str) -> Fanout:
+def make_fanout(redis_url: str, hub: HubLink | None = None) -> Fanout:
+    """Redis where configured; else the hub between the workers of one machine, if any."""
     if not redis_url:
-        return InProcessFanout()
+        return InProcessFanout() if hub is None else HubFanout(hub)
     try:  # imported only where configured: a small device without Redis never loads redis-py
         from clickvote.fanout_redis import RedisFanout
     except ImportError as exc:  # pragma: no cover - redis-py missing

@@ -16,7 +16,8 @@ packet or polling request over `max_packet_bytes` bytes, the limit the handshake
 the reference server does. Polling requests after an upgrade get HTTP 400.
 
 Limits of this server: `max_sessions_per_ip` sessions at once per client address (one more
-handshake gets HTTP 429 `{code: 4, message}`), and `max_queue` packets waiting for one client:
+handshake gets HTTP 429 `{code: 4, message}`; with `clickvote serve --workers N`, counted for
+all the workers by their hub, `gate`), and `max_queue` packets waiting for one client:
 a client that takes them slower than they come is closed, so what it does not read cannot
 grow without limit.
 
@@ -64,6 +65,13 @@ class Peer:
     ip: str
     user_agent: str | None
     referrer: str | None
+
+
+class Gate(Protocol):
+    """Sessions per client address counted across processes (clickvote/hublink.py)."""
+
+    async def admit(self, ip: str, limit: int) -> bool | None: ...  # None: count locally
+    def release(self, ip: str) -> None: ...
 
 
 class Handler(Protocol):
@@ -195,19 +203,29 @@ class EngineServer:
         self.max_sessions_per_ip = max_sessions_per_ip
         self.sessions: dict[str, Session] = {}
         self.per_ip: dict[str, int] = {}  # client address -> sessions open
+        self.sid_prefix = ""  # "<worker>." for worker <worker> of `clickvote serve --workers N`
+        self.gate: Gate | None = None  # the workers' shared count of sessions per address
+        self.gated: set[str] = set()  # sessions counted by the gate
 
     # -- lifecycle ------------------------------------------------------------------------
     async def close(self) -> None:
         for s in list(self.sessions.values()):
             s.close()
 
-    def _crowded(self, peer: Peer) -> bool:
-        return self.per_ip.get(peer.ip, 0) >= self.max_sessions_per_ip
+    async def _admit(self, peer: Peer) -> tuple[bool, bool]:
+        """(may a session open from `peer`'s address, is it counted by the gate)"""
+        if self.gate is not None:
+            allowed = await self.gate.admit(peer.ip, self.max_sessions_per_ip)
+            if allowed is not None:
+                return allowed, allowed
+        return self.per_ip.get(peer.ip, 0) < self.max_sessions_per_ip, False
 
-    def _open(self, peer: Peer, transport: str) -> Session:
-        sid = secrets.token_urlsafe(15)
+    def _open(self, peer: Peer, transport: str, gated: bool = False) -> Session:
+        sid = self.sid_prefix + secrets.token_urlsafe(15)
         session = Session(self, sid, peer, transport)
         self.sessions[sid] = session
+        if gated:
+            self.gated.add(sid)
         self.per_ip[peer.ip] = self.per_ip.get(peer.ip, 0) + 1
         upgrades = ["websocket"] if transport == "polling" else []
         session.send(
@@ -229,6 +247,9 @@ class EngineServer:
         if self.sessions.pop(session.sid, None) is None:
             return
         ip = session.peer.ip
+        if self.gate is not None and session.sid in self.gated:
+            self.gated.discard(session.sid)
+            self.gate.release(ip)
         left = self.per_ip.get(ip, 1) - 1
         if left:
             self.per_ip[ip] = left
@@ -275,10 +296,11 @@ class EngineServer:
                 await _error(send, scope, 400, 2, "Bad handshake method")
                 return
             peer = _peer(scope)
-            if self._crowded(peer):
+            allowed, gated = await self._admit(peer)
+            if not allowed:
                 await _error(send, scope, 429, 4, "Too many sessions from this address")
                 return
-            session = self._open(peer, "polling")
+            session = self._open(peer, "polling", gated)
             await _respond(send, 200, self._drain(session), scope)
             return
         found = self.sessions.get(sid)
@@ -399,11 +421,17 @@ class EngineServer:
         sid = query.get("sid")
         if sid is None:
             peer = _peer(scope)
-            if self._crowded(peer):
+            allowed, gated = await self._admit(peer)
+            if not allowed:
                 await _refuse(send, scope, 429, 4, "Too many sessions from this address")
                 return
-            await send({"type": "websocket.accept"})
-            session = self._open(peer, "websocket")
+            try:
+                await send({"type": "websocket.accept"})
+            except BaseException:
+                if gated and self.gate is not None:
+                    self.gate.release(peer.ip)
+                raise
+            session = self._open(peer, "websocket", gated)
             session.start_writer(send, send_texts)
         else:
             target = self.sessions.get(sid)

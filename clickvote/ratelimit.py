@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("clickvote.ratelimit")
 SHARED_TIMEOUT = 0.25  # seconds a request may wait for Redis' answer
@@ -43,6 +43,15 @@ if rate > 0 then full = (burst - tokens) / rate end
 redis.call('PEXPIRE', KEYS[1], math.ceil((full + 1) * 1000))
 return tostring(wait)
 """
+
+
+class Buckets(Protocol):
+    """Buckets shared by every process that limits: through Redis (SharedBuckets) or the hub
+    of `clickvote serve --workers N` (clickvote/hublink.py)."""
+
+    async def take(self, key: str, burst: float, rate: float, cost: float) -> float | None: ...
+    async def first_use(self, key: str, ttl: float) -> bool | None: ...
+    async def close(self) -> None: ...
 
 
 class SharedBuckets:
@@ -116,7 +125,7 @@ class RateLimiter:
         burst: float,
         per_second: float,
         max_keys: int = 100_000,
-        shared: SharedBuckets | None = None,
+        shared: Buckets | None = None,
     ) -> None:
         self.burst = float(burst)
         self.rate = float(per_second)

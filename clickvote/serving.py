@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import socket
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -66,12 +68,20 @@ def lean_imports() -> None:
     package.__dict__.update(__version__=__version__, Config=Config, Server=Server)
 
 
+def server_log_handler() -> logging.Handler:
+    """uvicorn's "default" handler: stderr, lines as `INFO:     message`."""
+    from uvicorn.logging import DefaultFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s", use_colors=None))
+    return handler
+
+
 def configure_logging() -> None:
     """uvicorn's LOGGING_CONFIG (uvicorn.config), set up without logging.config."""
-    from uvicorn.logging import AccessFormatter, DefaultFormatter
+    from uvicorn.logging import AccessFormatter
 
-    default = logging.StreamHandler(sys.stderr)
-    default.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s", use_colors=None))
+    default = server_log_handler()
     access = logging.StreamHandler(sys.stdout)
     fmt = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
     access.setFormatter(AccessFormatter(fmt))
@@ -83,13 +93,20 @@ def configure_logging() -> None:
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)
 
 
-def run(app: Any, **options: Any) -> int:
-    """uvicorn.run(app, **options) for one process in the foreground (no reload, no
-    workers); returns uvicorn's exit status for a server that could not start."""
+def run(
+    app: Any,
+    make_server: Callable[[Any], Any] | None = None,
+    sockets: list[socket.socket] | None = None,
+    **options: Any,
+) -> int:
+    """uvicorn.run(app, **options) for one process in the foreground (no reload; a worker of
+    `serve --workers N` passes its `make_server` and inherited `sockets`); returns uvicorn's
+    exit status for a server that could not start."""
     from uvicorn.config import STARTUP_FAILURE, Config
     from uvicorn.server import Server
 
     configure_logging()
-    server = Server(Config(app, log_config=None, **options))
-    server.run()  # a stop signal ends it with SystemExit(0) (clickvote/stopping.py)
+    config = Config(app, log_config=None, **options)
+    server = make_server(config) if make_server else Server(config)
+    server.run(sockets=sockets)  # a stop signal ends it with SystemExit(0) (clickvote/stopping.py)
     return 0 if server.started else STARTUP_FAILURE

@@ -35,7 +35,8 @@ def bench_build(
         "reference": "commit the lean section compares with, same run (default: "
         "benchmarks/lean.py REFERENCE)",
         "platform": "the lean section's image platforms: amd64,arm64,... or all (default)",
-        "only": "comma-separated sections (vote,fanout,hot,emulation,footprint,lean); default: all",
+        "only": "comma-separated sections (vote,workers,fanout,hot,emulation,footprint,lean); "
+        "default: all",
         "nopyc": "the lean section also starts this platform's image without its pyc files",
     }
 )

@@ -32,7 +32,8 @@ WINDOW = 2
 IDLE_SETTLE_S = 2.0
 # One load generator on one address: the per-voter and per-IP rate limits would measure
 # themselves, not the vote path.
-SERVER_ENV = limits_off_env()
+# one server process: PID 1 is the whole server (its RSS and CPU are read from /proc/1)
+SERVER_ENV = {**limits_off_env(), "CLICKVOTE_WORKERS": "1"}
 FIELDS = ("votes_per_s", "cpu_ms_per_vote", "idle_rss_mb", "serve_to_healthz_s")
 
 

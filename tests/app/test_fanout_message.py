@@ -46,3 +46,11 @@ def test_an_invalidation_is_sent_in_the_form_older_instances_read() -> None:
     sent = json.loads(Message("", "", None, origin="new", kind=INVALIDATE).to_json())
     assert (sent["room"], sent["event"]) == (OLD_INVALIDATE_ROOM, "invalidate")
     assert OLD_INVALIDATE_ROOM == "ctl|invalidate"  # what the version before listens for
+
+
+def test_the_text_is_the_one_every_version_wrote() -> None:
+    """Field by field as dataclasses.asdict gives them (what earlier versions sent)."""
+    import dataclasses
+
+    msg = Message("r", "e", {"total": {"count": 2, "xs": [1, {"a": None}]}}, ["s"], None, "o", 3)
+    assert msg.to_json() == json.dumps(dataclasses.asdict(msg), separators=(",", ":"))

@@ -93,6 +93,7 @@ sys.exit(main(["serve", "--port", str(port), "--data-dir", data_dir]))
 def test_serve_loads_no_command_line_and_compiles_schemas_on_use(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKVOTE_")}
     env["CLICKVOTE_BCRYPT_ROUNDS"] = "4"  # a cheap hash: this test is about imports
+    env["CLICKVOTE_WORKERS"] = "1"  # the serving process itself (a worker loads the same)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(clickvote.__file__).parent.parent), env.get("PYTHONPATH", "")]
     )

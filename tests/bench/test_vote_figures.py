@@ -71,3 +71,36 @@ def test_without_node_its_figures_are_missing_not_invented() -> None:
     vs_node = rows["saturation vs Node socket.io"]
     assert math.isnan(vs_node.value) and vs_node.ok is False
     assert "Node" not in bench_run().servers_table(vp)
+
+
+def test_workers_rows_put_one_worker_beside_two() -> None:
+    wk = {"workers_1": sat(5000, 120), "workers_2": sat(7000, 150)}
+    rows = {r.figure: r for r in bench_run().workers_rows(wk)}
+    rate = rows["votes/s at saturation, --workers 2"]
+    assert (rate.value, rate.baseline) == (7000, "--workers 1 5,000/s")
+    cpu = rows["server CPU per acked vote, --workers 2 (all processes)"]
+    assert (cpu.value, cpu.baseline) == (150, "--workers 1 120 us")
+
+
+def test_a_servers_cpu_sums_its_worker_processes() -> None:
+    import subprocess
+    import sys
+
+    from benchmarks.procstat import cpu_seconds, tree_cpu_seconds
+
+    worker = "import time\nt = time.process_time() + 0.3\nwhile time.process_time() < t: pass\n"
+    worker += "time.sleep(30)\n"
+    server = "import subprocess, sys\np = subprocess.Popen([sys.executable, '-c', sys.argv[1]])\n"
+    server += "sys.stdin.read()\np.kill()\n"
+    proc = subprocess.Popen([sys.executable, "-c", server, worker], stdin=subprocess.PIPE)
+
+    def workers_cpu() -> float:
+        return tree_cpu_seconds(proc.pid) - cpu_seconds(proc.pid)
+
+    try:
+        deadline = time.monotonic() + 20  # a liveness bound
+        while workers_cpu() < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert workers_cpu() >= 0.2
+    finally:
+        proc.communicate(b"", timeout=20)

@@ -29,7 +29,10 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env, self.nofile, self.log = env or {}, nofile, log
+        # one process unless `env` says otherwise: what these tests measure (memory, limits)
+        # is that process's (tests/scale/workerserver.py runs several)
+        self.env = {"CLICKVOTE_WORKERS": "1", **(env or {})}
+        self.nofile, self.log = nofile, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _limits(self) -> None:  # in the child, before exec
@@ -46,6 +49,7 @@ class ServerProcess:
                 env={**os.environ, **load_env(), **self.env},
                 stderr=stderr,
                 preexec_fn=self._limits if self.nofile else None,
+                start_new_session=True,  # its own process group: its workers too (kill9)
             )
         finally:
             if stderr is not None:
@@ -69,8 +73,9 @@ class ServerProcess:
         raise AssertionError("no open-files limit in /proc")
 
     def kill9(self) -> None:
+        """SIGKILL to the server and its worker processes at once (a power cut)."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
 
     def stop(self) -> None:

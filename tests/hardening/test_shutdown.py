@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from .procserver import ServerProcess
@@ -16,8 +17,11 @@ from .procserver import ServerProcess
 GRACE = 3  # clickvote.app.SERVER_OPTIONS["timeout_graceful_shutdown"]
 
 
-def test_stop_with_a_pending_long_poll(tmp_path: Path) -> None:
-    srv = ServerProcess(tmp_path)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_stop_with_a_pending_long_poll(tmp_path: Path, workers: str) -> None:
+    """With workers, the long-poll waits in one of them: the stop reaches it through the
+    supervisor."""
+    srv = ServerProcess(tmp_path, env={"CLICKVOTE_WORKERS": workers})
     srv.start()
     try:
         opened = requests.get(f"{srv.url}/socket.io/?EIO=4&transport=polling", timeout=10)
@@ -42,11 +46,12 @@ def test_stop_with_a_pending_long_poll(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_sigterm_stops_gracefully_with_status_0(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_stops_gracefully_with_status_0(tmp_path: Path, workers: str) -> None:
     """`docker stop`'s signal: the server shuts down and exits by itself with status 0. It
     must not end by dying of the signal: as PID 1 under qemu-user that never happens and
     `docker stop` waits its whole timeout (clickvote/stopping.py)."""
-    srv = ServerProcess(tmp_path)
+    srv = ServerProcess(tmp_path, env={"CLICKVOTE_WORKERS": workers})
     srv.start()
     try:
         assert srv.proc is not None

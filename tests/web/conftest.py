@@ -67,8 +67,13 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def cv_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`clickvote serve` on a free 127.0.0.1 port with a fresh data dir (session-wide)."""
+def cv_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`clickvote serve` on a free 127.0.0.1 port with a fresh data dir (session-wide); one
+    process, or `--workers N` where a test asks for N with
+    `@pytest.mark.parametrize("cv_server", [N], indirect=True)`."""
+    workers = getattr(request, "param", 1)
     data = tmp_path_factory.mktemp("cv-data")
     port = free_port()
     log = data / "server.log"
@@ -79,6 +84,7 @@ def cv_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "CLICKVOTE_DATABASE_URL": "",
         "CLICKVOTE_REDIS_URL": "",
         "CLICKVOTE_LOG_LEVEL": "warning",
+        "CLICKVOTE_WORKERS": str(workers),
         # browser tests click a lot from one address: keep the limits out of the way
         "CLICKVOTE_RATE_IP_BURST": "10000",
         "CLICKVOTE_RATE_IP_PER_SEC": "1000",

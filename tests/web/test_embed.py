@@ -51,6 +51,7 @@ def expect_count(page: Any, text: str, tid: str = "cv") -> None:
     expect(widget(page, tid).locator(".n").first).to_have_text(text, timeout=10_000)
 
 
+@pytest.mark.parametrize("cv_server", [1, 2], indirect=True, ids=["1-worker", "2-workers"])
 def test_like_live_across_pages_and_origins(
     cv_server: Server, site: Site, account: Account, new_page: Any
 ) -> None:
@@ -283,6 +284,7 @@ NO_WEBSOCKETS = {
 }
 
 
+@pytest.mark.parametrize("cv_server", [1, 2], indirect=True, ids=["1-worker", "2-workers"])
 @pytest.mark.parametrize("how", sorted(NO_WEBSOCKETS))
 def test_without_websockets_the_embed_long_polls(
     cv_server: Server, site: Site, account: Account, new_page: Any, how: str

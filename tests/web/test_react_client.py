@@ -55,6 +55,7 @@ def expect_attr(page: Any, name: str, attr: str, value: str) -> None:
     expect(probe(page, name)).to_have_attribute(attr, value, timeout=10_000)
 
 
+@pytest.mark.parametrize("cv_server", [1, 2], indirect=True, ids=["1-worker", "2-workers"])
 def test_published_react_client_live(
     cv_server: Server, site: Site, account: Account, react_bundle: Path, new_page: Any
 ) -> None:

@@ -1,0 +1,206 @@
+"""A worker's connection to the hub of `clickvote serve --workers N` (clickvote/hub.py), and
+what goes through it: the fan-out between workers (HubFanout, the Fanout of clickvote/fanout.py),
+token buckets (HubBuckets, as ratelimit.SharedBuckets) and the Engine.IO sessions per client
+address (HubLink.admit / release).
+
+The hub is the supervising process: when its connection ends, that process is gone, and the
+worker stops itself (SIGTERM to itself: uvicorn's graceful shutdown), so no worker outlives it.
+A question to the hub not answered within ASK_TIMEOUT falls back to this worker's own state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import secrets
+import signal
+from typing import Any
+
+from clickvote.fanout import INVALIDATE, Deliver, Message, Subscribers
+
+log = logging.getLogger("clickvote.hub")
+ASK_TIMEOUT = 1.0  # seconds
+LINE_MAX = 1024 * 1024
+READ_SIZE = 256 * 1024
+
+
+class HubLink:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.subscribers = Subscribers()
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._asked: dict[bytes, asyncio.Future[bytes]] = {}
+        self._ids = itertools.count()
+        self._closing = False
+        self._out: list[bytes] = []  # lines for the hub, sent once per event loop turn
+
+    async def start(self) -> None:
+        if self._writer is not None:
+            return
+        reader, self._writer = await asyncio.open_unix_connection(self.path)
+        self._reader_task = asyncio.create_task(self._read(reader), name="clickvote-hub-link")
+
+    def send(self, line: bytes) -> None:
+        """Queue `line` for the hub: what one turn of the event loop sends goes in one write."""
+        if self._writer is None or self._writer.is_closing():
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(line)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(b"".join(out))
+
+    async def ask(self, kind: bytes, args: list[Any]) -> bytes | None:
+        """The hub's answer to a question, or None (no hub, or no answer in time)."""
+        if self._writer is None or self._writer.is_closing():
+            return None
+        rid = str(next(self._ids)).encode()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
+        self._asked[rid] = fut
+        self.send(kind + rid + b" " + json.dumps(args).encode() + b"\n")
+        timer = loop.call_later(ASK_TIMEOUT, _expire, fut)  # no task per question
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if fut.cancelled() and not _current_cancelling():
+                return None  # expired
+            raise
+        finally:
+            timer.cancel()
+            self._asked.pop(rid, None)
+
+    async def admit(self, ip: str, limit: int) -> bool | None:
+        """Whether one more session may open from `ip` (counted if so); None: ask locally."""
+        answer = await self.ask(b"S", [ip, limit])
+        return None if answer is None else answer == b"1"
+
+    def release(self, ip: str) -> None:
+        self.send(b"E" + json.dumps(ip).encode() + b"\n")
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        rest = b""
+        try:
+            while chunk := await reader.read(READ_SIZE):
+                *lines, rest = (rest + chunk).split(b"\n")
+                if len(rest) > LINE_MAX:
+                    raise ValueError("a line over LINE_MAX bytes")
+                for line in lines:
+                    if line[:1] == b"R":
+                        rid, _, answer = line[1:].partition(b" ")
+                        fut = self._asked.get(rid)
+                        if fut is not None and not fut.done():
+                            fut.set_result(answer)
+                    elif line[:1] == b"F":
+                        await self._deliver(line[1:])
+        except (ConnectionError, ValueError) as exc:
+            log.warning("connection to the hub failed (%s)", exc)
+        if not self._closing:  # the supervising process is gone: stop, gracefully
+            log.warning("the supervising process is gone: stopping")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _deliver(self, raw: bytes) -> None:
+        try:
+            msg = Message.from_json(raw)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed fan-out message")
+            return
+        try:
+            await self.subscribers.deliver(msg, False)
+        except Exception:
+            log.exception("fan-out delivery failed")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader_task
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        self._writer = self._reader_task = None
+
+
+def _expire(fut: asyncio.Future[bytes]) -> None:
+    if not fut.done():
+        fut.cancel()
+
+
+def _current_cancelling() -> int:
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+class HubFanout:
+    """Fan-out between the workers of one machine: delivered here at once, and through the
+    hub to every other worker."""
+
+    def __init__(self, link: HubLink) -> None:
+        self.instance_id = secrets.token_hex(8)
+        self.link = link
+        self._started = False
+
+    def subscribe(self, kind: str, handler: Deliver) -> None:
+        self.link.subscribers.handlers[kind] = handler
+
+    async def start(self) -> None:
+        await self.link.start()
+        self._started = True
+        # notices sent before this worker was connected are gone: start from the database
+        await self.link.subscribers.deliver(Message("", "", None, kind=INVALIDATE), True)
+
+    async def publish(
+        self,
+        room: str,
+        event: str,
+        payload: Any,
+        skip_sid: list[str] | None = None,
+        exclude_room: str | None = None,
+        seq: int = 0,
+    ) -> None:
+        msg = Message(
+            room, event, payload, list(skip_sid or []), exclude_room, self.instance_id, seq
+        )
+        await self._send_all(msg)
+
+    async def notify(self, kind: str) -> None:
+        await self._send_all(Message("", "", None, origin=self.instance_id, kind=kind))
+
+    async def _send_all(self, msg: Message) -> None:
+        if not self._started:
+            return
+        await self.link.subscribers.deliver(msg, True)
+        self.link.send(b"F" + msg.to_json().encode() + b"\n")
+
+    async def close(self) -> None:
+        self._started = False
+        await self.link.close()
+
+
+class HubBuckets:
+    """Token buckets kept by the hub (ratelimit.SharedBuckets' interface)."""
+
+    def __init__(self, link: HubLink) -> None:
+        self.link = link
+
+    async def take(self, key: str, burst: float, rate: float, cost: float) -> float | None:
+        answer = await self.link.ask(b"T", [key, burst, rate, cost])
+        return None if answer is None else float(answer)
+
+    async def first_use(self, key: str, ttl: float) -> bool | None:
+        """Whether `key` is marked used for the first time on any worker (for `ttl` s)."""
+        answer = await self.link.ask(b"U", [key, ttl])
+        return None if answer is None else answer == b"1"
+
+    async def close(self) -> None:
+        return None
