@@ -34,6 +34,8 @@ STRIP = [
     "var/log",
 ]
 PYTHON_LABEL = "org.clickvote.python.version"
+# Exporter option: every file's and the image's timestamps clamped to SOURCE_DATE_EPOCH.
+REWRITE = "rewrite-timestamp=true"
 
 
 BuildError = ToolError  # a failed precondition or build; the message says what to do
@@ -209,6 +211,7 @@ class BuildOptions:
     env: dict[str, str] = field(default_factory=dict)
     root: Path = ROOT  # build context / working directory (benchmarks use a copy)
     log: Path | None = None  # also write the build's output here
+    oci: Path | None = None  # export to this OCI layout tarball (not the image store)
 
 
 def parse_platforms(spec: str) -> list[str]:
@@ -258,14 +261,28 @@ def git_revision() -> str:
     return out.strip() if out else ""
 
 
-def label_env() -> dict[str, str]:
-    """Values of the bake variables behind the OCI labels (unless set already)."""
+def source_date_epoch(root: Path = ROOT) -> str:
+    """``SOURCE_DATE_EPOCH`` if set, else the time of the commit checked out (``git log``)."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return os.environ["SOURCE_DATE_EPOCH"]
+    out = host.output(["git", "-C", str(root), "log", "-1", "--format=%ct"])
+    if not out or not out.strip().isdigit():
+        raise BuildError(f"no git commit in {root}: set SOURCE_DATE_EPOCH (seconds since 1970)")
+    return out.strip()
+
+
+def label_env(root: Path = ROOT) -> dict[str, str]:
+    """Values of the bake variables behind the OCI labels, and ``SOURCE_DATE_EPOCH`` (bake
+    passes it on as a build argument), unless set already. ``CREATED`` is the commit's time,
+    as every timestamp of the image is: a rebuild of the commit is the same image."""
     ns: dict[str, str] = {}
     exec((ROOT / "clickvote" / "__init__.py").read_text(), ns)
+    epoch = source_date_epoch(root)
     values = {
         "VERSION": str(ns.get("__version__", "")),
         "REVISION": git_revision(),
-        "CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch))),
+        "SOURCE_DATE_EPOCH": epoch,
     }
     return {k: v for k, v in values.items() if not os.environ.get(k)}
 
@@ -287,8 +304,9 @@ def bake_command(opts: BuildOptions, base: str, pyver: str | None) -> list[str]:
     cmd += ["--set", f"{t}.args.BASE_IMAGE={base}"]
     cmd += ["--set", f"{t}.args.PYTHON_VERSION={pyver}"] if pyver else []
     cmd += ["--set", f"{t}.tags={opts.tag}"] if opts.tag else []
-    cmd += ["--set", f"{t}.output=type=image,push=true"] if opts.push else []
-    cmd += ["--set", f"{t}.output=type=docker"] if opts.load else []
+    cmd += ["--set", f"{t}.output=type=image,push=true,{REWRITE}"] if opts.push else []
+    cmd += ["--set", f"{t}.output=type=docker,{REWRITE}"] if opts.load else []
+    cmd += ["--set", f"{t}.output=type=oci,dest={opts.oci},{REWRITE}"] if opts.oci else []
     for item in opts.extra_set:
         cmd += ["--set", item]
     cmd += ["--print"] if opts.print_config else []
@@ -296,7 +314,7 @@ def bake_command(opts: BuildOptions, base: str, pyver: str | None) -> list[str]:
 
 
 def check_build(opts: BuildOptions) -> None:
-    if opts.load and opts.push:
+    if sum(map(bool, (opts.load, opts.push, opts.oci))) > 1:
         raise BuildError("--load and --push exclude each other")
     if opts.target not in ("app", "test"):
         raise BuildError(f"--target must be app or test, not {opts.target!r}")
