@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci import host, project, shell
+from ci import rootfs as rootfs_files
 from ci.shell import ToolError
 
 ROOT = project.ROOT
@@ -95,7 +96,14 @@ def _debootstrap_cmd(platform: str, rootfs: Path, suite: str, mirror: str) -> li
     ]
 
 
+def _epoch_file(tar: Path) -> Path:
+    return tar.with_suffix(".epoch")
+
+
 def _strip_and_tar(rootfs: Path, tar: Path) -> None:
+    """Strip caches, make the root reproducible (``ci/rootfs.py``) and tar it."""
+    epoch = rootfs_files.release_epoch(rootfs) or int(source_date_epoch())
+    rootfs_files.normalize(rootfs, epoch)
     for rel in STRIP:
         target = rootfs / rel
         if target.is_dir():
@@ -105,9 +113,8 @@ def _strip_and_tar(rootfs: Path, tar: Path) -> None:
                 else:
                     child.unlink()
     partial = tar.with_suffix(".tar.part")
-    subprocess.run(
-        ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), "."], check=True
-    )
+    rootfs_files.write_tar(rootfs, partial, epoch)
+    _epoch_file(tar).write_text(f"{epoch}\n")
     partial.rename(tar)
     shutil.rmtree(rootfs)
 
@@ -157,6 +164,12 @@ def debootstrap_all(platforms: Sequence[str], suite: str, dry: bool) -> None:
         shell.echo(f"ok: {_rootfs_tar(arch, suite)}")
 
 
+def _base_epoch(tars: Sequence[Path]) -> str:
+    """The newest epoch the root file systems were tarred with (else the commit's time)."""
+    found = [int(f.read_text()) for f in map(_epoch_file, tars) if f.is_file()]
+    return str(max(found)) if found else source_date_epoch()
+
+
 def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> None:
     """Build the multi-platform base image ``ref`` from debootstrap root file systems."""
     if not dry:
@@ -169,6 +182,7 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
     debootstrap_all(platforms, suite, dry)
     first = _rootfs_tar(project.arch_name(platforms[0]), suite)
     pyver = "?" if dry else _python_version(first)
+    epoch = _base_epoch([_rootfs_tar(project.arch_name(p), suite) for p in platforms])
     cmd = [
         "docker",
         "buildx",
@@ -181,7 +195,10 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         str(BASE_DOCKERFILE),
         "-t",
         ref,
-        "--load",
+        "--build-arg",
+        f"SOURCE_DATE_EPOCH={epoch}",
+        "--output",
+        f"type=docker,{REWRITE}",
         "--label",
         f"{PYTHON_LABEL}={pyver}",
         "--label",

@@ -1,0 +1,152 @@
+"""Reproducible builds: what `inv build` passes (the commit's time, rewritten timestamps, an OCI
+tarball for the check) and, on the host, `ci/reproducible.py` on a tiny build context through
+the same comparison as `inv build --reproducible-check`: equal builds are equal, a file holding
+random bytes is named. The real image's check is the command itself (README, release)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ci import build, project, reproducible
+
+EPOCH = "1796305521"  # 2026-12-03T13:45:21Z
+
+
+def opts(**kw: object) -> build.BuildOptions:
+    return build.BuildOptions(platforms=["linux/amd64", "linux/arm64"], **kw)  # type: ignore[arg-type]
+
+
+def sets(cmd: list[str]) -> list[str]:
+    return [cmd[i + 1] for i, x in enumerate(cmd) if x == "--set"]
+
+
+def test_every_export_rewrites_the_timestamps() -> None:
+    oci = sets(build.bake_command(opts(oci=Path("/tmp/x/b1.tar"), no_cache=True), "base", None))
+    assert "app.output=type=oci,dest=/tmp/x/b1.tar,rewrite-timestamp=true" in oci
+    load = sets(build.bake_command(opts(load=True), "base", None))
+    assert "app.output=type=docker,rewrite-timestamp=true" in load
+    push = sets(build.bake_command(opts(push=True, tag="r/x:1"), "base", None))
+    assert "app.output=type=image,push=true,rewrite-timestamp=true" in push
+    assert "--no-cache" in build.bake_command(opts(no_cache=True), "base", None)
+
+
+def test_an_oci_export_excludes_load_and_push(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "require_engine", lambda: None)
+    with pytest.raises(build.BuildError, match="exclude each other"):
+        build.check_build(opts(load=True, oci=Path("/tmp/x.tar")))
+
+
+def test_created_and_the_epoch_are_the_given_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    monkeypatch.delenv("CREATED", raising=False)
+    monkeypatch.setattr(build, "git_revision", lambda: "abc")
+    env = build.label_env()
+    assert env["CREATED"] == "2026-12-03T13:45:21Z"
+    assert "SOURCE_DATE_EPOCH" not in env  # set already: bake reads it from the environment
+
+
+@pytest.mark.host
+def test_the_epoch_is_the_commit_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "f").write_text("x")
+    subprocess.run([*git, "add", "f"], check=True)
+    dated = {"GIT_COMMITTER_DATE": f"@{EPOCH} +0000", "GIT_AUTHOR_DATE": f"@{EPOCH} +0000"}
+    subprocess.run([*git, "commit", "-qm", "x"], check=True, env=dated)
+    assert build.source_date_epoch(tmp_path) == EPOCH
+    with pytest.raises(build.BuildError, match="set SOURCE_DATE_EPOCH"):
+        build.source_date_epoch(tmp_path / "f")
+
+
+def test_the_dockerfile_writes_hash_based_pycs_in_one_order() -> None:
+    """What pip installs into /out (the image) is compiled by compileall alone: pip's own pycs
+    record the install time (the source's mtime); compileall does not
+    replace them, and its workers (-j) would share refcounts in no fixed order."""
+    text = (project.ROOT / "docker" / "Dockerfile").read_text()
+    steps = [s for s in re.split(r"\n(?=[A-Z]+ )", text) if s.startswith("RUN")]
+    installs = [x for s in steps for x in re.findall(r"pip install [^&]*--target /out/", s)]
+    assert len(installs) == 3 and all("--no-compile" in x for x in installs), installs
+    compiles = [x for s in steps for x in re.findall(r"python3 -m compileall [^&]*", s)]
+    assert len(compiles) == 4
+    assert all("--invalidation-mode" in x and "hash" in x and "-j" not in x for x in compiles)
+
+
+def test_the_wheel_and_the_test_tree_see_the_epoch() -> None:
+    text = (project.ROOT / "docker" / "Dockerfile").read_text()
+    stages = dict(re.findall(r"\nFROM [^\n]* AS (\S+)\n(.*?)(?=\nFROM |\Z)", text, re.S))
+    for stage in ("app-build", "test-tree"):
+        assert "\nARG SOURCE_DATE_EPOCH\n" in "\n" + stages[stage], stage
+    assert 'touch -h -d "@${SOURCE_DATE_EPOCH}"' in stages["test-tree"]
+
+
+# ----------------------------------------------------------------------------- on the host
+
+
+def tiny_build(context: Path, rewrite: bool = True) -> reproducible.Build:
+    """A one-file context built uncached into an OCI tarball, as the check builds the image."""
+    base, _ = build.resolve_base("auto")
+    out = "type=oci,dest={dest}" + (f",{build.REWRITE}" if rewrite else "")
+
+    def run(dest: Path, log: Path) -> None:
+        cmd = ["docker", "buildx", "build", "--builder", "default", "--no-cache"]
+        cmd += ["--platform", "linux/amd64,linux/arm64", "--build-arg", f"BASE={base}"]
+        cmd += ["--build-arg", f"SOURCE_DATE_EPOCH={EPOCH}", "--provenance=false"]
+        cmd += ["--output", out.format(dest=dest), str(context)]
+        with log.open("wb") as f:
+            subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True, timeout=300)
+        time.sleep(1.1)  # the second build's files are written in another second
+
+    return run
+
+
+def context(tmp_path: Path, run: str) -> Path:
+    ctx = tmp_path / "context"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"ARG BASE\nFROM $BASE\nCOPY hello /opt/app/hello\nRUN mkdir -p /opt/app/data && {run}\n"
+    )
+    (ctx / "hello").write_text("hello\n")
+    return ctx
+
+
+@pytest.mark.host
+def test_two_builds_of_a_deterministic_context_are_equal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = context(tmp_path, "echo same > /opt/app/data/x")  # written at build time
+    assert reproducible.check(tiny_build(ctx), keep=tmp_path / "work")
+    out = capsys.readouterr().out
+    assert "linux/amd64: equal sha256:" in out and "linux/arm64: equal sha256:" in out
+    assert out.rstrip().endswith("reproducible: the image digests are equal")
+
+
+@pytest.mark.host
+def test_without_rewritten_timestamps_the_build_time_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = context(tmp_path, "echo same > /opt/app/data/x")
+    assert not reproducible.check(tiny_build(ctx, rewrite=False), keep=tmp_path / "work")
+    out = capsys.readouterr().out
+    assert re.search(r"\n    /opt/app\S*: mtime 2026-", out)  # the time of each build
+    assert ": content " not in out and "NOT reproducible" in out
+
+
+@pytest.mark.host
+def test_a_file_of_random_bytes_is_named_with_its_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = context(tmp_path, "head -c 16 /dev/urandom > /opt/app/data/stamp")
+    assert not reproducible.check(tiny_build(ctx))
+    out = capsys.readouterr().out
+    for platform in ("linux/amd64", "linux/arm64"):
+        assert f"{platform}: DIFFERENT sha256:" in out
+    assert "first differing layer:" in out
+    assert "/opt/app/data/stamp: content sha256:" in out
+    assert "/opt/app/hello" not in out  # the same in both builds
+    assert out.rstrip().endswith("NOT reproducible")
