@@ -1,11 +1,18 @@
 """``inv build --reproducible-check``: the image built twice with the build cache bypassed
 (``--no-cache``), each build exported to an OCI layout tarball in a temporary directory (not
 the shared image store), and the two compared per platform by ``ci/imagediff.py``.
+
+Both builds are of the commit checked out (``git archive HEAD``), as two machines would
+check it out: the first with the mtimes ``git archive`` gives (the commit's time), the second
+with every mtime set long before it (``OTHER_CHECKOUT``), which no timestamp rewriting
+clamps. Uncommitted changes are not built.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,17 +21,42 @@ from ci import build as images
 from ci import imagediff, shell
 
 Build = Callable[[Path, Path], None]  # (OCI tarball to write, log file)
+OTHER_CHECKOUT = 1_000_000_000  # 2001-09-09: the second build's files' mtime
+
+
+def export(root: Path, dest: Path, mtime: int | None = None) -> Path:
+    """``git archive HEAD`` of ``root`` into ``dest``; every path's mtime set to ``mtime``."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "HEAD"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    if mtime is not None:
+        for path in [dest, *dest.rglob("*")]:
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
+    return dest
 
 
 def bake_build(opts: images.BuildOptions) -> Build:
-    """The bake of ``opts`` (platforms, target, base), uncached, into an OCI tarball."""
+    """The bake of ``opts`` (platforms, target, base) from a fresh export of the commit,
+    uncached, into an OCI tarball; each build after the first from an older checkout."""
+    builds: list[Path] = []
 
     def run(dest: Path, log: Path) -> None:
-        once = dataclasses.replace(opts, no_cache=True, oci=dest, log=log, progress="plain")
+        mtime = OTHER_CHECKOUT if builds else None
+        src = export(opts.root, dest.with_name(dest.stem + "-src"), mtime)
+        builds.append(dest)
+        once = dataclasses.replace(opts, root=src, no_cache=True, oci=dest, log=log)
         once.load = once.push = False
+        once.progress = "plain"
         images.build(once)
 
     return run
+
+
+def uncommitted(root: Path) -> bool:
+    out = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True)
+    return bool(out.stdout.strip())
 
 
 def twice(build: Build, work: Path) -> list[imagediff.PlatformResult]:

@@ -22,8 +22,9 @@ from tasks._common import fail, failures, task
         "print": "print the resolved bake configuration instead of building",
         "base": "base image: auto (registry if reachable, else local), local, registry",
         "dry": "print the bake command instead of running it",
-        "reproducible_check": "build twice without cache (OCI tarballs in a temporary "
-        "directory), compare the image digests per platform, name what differs",
+        "reproducible_check": "build the commit twice without cache (two checkouts, OCI "
+        "tarballs in a temporary directory), compare the image digests per platform, name "
+        "what differs",
     }
 )
 def build(
@@ -57,6 +58,8 @@ def build(
 
         if load or push or print or dry:
             raise fail("--reproducible-check builds to temporary files only (no --load, ...)")
+        if reproducible.uncommitted(images.ROOT):
+            print("note: uncommitted changes are not built: the check builds HEAD", flush=True)
         if not reproducible.check(reproducible.bake_build(opts)):
             raise fail("the two builds differ (see above)")
 

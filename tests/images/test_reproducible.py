@@ -5,10 +5,13 @@ random bytes is named. The real image's check is the command itself (README, rel
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import re
 import subprocess
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -83,6 +86,63 @@ def test_the_wheel_and_the_test_tree_see_the_epoch() -> None:
     for stage in ("app-build", "test-tree"):
         assert "\nARG SOURCE_DATE_EPOCH\n" in "\n" + stages[stage], stage
     assert 'touch -h -d "@${SOURCE_DATE_EPOCH}"' in stages["test-tree"]
+
+
+def load_warm_tests() -> ModuleType:
+    path = project.ROOT / "docker" / "warm_tests.py"
+    spec = importlib.util.spec_from_file_location("warm_tests", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def hypothesis_storage(root: Path, tmp_name: str) -> Path:
+    """What hypothesis leaves: a table gzipped under a random temporary name, and more."""
+    tables = root / "unicode_data" / "15.1.0"
+    tables.mkdir(parents=True)
+    with gzip.GzipFile(str(tables / tmp_name), "wb", mtime=1) as f:
+        f.write(b'[["Cc", [[0, 31]]]]')
+    (tables / tmp_name).rename(tables / "charmap.json.gz")
+    (root / "constants").mkdir()
+    (root / "constants" / tmp_name[:8]).write_text(f"# file: /usr/local/lib/{tmp_name}.py\n")
+    (root / "tmp").mkdir()
+    return root
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_the_warmed_hypothesis_storage_is_the_same_bytes_in_two_builds(tmp_path: Path) -> None:
+    warm = load_warm_tests()
+    a = hypothesis_storage(tmp_path / "a", "tmpk2x9_a1b")
+    b = hypothesis_storage(tmp_path / "b", "tmp0qz7c3dd")
+    assert tree(a) != tree(b)
+    warm.stable_storage(a)
+    warm.stable_storage(b)
+    assert tree(a) == tree(b) and list(tree(a)) == ["unicode_data/15.1.0/charmap.json.gz"]
+    table = a / "unicode_data" / "15.1.0" / "charmap.json.gz"
+    assert gzip.decompress(table.read_bytes()) == b'[["Cc", [[0, 31]]]]'  # what hypothesis reads
+
+
+@pytest.mark.host
+def test_the_check_builds_the_commit_twice_from_two_checkouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[build.BuildOptions] = []
+    monkeypatch.setattr(build, "build", seen.append)
+    run = reproducible.bake_build(opts(target="test", load=True))
+    for n in (1, 2):
+        run(tmp_path / f"build{n}.tar", tmp_path / f"build{n}.log")
+    first, second = (o.root for o in seen)
+    dockerfile = Path("docker") / "Dockerfile"
+    assert (first / dockerfile).read_bytes() == (second / dockerfile).read_bytes()
+    commit_time = int(build.source_date_epoch())
+    assert (first / "pyproject.toml").stat().st_mtime == commit_time  # as git archive sets it
+    assert {p.lstat().st_mtime for p in second.rglob("*")} == {reproducible.OTHER_CHECKOUT}
+    assert [o.oci for o in seen] == [tmp_path / "build1.tar", tmp_path / "build2.tar"]
+    assert all(o.no_cache and not o.load and o.target == "test" for o in seen)
 
 
 # ----------------------------------------------------------------------------- on the host
