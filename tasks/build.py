@@ -54,12 +54,12 @@ def build(
         if not reproducible_check:
             images.build(opts)
             return
-        from ci import reproducible
+        from ci import reproducible, shell
 
         if load or push or print or dry:
             raise fail("--reproducible-check builds to temporary files only (no --load, ...)")
         if reproducible.uncommitted(images.ROOT):
-            print("note: uncommitted changes are not built: the check builds HEAD", flush=True)
+            shell.echo("note: uncommitted changes are not built: the check builds HEAD")
         if not reproducible.check(reproducible.bake_build(opts)):
             raise fail("the two builds differ (see above)")
 
