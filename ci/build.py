@@ -6,10 +6,12 @@ and benchmarks/build.py, so that all of them build the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +37,9 @@ STRIP = [
     "var/log",
 ]
 PYTHON_LABEL = "org.clickvote.python.version"
-# Exporter option: every file's and the image's timestamps clamped to SOURCE_DATE_EPOCH.
+# Exporter option: the layers' timestamps clamped to SOURCE_DATE_EPOCH. BuildKit refuses it
+# where its exporter also unpacks into the engine's store ("conflicts with unpack"), as the
+# docker driver's image and docker exporters (--load, --push) do: OCI tarballs only.
 REWRITE = "rewrite-timestamp=true"
 
 
@@ -183,6 +187,9 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
     first = _rootfs_tar(project.arch_name(platforms[0]), suite)
     pyver = "?" if dry else _python_version(first)
     epoch = _base_epoch([_rootfs_tar(project.arch_name(p), suite) for p in platforms])
+    # Timestamps are rewritten in an OCI tarball only (REWRITE), which `docker load` loads
+    # with its digests; outside the build context, which holds the root file systems.
+    oci = BASE_WORKDIR / f"base-{suite}.oci.tar"
     cmd = [
         "docker",
         "buildx",
@@ -198,7 +205,7 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         "--build-arg",
         f"SOURCE_DATE_EPOCH={epoch}",
         "--output",
-        f"type=docker,{REWRITE}",
+        f"type=oci,dest={oci},{REWRITE}",
         "--label",
         f"{PYTHON_LABEL}={pyver}",
         "--label",
@@ -206,6 +213,9 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         str(_workdir(suite)),
     ]
     shell.change(cmd, dry=dry, timeout=None)
+    shell.change(["docker", "load", "-i", str(oci)], dry=dry, timeout=None)
+    if not dry:
+        oci.unlink()
 
 
 # --------------------------------------------------------------------------- app images
@@ -321,8 +331,8 @@ def bake_command(opts: BuildOptions, base: str, pyver: str | None) -> list[str]:
     cmd += ["--set", f"{t}.args.BASE_IMAGE={base}"]
     cmd += ["--set", f"{t}.args.PYTHON_VERSION={pyver}"] if pyver else []
     cmd += ["--set", f"{t}.tags={opts.tag}"] if opts.tag else []
-    cmd += ["--set", f"{t}.output=type=image,push=true,{REWRITE}"] if opts.push else []
-    cmd += ["--set", f"{t}.output=type=docker,{REWRITE}"] if opts.load else []
+    cmd += ["--set", f"{t}.output=type=image,push=true"] if opts.push else []
+    cmd += ["--set", f"{t}.output=type=docker"] if opts.load else []
     cmd += ["--set", f"{t}.output=type=oci,dest={opts.oci},{REWRITE}"] if opts.oci else []
     for item in opts.extra_set:
         cmd += ["--set", item]
@@ -350,6 +360,8 @@ def _run_logged(
 
 def build(opts: BuildOptions) -> list[str]:
     """Run (or print, with ``dry``) the bake for ``opts``; returns the command."""
+    if opts.load and not opts.print_config:
+        return _build_and_load(opts)
     check_build(opts)
     base, pyver = resolve_base(opts.base)
     cmd = bake_command(opts, base, pyver)
@@ -361,6 +373,17 @@ def build(opts: BuildOptions) -> list[str]:
     proc = _run_logged(cmd, opts.root, env, opts.log)
     if proc.returncode != 0:
         raise BuildError(f"docker buildx bake failed (exit {proc.returncode}); see output above")
+    return cmd
+
+
+def _build_and_load(opts: BuildOptions) -> list[str]:
+    """``--load``: an OCI tarball with rewritten timestamps (which the docker driver refuses
+    where it loads into the engine's store itself), loaded by ``docker load``, which keeps its
+    digests: a loaded image is the image the reproducible check compares."""
+    with tempfile.TemporaryDirectory(prefix="clickvote-load-") as tmp:
+        tar = Path(tmp) / "image.tar"
+        cmd = build(dataclasses.replace(opts, load=False, oci=tar))
+        shell.change(["docker", "load", "-i", str(tar)], dry=opts.dry, timeout=None)
     return cmd
 
 
