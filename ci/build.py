@@ -169,9 +169,12 @@ def debootstrap_all(platforms: Sequence[str], suite: str, dry: bool) -> None:
 
 
 def _base_epoch(tars: Sequence[Path]) -> str:
-    """The newest epoch the root file systems were tarred with (else the commit's time)."""
-    found = [int(f.read_text()) for f in map(_epoch_file, tars) if f.is_file()]
-    return str(max(found)) if found else source_date_epoch()
+    """The newest epoch the root file systems were tarred with (a tarball of an earlier
+    ``inv base`` has none recorded: its newest mtime, then recorded)."""
+    for tar in tars:
+        if not _epoch_file(tar).is_file():
+            _epoch_file(tar).write_text(f"{rootfs_files.newest_mtime(tar)}\n")
+    return str(max(int(_epoch_file(tar).read_text()) for tar in tars))
 
 
 def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 # Written for the machine that ran debootstrap (or by the day it ran), not for the image;
@@ -80,3 +81,9 @@ def tar_command(rootfs: Path, tar: Path, epoch: int) -> list[str]:
 
 def write_tar(rootfs: Path, tar: Path, epoch: int) -> None:
     subprocess.run(tar_command(rootfs, tar, epoch), check=True)
+
+
+def newest_mtime(tar: Path) -> int:
+    """The newest mtime in a tarball: the epoch of one tarred before epochs were recorded."""
+    with tarfile.open(tar) as t:
+        return max((int(m.mtime) for m in t), default=0)

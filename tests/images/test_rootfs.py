@@ -94,3 +94,4 @@ def test_mtimes_are_clamped_to_the_epoch_and_names_sorted(tmp_path: Path) -> Non
     assert mtimes["./etc/passwd"] == EPOCH - 50  # older: kept
     assert mtimes["./usr/bin/python3"] == EPOCH  # newer: the epoch
     assert {m.uid for m in members} == {os.getuid()}
+    assert rootfs.newest_mtime(tmp_path / "r.tar") == EPOCH  # an older tarball's epoch
