@@ -207,6 +207,7 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         ref,
         "--build-arg",
         f"SOURCE_DATE_EPOCH={epoch}",
+        "--provenance=false",  # its build times would make every index digest new
         "--output",
         f"type=oci,dest={oci},{REWRITE}",
         "--label",
