@@ -3,9 +3,9 @@
 the shared image store), and the two compared per platform by ``ci/imagediff.py``.
 
 Both builds are of the commit checked out (``git archive HEAD``), as two machines would
-check it out: the first with the mtimes ``git archive`` gives (the commit's time), the second
-with every mtime set long before it (``OTHER_CHECKOUT``), which no timestamp rewriting
-clamps. Uncommitted changes are not built.
+check it out: the first with what ``git archive`` gives (the commit's time, umask 002), the
+second with another umask (022) and every mtime set long before the commit
+(``OTHER_CHECKOUT``), which no timestamp rewriting clamps. Uncommitted changes are not built.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ Build = Callable[[Path, Path], None]  # (OCI tarball to write, log file)
 OTHER_CHECKOUT = 1_000_000_000  # 2001-09-09: the second build's files' mtime
 
 
-def export(root: Path, dest: Path, mtime: int | None = None) -> Path:
-    """``git archive HEAD`` of ``root`` into ``dest``; every path's mtime set to ``mtime``."""
+def export(root: Path, dest: Path, mtime: int | None = None, umask: str = "0002") -> Path:
+    """``git archive HEAD`` of ``root`` into ``dest`` with ``umask``; every path's mtime set
+    to ``mtime``."""
     dest.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(root), "archive", "HEAD"], capture_output=True, check=True
-    )
+    git = ["git", "-C", str(root), "-c", f"tar.umask={umask}", "archive", "HEAD"]
+    archive = subprocess.run(git, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     if mtime is not None:
         for path in [dest, *dest.rglob("*")]:
@@ -43,8 +43,8 @@ def bake_build(opts: images.BuildOptions) -> Build:
     builds: list[Path] = []
 
     def run(dest: Path, log: Path) -> None:
-        mtime = OTHER_CHECKOUT if builds else None
-        src = export(opts.root, dest.with_name(dest.stem + "-src"), mtime)
+        other = (OTHER_CHECKOUT, "0022") if builds else (None, "0002")
+        src = export(opts.root, dest.with_name(dest.stem + "-src"), *other)
         builds.append(dest)
         once = dataclasses.replace(opts, root=src, no_cache=True, oci=dest, log=log)
         once.load = once.push = False

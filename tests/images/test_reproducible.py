@@ -106,6 +106,8 @@ def test_the_wheel_and_the_test_tree_see_the_epoch() -> None:
     for stage in ("app-build", "test-tree"):
         assert "\nARG SOURCE_DATE_EPOCH\n" in "\n" + stages[stage], stage
     assert 'touch -h -d "@${SOURCE_DATE_EPOCH}"' in stages["test-tree"]
+    assert "chmod -R a+rX,u+w,go-w /app" in stages["test-tree"]  # not the checkout's umask
+    assert "chmod -R a+rX,u+w,go-w /src" in stages["app-build"]
 
 
 def load_warm_tests() -> ModuleType:
@@ -161,6 +163,8 @@ def test_the_check_builds_the_commit_twice_from_two_checkouts(
     commit_time = int(build.source_date_epoch())
     assert (first / "pyproject.toml").stat().st_mtime == commit_time  # as git archive sets it
     assert {p.lstat().st_mtime for p in second.rglob("*")} == {reproducible.OTHER_CHECKOUT}
+    assert (first / "pyproject.toml").stat().st_mode & 0o777 == 0o664  # umask 002
+    assert (second / "pyproject.toml").stat().st_mode & 0o777 == 0o644  # umask 022
     assert [o.oci for o in seen] == [tmp_path / "build1.tar", tmp_path / "build2.tar"]
     assert all(o.no_cache and not o.load and o.target == "test" for o in seen)
 
