@@ -6,16 +6,19 @@ and benchmarks/build.py, so that all of them build the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci import host, project, shell
+from ci import rootfs as rootfs_files
 from ci.shell import ToolError
 
 ROOT = project.ROOT
@@ -34,6 +37,10 @@ STRIP = [
     "var/log",
 ]
 PYTHON_LABEL = "org.clickvote.python.version"
+# Exporter option: the layers' timestamps clamped to SOURCE_DATE_EPOCH. BuildKit refuses it
+# where its exporter also unpacks into the engine's store ("conflicts with unpack"), as the
+# docker driver's image and docker exporters (--load, --push) do: OCI tarballs only.
+REWRITE = "rewrite-timestamp=true"
 
 
 BuildError = ToolError  # a failed precondition or build; the message says what to do
@@ -93,7 +100,14 @@ def _debootstrap_cmd(platform: str, rootfs: Path, suite: str, mirror: str) -> li
     ]
 
 
+def _epoch_file(tar: Path) -> Path:
+    return tar.with_suffix(".epoch")
+
+
 def _strip_and_tar(rootfs: Path, tar: Path) -> None:
+    """Strip caches, make the root reproducible (``ci/rootfs.py``) and tar it."""
+    epoch = rootfs_files.release_epoch(rootfs) or int(source_date_epoch())
+    rootfs_files.normalize(rootfs, epoch)
     for rel in STRIP:
         target = rootfs / rel
         if target.is_dir():
@@ -103,9 +117,8 @@ def _strip_and_tar(rootfs: Path, tar: Path) -> None:
                 else:
                     child.unlink()
     partial = tar.with_suffix(".tar.part")
-    subprocess.run(
-        ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), "."], check=True
-    )
+    rootfs_files.write_tar(rootfs, partial, epoch)
+    _epoch_file(tar).write_text(f"{epoch}\n")
     partial.rename(tar)
     shutil.rmtree(rootfs)
 
@@ -155,6 +168,15 @@ def debootstrap_all(platforms: Sequence[str], suite: str, dry: bool) -> None:
         shell.echo(f"ok: {_rootfs_tar(arch, suite)}")
 
 
+def _base_epoch(tars: Sequence[Path]) -> str:
+    """The newest epoch the root file systems were tarred with (a tarball of an earlier
+    ``inv base`` has none recorded: its newest mtime, then recorded)."""
+    for tar in tars:
+        if not _epoch_file(tar).is_file():
+            _epoch_file(tar).write_text(f"{rootfs_files.newest_mtime(tar)}\n")
+    return str(max(int(_epoch_file(tar).read_text()) for tar in tars))
+
+
 def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> None:
     """Build the multi-platform base image ``ref`` from debootstrap root file systems."""
     if not dry:
@@ -167,6 +189,10 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
     debootstrap_all(platforms, suite, dry)
     first = _rootfs_tar(project.arch_name(platforms[0]), suite)
     pyver = "?" if dry else _python_version(first)
+    epoch = _base_epoch([_rootfs_tar(project.arch_name(p), suite) for p in platforms])
+    # Timestamps are rewritten in an OCI tarball only (REWRITE), which `docker load` loads
+    # with its digests; outside the build context, which holds the root file systems.
+    oci = BASE_WORKDIR / f"base-{suite}.oci.tar"
     cmd = [
         "docker",
         "buildx",
@@ -179,7 +205,11 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         str(BASE_DOCKERFILE),
         "-t",
         ref,
-        "--load",
+        "--build-arg",
+        f"SOURCE_DATE_EPOCH={epoch}",
+        "--provenance=false",  # its build times would make every index digest new
+        "--output",
+        f"type=oci,dest={oci},{REWRITE}",
         "--label",
         f"{PYTHON_LABEL}={pyver}",
         "--label",
@@ -187,6 +217,9 @@ def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> Non
         str(_workdir(suite)),
     ]
     shell.change(cmd, dry=dry, timeout=None)
+    shell.change(["docker", "load", "-i", str(oci)], dry=dry, timeout=None)
+    if not dry:
+        oci.unlink()
 
 
 # --------------------------------------------------------------------------- app images
@@ -209,6 +242,7 @@ class BuildOptions:
     env: dict[str, str] = field(default_factory=dict)
     root: Path = ROOT  # build context / working directory (benchmarks use a copy)
     log: Path | None = None  # also write the build's output here
+    oci: Path | None = None  # export to this OCI layout tarball (not the image store)
 
 
 def parse_platforms(spec: str) -> list[str]:
@@ -258,14 +292,28 @@ def git_revision() -> str:
     return out.strip() if out else ""
 
 
-def label_env() -> dict[str, str]:
-    """Values of the bake variables behind the OCI labels (unless set already)."""
+def source_date_epoch(root: Path = ROOT) -> str:
+    """``SOURCE_DATE_EPOCH`` if set, else the time of the commit checked out (``git log``)."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return os.environ["SOURCE_DATE_EPOCH"]
+    out = host.output(["git", "-C", str(root), "log", "-1", "--format=%ct"])
+    if not out or not out.strip().isdigit():
+        raise BuildError(f"no git commit in {root}: set SOURCE_DATE_EPOCH (seconds since 1970)")
+    return out.strip()
+
+
+def label_env(root: Path = ROOT) -> dict[str, str]:
+    """Values of the bake variables behind the OCI labels, and ``SOURCE_DATE_EPOCH`` (bake
+    passes it on as a build argument), unless set already. ``CREATED`` is the commit's time,
+    as every timestamp of the image is: a rebuild of the commit is the same image."""
     ns: dict[str, str] = {}
     exec((ROOT / "clickvote" / "__init__.py").read_text(), ns)
+    epoch = source_date_epoch(root)
     values = {
         "VERSION": str(ns.get("__version__", "")),
         "REVISION": git_revision(),
-        "CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch))),
+        "SOURCE_DATE_EPOCH": epoch,
     }
     return {k: v for k, v in values.items() if not os.environ.get(k)}
 
@@ -289,6 +337,7 @@ def bake_command(opts: BuildOptions, base: str, pyver: str | None) -> list[str]:
     cmd += ["--set", f"{t}.tags={opts.tag}"] if opts.tag else []
     cmd += ["--set", f"{t}.output=type=image,push=true"] if opts.push else []
     cmd += ["--set", f"{t}.output=type=docker"] if opts.load else []
+    cmd += ["--set", f"{t}.output=type=oci,dest={opts.oci},{REWRITE}"] if opts.oci else []
     for item in opts.extra_set:
         cmd += ["--set", item]
     cmd += ["--print"] if opts.print_config else []
@@ -296,7 +345,7 @@ def bake_command(opts: BuildOptions, base: str, pyver: str | None) -> list[str]:
 
 
 def check_build(opts: BuildOptions) -> None:
-    if opts.load and opts.push:
+    if sum(map(bool, (opts.load, opts.push, opts.oci))) > 1:
         raise BuildError("--load and --push exclude each other")
     if opts.target not in ("app", "test"):
         raise BuildError(f"--target must be app or test, not {opts.target!r}")
@@ -315,6 +364,8 @@ def _run_logged(
 
 def build(opts: BuildOptions) -> list[str]:
     """Run (or print, with ``dry``) the bake for ``opts``; returns the command."""
+    if opts.load and not opts.print_config:
+        return _build_and_load(opts)
     check_build(opts)
     base, pyver = resolve_base(opts.base)
     cmd = bake_command(opts, base, pyver)
@@ -326,6 +377,17 @@ def build(opts: BuildOptions) -> list[str]:
     proc = _run_logged(cmd, opts.root, env, opts.log)
     if proc.returncode != 0:
         raise BuildError(f"docker buildx bake failed (exit {proc.returncode}); see output above")
+    return cmd
+
+
+def _build_and_load(opts: BuildOptions) -> list[str]:
+    """``--load``: an OCI tarball with rewritten timestamps (which the docker driver refuses
+    where it loads into the engine's store itself), loaded by ``docker load``, which keeps its
+    digests: a loaded image is the image the reproducible check compares."""
+    with tempfile.TemporaryDirectory(prefix="clickvote-load-") as tmp:
+        tar = Path(tmp) / "image.tar"
+        cmd = build(dataclasses.replace(opts, load=False, oci=tar))
+        shell.change(["docker", "load", "-i", str(tar)], dry=opts.dry, timeout=None)
     return cmd
 
 

@@ -17,7 +17,10 @@ version on PYTHONPATH), this computes two such things once:
   collection. These pycs carry the source's hash (pytest checks it before use) and code
   objects, which are the same on every platform of one Python version.
 
-Both are caches: a missing or stale entry is recomputed at run time, never trusted. The
+Both are caches: a missing or stale entry is recomputed at run time, never trusted. What
+hypothesis leaves besides the tables is removed, and the tables are written again with a
+fixed gzip header (hypothesis names its random temporary file in it), so two builds leave
+the same bytes (reproducible images). The
 rewritten pycs are written with pytest's own rewriting (private functions of
 ``_pytest.assertion.rewrite``); should a pytest release change them, this prints a warning
 and the suite rewrites at run time as before.
@@ -96,12 +99,31 @@ def rewritten_pycs(root: Path) -> None:
         print(f"{len(plugin.written)} rewritten pycs written", flush=True)
 
 
+def stable_storage(storage: Path) -> None:
+    """Hypothesis' storage as two builds write it alike: the Unicode tables only (not the
+    constants it gathered from whatever modules were loaded, nor its temporary files), each
+    gzip file without the temporary name and time its header recorded."""
+    import gzip
+    import shutil
+
+    for name in ("constants", "tmp", "examples"):
+        shutil.rmtree(storage / name, ignore_errors=True)
+    for table in sorted(storage.rglob("*.gz")):
+        data = gzip.decompress(table.read_bytes())
+        with (
+            table.open("wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f,
+        ):
+            f.write(data)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     rewritten_pycs(Path(argv[1]).resolve())
     hypothesis_tables()  # after pytest.main, which loads hypothesis' plugin before hypothesis
+    stable_storage(Path(os.environ["HYPOTHESIS_STORAGE_DIRECTORY"]))
     return 0
 
 

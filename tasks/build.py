@@ -9,7 +9,7 @@ from invoke.tasks import Task
 
 from ci import build as images
 from ci import project
-from tasks._common import failures, task
+from tasks._common import fail, failures, task
 
 
 @task(
@@ -22,6 +22,9 @@ from tasks._common import failures, task
         "print": "print the resolved bake configuration instead of building",
         "base": "base image: auto (registry if reachable, else local), local, registry",
         "dry": "print the bake command instead of running it",
+        "reproducible_check": "build the commit twice without cache (two checkouts, OCI "
+        "tarballs in a temporary directory), compare the image digests per platform, name "
+        "what differs",
     }
 )
 def build(
@@ -34,6 +37,7 @@ def build(
     print: bool = False,  # the flag is --print
     base: str = "auto",
     dry: bool = False,
+    reproducible_check: bool = False,
 ) -> None:
     """Build the multi-platform image(s) with docker buildx bake."""
     with failures():
@@ -47,7 +51,17 @@ def build(
             dry=dry,
             print_config=print,
         )
-        images.build(opts)
+        if not reproducible_check:
+            images.build(opts)
+            return
+        from ci import reproducible, shell
+
+        if load or push or print or dry:
+            raise fail("--reproducible-check builds to temporary files only (no --load, ...)")
+        if reproducible.uncommitted(images.ROOT):
+            shell.echo("note: uncommitted changes are not built: the check builds HEAD")
+        if not reproducible.check(reproducible.bake_build(opts)):
+            raise fail("the two builds differ (see above)")
 
 
 @task(

@@ -36,6 +36,7 @@ ENV = {
     "verifications_dir": "CLICKVOTE_VERIFICATIONS_DIR",
     "signing_key": "CLICKVOTE_SIGNING_KEY",
     "quorum": "CLICKVOTE_QUORUM",
+    "require_rebuild": "CLICKVOTE_REQUIRE_REBUILD",
 }
 
 
@@ -54,6 +55,9 @@ class ReleaseConfig:
     signing_key: str = ""
     quorum: int = 3  # distinct signers per platform, unless overridden below
     platform_quorum: Mapping[str, int] = field(default_factory=lambda: {"linux/amd64": 1})
+    # Platforms where a report counts only with a rebuild that matched the pulled digest
+    # ("all", or platforms: linux/arm64 or arm64); none by default.
+    require_rebuild: tuple[str, ...] = ()
 
     def image(self, tag_or_digest: str, *, test: bool = False) -> str:
         """Full reference: REG/REPO:TAG or REG/REPO@sha256:..."""
@@ -71,6 +75,9 @@ class ReleaseConfig:
 
     def quorum_for(self, platform: str) -> int:
         return int(self.platform_quorum.get(platform, self.quorum))
+
+    def rebuild_required(self, platform: str) -> bool:
+        return "all" in self.require_rebuild or platform in self.require_rebuild
 
     def with_overrides(self, **values: Any) -> ReleaseConfig:
         return replace(self, **{k: v for k, v in values.items() if v not in (None, "")})
@@ -99,7 +106,21 @@ def _coerce(key: str, value: Any) -> Any:
         return str(value).lower() in ("1", "true", "yes", "on")
     if key == "platform_quorum":
         return {str(k): int(v) for k, v in dict(value).items()}
+    if key == "require_rebuild":
+        return _platform_list(value)
     return str(value)
+
+
+def _platform_list(value: Any) -> tuple[str, ...]:
+    """``"all"``, ``"arm64,linux/arm/v7"`` or a list of such -> platform names (or "all")."""
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    arches = project.arches()
+    out = []
+    for item in (i.strip() for i in items if i.strip()):
+        if item != "all" and item not in arches and item not in arches.values():
+            raise ReleaseError(f"require_rebuild: unknown platform {item!r} (or: all)")
+        out.append(arches.get(item, item))
+    return tuple(out)
 
 
 def load(

@@ -87,10 +87,10 @@ def evaluate(cfg: ReleaseConfig, tag: str, candidate: oci.Index, allowed: Path) 
     for c in checks:
         print(
             f"  {c.name}: {c.platform or '?'} signer={c.signer or '?'} {c.key}"
-            f" claims machine {c.fingerprint[:12] or '?'} -> {_state(c)}"
+            f" claims machine {c.fingerprint[:12] or '?'} -> {_state(c, cfg)}"
         )
     platforms = project.platforms()
-    verdicts = quorum.tally(checks, platforms, cfg.quorum_for)
+    verdicts = quorum.tally(checks, platforms, cfg.quorum_for, cfg.rebuild_required)
     print(quorum.format_table(verdicts))
     print("figures measured per platform and device (emulated: QEMU's, not the device's):")
     print(
@@ -106,14 +106,18 @@ def _is_report(data: object) -> bool:
     return isinstance(data, dict) and not reports.structural_problems(data)
 
 
-def _state(c: quorum.ReportCheck) -> str:
+def _state(c: quorum.ReportCheck, cfg: ReleaseConfig) -> str:
     if not c.ok:
         return "REJECTED"
     if c.ignored:
         return f"ignored: {c.ignored}"
     if c.emulated:
         return "emulated, not counted"
-    return f"not counted: {c.smoke_only}" if c.smoke_only else "counts"
+    if c.smoke_only:
+        return f"not counted: {c.smoke_only}"
+    if c.rebuild and cfg.rebuild_required(c.platform):
+        return f"not counted: {c.rebuild}"
+    return "counts" + (f" ({c.rebuild})" if c.rebuild else ", rebuild matched")
 
 
 def trust_overrides(cfg: ReleaseConfig, allowed: Path | None) -> list[str]:

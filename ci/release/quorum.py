@@ -10,7 +10,11 @@ counted. Each signer counts once per platform, however many machines it
 reports, and each claimed machine once. Anything wrong with a report blocks the
 promotion: a bad report is removed on purpose, not ignored silently. Reports
 by a revoked signer, or signed outside their key's validity window, are
-ignored: listed with the reason, neither counted nor blocking.
+ignored: listed with the reason, neither counted nor blocking. On a platform
+whose reports must carry a matching rebuild (``ReleaseConfig.require_rebuild``),
+a report counts only if its signer rebuilt the candidate from its commit and got
+the digest it pulled (its ``rebuild`` section); the others are listed as
+unmatched.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class ReportCheck:
     key: str = ""  # that key's fingerprint
     smoke_only: str = ""  # why the tests it ran are not enough to count
     ignored: str = ""  # why its signer's word does not count (revoked, key not valid then)
+    rebuild: str = ""  # why its rebuild does not vouch for the digest ("" when it matched)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -47,6 +52,27 @@ class ReportCheck:
     @property
     def counts(self) -> bool:
         return self.ok and not self.emulated and not self.smoke_only and not self.ignored
+
+    def counts_where(self, rebuild_required: bool) -> bool:
+        return self.counts and not (rebuild_required and self.rebuild)
+
+
+def rebuild_mismatch(report: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """(why the report's rebuild does not vouch for its digest, problems) from its
+    ``rebuild`` section: ``{rebuilt, reason?, commit?, pulled, rebuilt_digest, equal}``."""
+    section = report.get("rebuild")
+    if section is None:
+        return "no rebuild recorded", []
+    if not isinstance(section, Mapping) or not isinstance(section.get("rebuilt"), bool):
+        return "", ["rebuild is not a {rebuilt, ...} section"]
+    if not section["rebuilt"]:
+        return f"not rebuilt: {section.get('reason') or 'no reason given'}", []
+    pulled, rebuilt = section.get("pulled"), section.get("rebuilt_digest")
+    if pulled != report["platform_digest"]:
+        return "", [f"rebuild compared {pulled}, not the report's {report['platform_digest']}"]
+    if section.get("equal") is not (rebuilt == pulled):
+        return "", ["rebuild.equal contradicts its digests"]
+    return ("" if rebuilt == pulled else f"rebuilt {rebuilt}, pulled {pulled}"), []
 
 
 def check_report(
@@ -91,6 +117,8 @@ def check_report(
     if test_digest:
         check.smoke_only, problems = _suite(report["tests"], test_digest)
         check.problems.extend(problems)
+    check.rebuild, problems = rebuild_mismatch(report)
+    check.problems.extend(problems)
     return check
 
 
@@ -163,6 +191,7 @@ class Verdict:
     smoke_only: int = 0
     rejected: int = 0
     ignored: int = 0
+    unmatched: int = 0  # would count, but the platform needs a matching rebuild it lacks
     signers: int = 0  # votes: distinct signers, each on a machine of its own
     reasons: list[str] = field(default_factory=list)
 
@@ -194,13 +223,17 @@ def votes(pairs: Iterable[tuple[str, str]]) -> int:
 
 
 def tally(
-    checks: Iterable[ReportCheck], platforms: Iterable[str], quorum_for: Callable[[str], int]
+    checks: Iterable[ReportCheck],
+    platforms: Iterable[str],
+    quorum_for: Callable[[str], int],
+    rebuild_required: Callable[[str], bool] = lambda platform: False,
 ) -> list[Verdict]:
     checks = list(checks)
     verdicts = []
     for platform in platforms:
         mine = [c for c in checks if c.platform == platform]
-        counted = [c for c in mine if c.counts]
+        needed = rebuild_required(platform)
+        counted = [c for c in mine if c.counts_where(needed)]
         v = Verdict(
             platform,
             quorum_for(platform),
@@ -211,6 +244,7 @@ def tally(
             ),
             rejected=sum(not c.ok for c in mine),
             ignored=sum(c.ok and bool(c.ignored) for c in mine),
+            unmatched=sum(c.counts and not c.counts_where(needed) for c in mine),
             signers=votes((c.signer, c.fingerprint) for c in counted),
         )
         v.reasons.extend(
@@ -245,6 +279,8 @@ def _short_reason(v: Verdict, counted: list[ReportCheck]) -> str:
         extra.append(f"{v.smoke_only} smoke-only report(s) not counted")
     if v.ignored:
         extra.append(f"{v.ignored} report(s) of revoked or expired keys ignored")
+    if v.unmatched:
+        extra.append(f"{v.unmatched} report(s) without a matching rebuild not counted")
     return reason + (" (" + "; ".join(extra) + ")" if extra else "")
 
 
@@ -266,6 +302,7 @@ def format_table(verdicts: Iterable[Verdict]) -> str:
             "emulated",
             "smoke-only",
             "ignored",
+            "unmatched",
             "rejected",
             "signers",
             "need",
@@ -280,6 +317,7 @@ def format_table(verdicts: Iterable[Verdict]) -> str:
                 str(v.emulated),
                 str(v.smoke_only),
                 str(v.ignored),
+                str(v.unmatched),
                 str(v.rejected),
                 str(v.signers),
                 str(v.required),

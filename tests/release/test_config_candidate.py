@@ -27,6 +27,18 @@ def test_invoke_config_then_environment() -> None:
     assert cfg.quorum_for("linux/arm64") == 5 and cfg.quorum_for("linux/amd64") == 1
 
 
+def test_platforms_needing_a_matching_rebuild() -> None:
+    assert not config.load({}, environ={}).rebuild_required("linux/arm64")  # none by default
+    cfg = config.load({"require_rebuild": ["linux/amd64"]}, environ={})
+    assert cfg.rebuild_required("linux/amd64") and not cfg.rebuild_required("linux/arm64")
+    cfg = config.load({}, environ={"CLICKVOTE_REQUIRE_REBUILD": "arm64, linux/arm/v7"})
+    assert cfg.require_rebuild == ("linux/arm64", "linux/arm/v7")
+    everywhere = config.load({"require_rebuild": "all"}, environ={})
+    assert all(everywhere.rebuild_required(p) for p in project.platforms())
+    with pytest.raises(ReleaseError, match="unknown platform 'mips'"):
+        config.load({"require_rebuild": "mips"}, environ={})
+
+
 def test_unknown_key_is_refused() -> None:
     with pytest.raises(ReleaseError, match=r"release\.registy"):
         config.load({"registy": "x"}, environ={})

@@ -229,3 +229,66 @@ def test_one_bad_report_blocks_even_with_quorum() -> None:
 
 def test_digest_helper_is_stable() -> None:
     assert digest("x") == digest("x") != digest("y")
+
+
+# --- rebuilds: on platforms that require one, only a matching rebuild counts ---------------
+
+
+def rebuilt(index: Any, platform: str, *, to: str = "", **section: Any) -> dict[str, Any]:
+    pulled = index.images[platform].digest
+    out = to or pulled
+    return {"rebuilt": True, "commit": "a" * 40, "pulled": pulled, "rebuilt_digest": out,
+            "equal": out == pulled, **section}  # fmt: skip
+
+
+def rebuild_checks(sections: dict[str, Any]) -> list[ReportCheck]:
+    index = make_index()
+    out = []
+    for m, section in sections.items():
+        report = make_report(index, "linux/arm64", m, signer=m)
+        if section is not None:
+            report["rebuild"] = section(index) if callable(section) else section
+        out.append(check(report, name=f"{m}.json"))
+    return out
+
+
+def test_where_a_rebuild_is_required_only_matching_rebuilds_count() -> None:
+    checks = rebuild_checks(
+        {
+            "a": lambda i: rebuilt(i, "linux/arm64"),
+            "b": lambda i: rebuilt(i, "linux/arm64"),
+            "c": lambda i: rebuilt(i, "linux/arm64", to=digest("another build")),
+            "d": {"rebuilt": False, "reason": "no checkout on this device"},
+            "e": None,  # a report of a verifier that records no rebuild
+        }
+    )
+    assert all(c.ok for c in checks), [c.problems for c in checks]
+    assert [c.rebuild for c in checks] == [
+        "",
+        "",
+        f"rebuilt {digest('another build')}, pulled {make_index().images['linux/arm64'].digest}",
+        "not rebuilt: no checkout on this device",
+        "no rebuild recorded",
+    ]
+    [strict] = tally(checks, ["linux/arm64"], quorum_for, lambda p: p == "linux/arm64")
+    assert (strict.signers, strict.unmatched, strict.ok) == (2, 3, False)
+    assert "3 report(s) without a matching rebuild not counted" in strict.reasons[0]
+    assert "unmatched" in format_table([strict])
+    [lenient] = tally(checks, ["linux/arm64"], quorum_for)  # not required: all five count
+    assert (lenient.signers, lenient.unmatched, lenient.ok) == (5, 0, True)
+
+
+def test_a_rebuild_section_must_be_about_the_reports_digest() -> None:
+    [other, liar, odd] = rebuild_checks(
+        {
+            "a": lambda i: rebuilt(i, "linux/arm64", pulled=digest("older candidate")),
+            "b": lambda i: rebuilt(i, "linux/arm64", to=digest("x"), equal=True),
+            "c": {"rebuilt": "yes"},
+        }
+    )
+    assert other.problems == [
+        f"rebuild compared {digest('older candidate')}, not the report's "
+        f"{make_index().images['linux/arm64'].digest}"
+    ]
+    assert liar.problems == ["rebuild.equal contradicts its digests"]
+    assert odd.problems == ["rebuild is not a {rebuilt, ...} section"]

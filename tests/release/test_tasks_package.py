@@ -83,3 +83,20 @@ def test_inv_finds_ci_without_pythonpath() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "  verify " in proc.stdout and proc.stdout.endswith("False False\n")
+
+
+def test_the_reproducible_check_exits_1_when_the_builds_differ(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ci import reproducible
+
+    outcomes = iter([True, False])
+    monkeypatch.setattr(reproducible, "uncommitted", lambda root: True)
+    monkeypatch.setattr(reproducible, "check", lambda run: next(outcomes))
+    build.build(Context(), platform="amd64,arm64", reproducible_check=True)
+    assert "uncommitted changes are not built" in capsys.readouterr().err
+    with pytest.raises(Exit) as raised:
+        build.build(Context(), platform="amd64", reproducible_check=True)
+    assert raised.value.message == "error: the two builds differ (see above)"
+    with pytest.raises(Exit, match="temporary files only"):
+        build.build(Context(), load=True, reproducible_check=True)
