@@ -25,6 +25,7 @@ from clickvote.context import Context
 from clickvote.cors import Cors
 from clickvote.engineio import MAX_PACKET_BYTES
 from clickvote.realtime import Realtime
+from clickvote.webhooks import Deliverer
 from clickvote.wsfast import LeanWSProtocol
 
 log = logging.getLogger("clickvote")
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.start()
         await realtime.start()
+        deliverer = Deliverer(ctx.storage, ctx.box, settings)
+        deliverer.start()
         task = asyncio.create_task(_housekeeping(ctx))
         # Everything loaded so far lives as long as the process: out of the garbage
         # collector's sight, so a full collection under load walks only what came after
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Any:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await deliverer.close()
             await realtime.close()
             await ctx.close()
 

@@ -101,6 +101,52 @@ class NewEnv:
     identities: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Webhook:
+    """An environment's webhook: where its events go and the (sealed) secret that signs them."""
+
+    env_id: str
+    url: str
+    secret_sealed: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One outbox row, as claimed for delivery (clickvote/webhooks.py builds its body)."""
+
+    id: str  # the vote's event id: stable across retries (the receiver's idempotency id)
+    type: str  # "vote" | "test"
+    env_id: str
+    env_name: str
+    group: Group | None  # None for a test event
+    vote_to: str | None
+    value: int
+    previous: int
+    after: Tally
+    bit_counts: tuple[int, ...]
+    created_at: int
+    attempt: int  # 1 for the first delivery attempt
+    url: str
+    secret_sealed: str
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    """One delivery attempt, as the delivery log keeps it."""
+
+    id: str
+    event_id: str
+    type: str
+    attempt: int
+    status: int | None  # the HTTP status, None when no answer came
+    error: str | None
+    delivered: bool
+    at: int
+    duration_ms: int
+
+
 # Builds the JSON response stored for idempotent replays, inside the vote's transaction.
 Responder = Callable[[VoteOutcome], dict[str, Any]]
 
@@ -179,6 +225,20 @@ class Storage(Protocol):
     async def analytics(
         self, env_id: str, group_id: str | None, vote_to: str | None, since: int
     ) -> list[tuple[int, int]]: ...
+
+    # webhooks (clickvote/webhooks.py): configuration, the outbox, the delivery log
+    async def get_webhook(self, env_id: str) -> Webhook | None: ...
+    async def set_webhook(self, env_id: str, url: str, secret_sealed: str) -> Webhook: ...
+    async def clear_webhook(self, env_id: str) -> bool: ...
+    async def queue_test_event(self, env_id: str) -> str | None: ...
+    async def claim_webhook_events(
+        self, now: int, lease_until: int, limit: int
+    ) -> list[WebhookEvent]: ...
+    async def webhook_attempted(
+        self, event: WebhookEvent, attempt: WebhookAttempt, retry_at: int | None, keep: int
+    ) -> None: ...
+    async def release_webhook_events(self, ids: list[str]) -> None: ...
+    async def webhook_log(self, env_id: str, limit: int) -> tuple[list[WebhookAttempt], int]: ...
 
     # export / import
     async def export_data(self, include_sessions: bool) -> dict[str, Any]: ...

@@ -1,0 +1,188 @@
+"""Webhooks: each vote of an environment with a webhook becomes a signed JSON POST to its URL.
+
+The event is written to the outbox in the vote's own transaction (clickvote/storage/sql.py),
+so a stored vote always has its event and the vote never waits on delivery. Each instance runs
+a `Deliverer`: it claims due events (leased, so two instances don't send one at once), POSTs
+each (clickvote/webhook_http.py), and records the attempt in the delivery log; a failure is
+retried after a delay doubling from `webhook_backoff` up to `webhook_backoff_max` (with
+jitter). Delivery is at least once: a receiver may get an event twice (after a timeout, or an
+instance stopping mid-send) and tells them apart by the event's `id`.
+
+Signature: `X-ClickVote-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the
+secret>`, `X-ClickVote-Timestamp` (Unix seconds), `X-ClickVote-Delivery` (the event's id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from clickvote import __version__, jsonfast
+from clickvote import reactions as defs
+from clickvote.security import Box, time_ordered_id
+from clickvote.storage.base import Storage, WebhookAttempt, WebhookEvent
+from clickvote.votes import reaction_totals, totals
+from clickvote.webhook_http import Answer, post
+
+log = logging.getLogger("clickvote.webhooks")
+BATCH = 16  # events claimed (and sent at once) per look at the outbox
+SIGNATURE = "X-ClickVote-Signature"
+TIMESTAMP = "X-ClickVote-Timestamp"
+DELIVERY = "X-ClickVote-Delivery"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """What a receiver checks (README): the signature of the timestamp and the body."""
+    expected = sign(secret, int(headers[TIMESTAMP]), body)
+    return hmac.compare_digest(expected, headers[SIGNATURE])
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _vote_facts(event: WebhookEvent) -> dict[str, Any]:
+    group = event.group
+    vote: dict[str, Any]
+    if group is None:
+        return {"group": None, "item": event.vote_to, "totals": None, "vote": None}
+    if group.reactions is not None:
+        total = reaction_totals(group, event.after, event.bit_counts)
+        vote = {
+            "value": defs.held(group.reactions, event.value),
+            "previous": defs.held(group.reactions, event.previous),
+        }
+    else:
+        total = totals(group, event.after)
+        vote = {"value": event.value, "previous": event.previous}
+    return {
+        "group": {"id": group.id, "name": group.name, "type": group.type},
+        "item": event.vote_to,
+        "totals": total,
+        "vote": vote,
+    }
+
+
+def body_of(event: WebhookEvent) -> bytes:
+    """The event as JSON: the same bytes on every attempt."""
+    facts = _vote_facts(event) if event.type == "vote" else {}
+    return jsonfast.dumps(
+        {
+            "id": event.id,
+            "type": event.type,
+            "environment": {"id": event.env_id, "name": event.env_name},
+            **{"group": None, "item": None, "totals": None, "vote": None, **facts},
+            "time": iso(event.created_at),
+        }
+    ).encode()
+
+
+def headers_of(event: WebhookEvent, secret: str, body: bytes, now: int) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": f"ClickVote-Webhook/{__version__}",
+        SIGNATURE: sign(secret, now, body),
+        TIMESTAMP: str(now),
+        DELIVERY: event.id,
+        "X-ClickVote-Event": event.type,
+        "X-ClickVote-Attempt": str(event.attempt),
+    }
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Seconds before the retry that follows failed attempt number `attempt` (1, 2, ...)."""
+    delay = min(cap, base * 2 ** min(attempt - 1, 40))
+    return delay * random.uniform(0.5, 1.0)
+
+
+class Deliverer:
+    """This instance's delivery loop over the shared outbox."""
+
+    def __init__(self, storage: Storage, box: Box, settings: Any) -> None:
+        self.storage, self.box, self.settings = storage, box, settings
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[str] = set()
+
+    @property
+    def lease(self) -> float:
+        """Seconds an instance holds a claimed event: time to resolve, connect and be answered
+        for each, with room to spare."""
+        return 4 * self.settings.webhook_timeout + 30
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:  # what this instance was sending is due again at once, for any instance
+            await self.storage.release_webhook_events(sorted(self._in_flight))
+        except Exception:  # pragma: no cover - the leases expire by themselves
+            log.exception("could not release webhook events")
+        self._in_flight.clear()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.once()
+            except Exception:
+                log.exception("webhook delivery failed; retrying")
+                sent = 0
+            if sent < BATCH:
+                await asyncio.sleep(self.settings.webhook_poll)
+
+    async def once(self) -> int:
+        """Claim the due events and deliver them; how many there were."""
+        now = time.time()
+        events = await self.storage.claim_webhook_events(
+            int(now * 1000), int((now + self.lease) * 1000), BATCH
+        )
+        self._in_flight.update(e.id for e in events)
+        await asyncio.gather(*(self.deliver(e) for e in events))
+        return len(events)
+
+    async def deliver(self, event: WebhookEvent) -> None:
+        started = time.monotonic()
+        body = body_of(event)
+        secret = self.box.open_secret(event.secret_sealed)
+        headers = headers_of(event, secret, body, int(time.time()))
+        s = self.settings
+        answer = await post(event.url, body, headers, s.webhook_timeout, s.webhook_allow_private)
+        await self._record(event, answer, started)
+        self._in_flight.discard(event.id)
+
+    async def _record(self, event: WebhookEvent, answer: Answer, started: float) -> None:
+        at = int(time.time() * 1000)
+        s = self.settings
+        retry_at = None
+        if not answer.ok:
+            retry_at = at + int(
+                1000 * backoff(event.attempt, s.webhook_backoff, s.webhook_backoff_max)
+            )
+        attempt = WebhookAttempt(
+            id=time_ordered_id(at),
+            event_id=event.id,
+            type=event.type,
+            attempt=event.attempt,
+            status=answer.status,
+            error=answer.error,
+            delivered=answer.ok,
+            at=at,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        await self.storage.webhook_attempted(event, attempt, retry_at, s.webhook_log_size)
