@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from receiver import Receiver
 
 from .conftest import REPO, UI_TIMEOUT_MS, Server, screenshot
 
@@ -187,10 +189,31 @@ def test_settings(screen: Screen) -> None:
     from playwright.sync_api import expect
 
     screen.register()
+    receiver = Receiver().start()
+    try:  # a webhook with one test event delivered: the log shows it
+        secret = "whsec-screen-0123456789"
+        screen.call("PUT", "/settings/webhook", {"url": receiver.url, "secret": secret})
+        sent = screen.call("POST", "/settings/webhook/test", {})["id"]
+        deadline = time.monotonic() + 10
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e["id"] for e in receiver.events(secret)] == [sent]
+    finally:
+        receiver.stop()
     screen.goto("/settings")
-    expect(screen.page.locator("#public-key")).to_have_value(re.compile(r"^pb_\w{32}$"))
-    expect(screen.page.locator("#id-signed")).to_be_checked()
+    page = screen.page
+    expect(page.locator("#public-key")).to_have_value(re.compile(r"^pb_\w{32}$"))
+    expect(page.locator("#id-signed")).to_be_checked()
+    expect(page.locator("#webhook-url")).to_have_value(receiver.url)
+    expect(page.locator("#webhook-secret")).to_have_value("")  # write-only: never shown
+    expect(page.locator("#webhook-deliveries tbody tr")).to_have_count(1)
+    expect(page.locator("#webhook-deliveries tbody tr")).to_contain_text(sent)
     screen.shot("settings")
+    page.locator("#webhook-url").fill("ftp://example.com/")
+    page.locator("#webhook-form button[type=submit]").click()
+    expect(page.locator('#webhook-form .field[data-field="url"] .err')).to_contain_text(
+        "http:// or https://"
+    )
 
 
 def x_labels(page: Any) -> list[str]:

@@ -30,8 +30,8 @@ function form(hook) {
 
 function row(d) {
   const result = d.delivered ? `<span class="badge">${d.status}</span>` : `<span class="muted">${esc(d.error || "HTTP " + d.status)}</span>`;
-  return `<tr><td>${esc(new Date(d.at).toLocaleString())}</td><td><code>${esc(d.eventId)}</code> ${esc(d.type)}</td>` +
-    `<td class="num">${d.attempt}</td><td>${result}</td><td class="num">${d.durationMs} ms</td></tr>`;
+  return `<tr><td>${esc(new Date(d.at).toLocaleTimeString())}</td><td class="hide-sm"><code>${esc(d.eventId)}</code></td><td>${esc(d.type)}</td>` +
+    `<td class="num">${d.attempt}</td><td>${result}</td><td class="num hide-sm">${d.durationMs} ms</td></tr>`;
 }
 
 async function loadLog() {
@@ -47,8 +47,9 @@ async function loadLog() {
   box.innerHTML = `<p class="muted" id="webhook-pending">${plural(log.pending, "event")} waiting for delivery · ` +
     `<button class="btn ghost sm" type="button" id="webhook-refresh">${icon("refresh")}Refresh</button></p>` +
     (log.deliveries.length
-      ? '<table id="webhook-deliveries"><thead><tr><th>Time</th><th>Event</th><th class="num">Attempt</th><th>Result</th><th class="num">Took</th></tr></thead><tbody>' +
-        log.deliveries.map(row).join("") + "</tbody></table>"
+      ? '<div style="overflow-x:auto"><table id="webhook-deliveries"><thead><tr><th>Time</th><th class="hide-sm">Event id</th><th>Type</th>' +
+        '<th class="num">Try</th><th>Result</th><th class="num hide-sm">Took</th></tr></thead><tbody>' +
+        log.deliveries.map(row).join("") + "</tbody></table></div>"
       : '<p class="muted">No deliveries yet.</p>');
   $("#webhook-refresh").onclick = loadLog;
 }
