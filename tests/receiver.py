@@ -4,6 +4,8 @@ It can be stopped (its port then refuses connections) and started again on the s
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.server
 import json
 import threading
@@ -12,7 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clickvote.client import free_port
-from clickvote.webhooks import verify
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature as the README tells a receiver to compute it."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    expected = sign(secret, headers["X-ClickVote-Timestamp"], body)
+    return hmac.compare_digest(expected, headers["X-ClickVote-Signature"])
 
 
 @dataclass
