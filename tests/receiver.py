@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,10 +44,13 @@ class Receiver:
     mode: str = "ok"
     hang: float = 3.0
     received: list[Received] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None  # serve https (as localhost) with this context
     _server: http.server.ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}/hook?source=clickvote"
         return f"http://127.0.0.1:{self.port}/hook?source=clickvote"
 
     def start(self) -> Receiver:
@@ -69,6 +73,8 @@ class Receiver:
         http.server.ThreadingHTTPServer.allow_reuse_address = True
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -5,8 +5,11 @@ operator allows them). Outages, restarts and two instances: tests/scale/test_web
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,3 +173,30 @@ def test_votes_without_a_webhook_queue_nothing(dash: Dashboard, clients: Any, se
     c.call("vote", {"id": "quiet", "voteTo": "a", "userId": "bo", "value": 1, "token": token})
     assert dash.get("/settings/webhook").json()["pending"] == 0
     assert dash.get("/settings/webhook/deliveries").json() == {"deliveries": [], "pending": 0}
+
+
+@pytest.mark.host  # the openssl command line makes the certificate
+def test_https_checks_the_receivers_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clickvote.webhook_http import post
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    where = ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
+    subprocess.run(
+        [*make, *where, "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    receiver = Receiver(tls=tls).start()
+    try:
+        untrusted = asyncio.run(post(receiver.url, b"{}", {}, 2.0, allow_private=True))
+        assert not untrusted.ok and "CERTIFICATE_VERIFY_FAILED" in str(untrusted.error)
+        assert not receiver.received
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now a certificate we trust
+        trusted = asyncio.run(post(receiver.url, b'{"a": 1}', {}, 2.0, allow_private=True))
+        assert trusted.ok, trusted
+        assert [r.body for r in receiver.received] == [b'{"a": 1}']
+    finally:
+        receiver.stop()
