@@ -35,12 +35,14 @@ class Answer:
 
 
 def parse_url(url: str) -> SplitResult:
-    """The URL split, or BadDestination: http/https with a host, no user or password, no
-    spaces or control characters, at most MAX_URL characters."""
+    """The URL split, or BadDestination: http/https with a host, no user or password, ASCII
+    without spaces or control characters, at most MAX_URL characters."""
     if len(url) > MAX_URL:
         raise BadDestination(f"must be at most {MAX_URL} characters")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise BadDestination("must not contain spaces or control characters")
+    if not url.isascii():
+        raise BadDestination("must be ASCII (percent-encode other characters, punycode a host)")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port

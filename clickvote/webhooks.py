@@ -153,7 +153,10 @@ class Deliverer:
             int(now * 1000), int((now + self.lease) * 1000), BATCH
         )
         self._in_flight.update(e.id for e in events)
-        await asyncio.gather(*(self.deliver(e) for e in events))
+        outcomes = await asyncio.gather(*(self.deliver(e) for e in events), return_exceptions=True)
+        for event, outcome in zip(events, outcomes, strict=True):
+            if isinstance(outcome, Exception):  # retried once its lease runs out
+                log.error("webhook event %s not delivered: %r", event.id, outcome)
         return len(events)
 
     async def deliver(self, event: WebhookEvent) -> None:

@@ -106,6 +106,7 @@ def test_test_event_secret_kept_and_clearing(dash: Dashboard, receiver: Receiver
         ({"url": "http://a:b@example.com/", "secret": SECRET}, "url", "user name or password"),
         ({"url": "http://example.com:99999/", "secret": SECRET}, "url", "not a valid URL"),
         ({"url": "http://exa mple.com/", "secret": SECRET}, "url", "spaces"),
+        ({"url": "http://example.com/ä", "secret": SECRET}, "url", "must be ASCII"),
         ({"url": "", "secret": SECRET}, "url", "at least 1"),
         ({"secret": SECRET}, "url", "required"),
         ({"url": "http://127.0.0.1:9/"}, "secret", "required"),
