@@ -45,6 +45,7 @@ class Receiver:
     hang: float = 3.0
     received: list[Received] = field(default_factory=list)
     tls: ssl.SSLContext | None = None  # serve https (as localhost) with this context
+    answering: int = 0  # requests received and not answered yet
     _server: http.server.ThreadingHTTPServer | None = None
 
     @property
@@ -59,9 +60,11 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                owner.answering += 1
                 owner.received.append(Received(dict(self.headers.items()), body))
                 if owner.mode == "hang":
                     time.sleep(owner.hang)
+                owner.answering -= 1
                 status = 500 if owner.mode == "fail" else 204
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -75,6 +75,35 @@ def test_vote_reaches_the_receiver_signed(
     assert log[0]["eventId"] == event["id"] and log[0]["delivered"] and log[0]["status"] == 204
 
 
+def test_votes_never_wait_for_the_receiver(dash: Dashboard, clients: Any) -> None:
+    """Acknowledgements come while the receiver holds every delivery unanswered."""
+    receiver = Receiver(mode="hang", hang=3.0).start()
+    try:
+        dash.group("busy")
+        assert hook(dash, receiver.url).status_code == 200
+        c = clients()
+        token = login(c, dash.keys()["publicKey"])
+        msg = {"id": "busy", "voteTo": "a", "value": 1, "token": token}
+        assert c.call("vote", {**msg, "userId": "u0"})["voted"]
+        wait_for(lambda: receiver.answering, "a delivery the receiver holds")
+        acks = [c.call("vote", {**msg, "userId": f"u{i}"}) for i in range(1, 6)]
+        assert receiver.answering > 0  # still held: the votes did not wait for it
+        assert [a["total"]["count"] for a in acks] == [2, 3, 4, 5, 6]
+    finally:
+        dash.delete("/settings/webhook")
+        receiver.stop()
+
+
+def test_backoff_doubles_to_its_cap_with_jitter() -> None:
+    from clickvote.webhooks import backoff
+
+    for attempt, low, high in [(1, 2.5, 5), (2, 5, 10), (5, 40, 80), (12, 1800, 3600)]:
+        delays = [backoff(attempt, 5.0, 3600.0) for _ in range(50)]
+        assert all(low <= d <= high for d in delays), (attempt, min(delays), max(delays))
+        assert len(set(delays)) > 1  # jittered: instances don't retry in step
+    assert backoff(10_000, 5.0, 3600.0) <= 3600
+
+
 def _at(r: requests.Response) -> dict[str, Any]:
     return {"updatedAt": r.json()["updatedAt"]}
 
