@@ -68,14 +68,10 @@ async def resolve(parts: SplitResult, allow_private: bool, timeout: float) -> li
     """The addresses to connect to; BadDestination when the host does not resolve or (unless
     `allow_private`) resolves to any non-public address."""
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
-        )
-    except (OSError, TimeoutError) as exc:
-        raise BadDestination(f"host {host} does not resolve ({exc or 'timed out'})") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        addresses = [str(ipaddress.ip_address(host))]  # an address: no lookup (no thread)
+    except ValueError:
+        addresses = await lookup(host, port, timeout)
     if not addresses:
         raise BadDestination(f"host {host} does not resolve")
     refused = [a for a in addresses if not public_address(a)]
@@ -84,6 +80,17 @@ async def resolve(parts: SplitResult, allow_private: bool, timeout: float) -> li
             f"host {host} resolves to a loopback, private or link-local address ({refused[0]})"
         )
     return addresses
+
+
+async def lookup(host: str, port: int, timeout: float) -> list[str]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
+        )
+    except (OSError, TimeoutError) as exc:
+        raise BadDestination(f"host {host} does not resolve ({exc or 'timed out'})") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def request_bytes(parts: SplitResult, body: bytes, headers: dict[str, str]) -> bytes:

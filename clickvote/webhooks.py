@@ -27,9 +27,9 @@ from typing import Any
 from clickvote import __version__, jsonfast
 from clickvote import reactions as defs
 from clickvote.security import Box, time_ordered_id
-from clickvote.storage.base import Storage, WebhookAttempt, WebhookEvent
+from clickvote.storage.base import Attempted, Storage, WebhookAttempt, WebhookEvent
 from clickvote.votes import reaction_totals, totals
-from clickvote.webhook_http import Answer, post
+from clickvote.webhook_http import post
 
 log = logging.getLogger("clickvote.webhooks")
 BATCH = 16  # events claimed (and sent at once) per look at the outbox
@@ -147,36 +147,36 @@ class Deliverer:
                 await asyncio.sleep(self.settings.webhook_poll)
 
     async def once(self) -> int:
-        """Claim the due events and deliver them; how many there were."""
+        """Claim the due events, deliver them, record the attempts; how many there were."""
         now = time.time()
         events = await self.storage.claim_webhook_events(
             int(now * 1000), int((now + self.lease) * 1000), BATCH
         )
         self._in_flight.update(e.id for e in events)
         outcomes = await asyncio.gather(*(self.deliver(e) for e in events), return_exceptions=True)
+        done: list[Attempted] = []
         for event, outcome in zip(events, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # retried once its lease runs out
+            if isinstance(outcome, BaseException):  # retried once its lease runs out
                 log.error("webhook event %s not delivered: %r", event.id, outcome)
+            else:
+                done.append(outcome)
+        await self.storage.webhook_attempted(done, self.settings.webhook_log_size)
+        self._in_flight.difference_update(event.id for event, _, _ in done)
         return len(events)
 
-    async def deliver(self, event: WebhookEvent) -> None:
+    async def deliver(self, event: WebhookEvent) -> Attempted:
+        """One attempt to deliver `event`, and when to try again (None: delivered)."""
         started = time.monotonic()
         body = body_of(event)
         secret = self.box.open_secret(event.secret_sealed)
         headers = headers_of(event, secret, body, int(time.time()))
         s = self.settings
         answer = await post(event.url, body, headers, s.webhook_timeout, s.webhook_allow_private)
-        await self._record(event, answer, started)
-        self._in_flight.discard(event.id)
-
-    async def _record(self, event: WebhookEvent, answer: Answer, started: float) -> None:
         at = int(time.time() * 1000)
-        s = self.settings
         retry_at = None
         if not answer.ok:
-            retry_at = at + int(
-                1000 * backoff(event.attempt, s.webhook_backoff, s.webhook_backoff_max)
-            )
+            delay = backoff(event.attempt, s.webhook_backoff, s.webhook_backoff_max)
+            retry_at = at + int(1000 * delay)
         attempt = WebhookAttempt(
             id=time_ordered_id(at),
             event_id=event.id,
@@ -188,4 +188,4 @@ class Deliverer:
             at=at,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
-        await self.storage.webhook_attempted(event, attempt, retry_at, s.webhook_log_size)
+        return event, attempt, retry_at

@@ -28,6 +28,11 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return hmac.compare_digest(expected, headers["X-ClickVote-Signature"])
 
 
+class Server(http.server.ThreadingHTTPServer):
+    allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops the connects of a batch sent at once
+
+
 @dataclass
 class Received:
     headers: dict[str, str]
@@ -73,8 +78,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)

@@ -147,6 +147,9 @@ class WebhookAttempt:
     duration_ms: int
 
 
+# An event's delivery attempt and when to try again (None: delivered, it leaves the outbox).
+Attempted = tuple[WebhookEvent, WebhookAttempt, int | None]
+
 # Builds the JSON response stored for idempotent replays, inside the vote's transaction.
 Responder = Callable[[VoteOutcome], dict[str, Any]]
 
@@ -234,9 +237,7 @@ class Storage(Protocol):
     async def claim_webhook_events(
         self, now: int, lease_until: int, limit: int
     ) -> list[WebhookEvent]: ...
-    async def webhook_attempted(
-        self, event: WebhookEvent, attempt: WebhookAttempt, retry_at: int | None, keep: int
-    ) -> None: ...
+    async def webhook_attempted(self, attempts: list[Attempted], keep: int) -> None: ...
     async def release_webhook_events(self, ids: list[str]) -> None: ...
     async def webhook_log(self, env_id: str, limit: int) -> tuple[list[WebhookAttempt], int]: ...
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clickvote.security import time_ordered_id
-from clickvote.storage.base import Tally, Webhook, WebhookAttempt, WebhookEvent
+from clickvote.storage.base import Attempted, Tally, Webhook, WebhookAttempt, WebhookEvent
 from clickvote.storage.sql import GROUP_COLS, SQLStorage, Tx, _group, now_ms
 
 HOOK_COLS = "env_id, url, secret_sealed, created_at, updated_at"
@@ -146,45 +146,51 @@ class WebhookStorage(SQLStorage):
 
         return await self._run(fn)
 
-    async def webhook_attempted(
-        self, event: WebhookEvent, attempt: WebhookAttempt, retry_at: int | None, keep: int
-    ) -> None:
-        """Record an attempt (the newest `keep` of the environment are kept); the event leaves
-        the outbox, or waits until `retry_at`."""
+    async def webhook_attempted(self, attempts: list[Attempted], keep: int) -> None:
+        """Record attempts (the newest `keep` of each environment are kept), in one
+        transaction; each event leaves the outbox, or waits until its retry time."""
 
         def fn(tx: Tx) -> None:
-            if retry_at is None:
-                tx.exec("DELETE FROM webhook_outbox WHERE id = ?", event.id)
-            else:
+            for event, attempt, retry_at in attempts:
+                self._attempted(tx, event, attempt, retry_at)
+            for env_id in sorted({event.env_id for event, _, _ in attempts}):
                 tx.exec(
-                    "UPDATE webhook_outbox SET next_at = ?, lease_until = 0 WHERE id = ?",
-                    retry_at,
-                    event.id,
+                    "DELETE FROM webhook_log WHERE env_id = ? AND id NOT IN (SELECT id FROM "
+                    "webhook_log WHERE env_id = ? ORDER BY id DESC LIMIT ?)",
+                    env_id,
+                    env_id,
+                    keep,
                 )
-            a = attempt
-            tx.exec(
-                f"INSERT INTO webhook_log (env_id, {LOG_COLS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                event.env_id,
-                a.id,
-                a.event_id,
-                a.type,
-                a.attempt,
-                a.status,
-                a.error,
-                int(a.delivered),
-                a.at,
-                a.duration_ms,
-            )
-            tx.exec(
-                "DELETE FROM webhook_log WHERE env_id = ? AND id NOT IN (SELECT id FROM "
-                "webhook_log WHERE env_id = ? ORDER BY id DESC LIMIT ?)",
-                event.env_id,
-                event.env_id,
-                keep,
-            )
 
-        await self._run(fn)
+        if attempts:
+            await self._run(fn)
+
+    @staticmethod
+    def _attempted(
+        tx: Tx, event: WebhookEvent, attempt: WebhookAttempt, retry_at: int | None
+    ) -> None:
+        if retry_at is None:
+            tx.exec("DELETE FROM webhook_outbox WHERE id = ?", event.id)
+        else:
+            tx.exec(
+                "UPDATE webhook_outbox SET next_at = ?, lease_until = 0 WHERE id = ?",
+                retry_at,
+                event.id,
+            )
+        a = attempt
+        tx.exec(
+            f"INSERT INTO webhook_log (env_id, {LOG_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            event.env_id,
+            a.id,
+            a.event_id,
+            a.type,
+            a.attempt,
+            a.status,
+            a.error,
+            int(a.delivered),
+            a.at,
+            a.duration_ms,
+        )
 
     async def release_webhook_events(self, ids: list[str]) -> None:
         """Give claimed events back (an instance stopping mid-delivery): due again at once."""

@@ -73,8 +73,8 @@ def test_claims_lease_retry_and_release(store: SQLStorage) -> None:  # noqa: F81
         later = await store.claim_webhook_events(now + 60_001, FAR, 10)  # the lease ran out
         assert {e.attempt for e in later} == {2}
         done, retry, given_back = later
-        await store.webhook_attempted(done, attempt(done, 2, True), None, 100)
-        await store.webhook_attempted(retry, attempt(retry, 2, False), FAR - 1, 100)
+        await store.webhook_attempted([(done, attempt(done, 2, True), None)], 100)
+        await store.webhook_attempted([(retry, attempt(retry, 2, False), FAR - 1)], 100)
         await store.release_webhook_events([given_back.id])
         again = await store.claim_webhook_events(now + 60_002, FAR, 10)
         assert [e.id for e in again] == [given_back.id]
@@ -91,7 +91,7 @@ def test_delivery_log_is_bounded(store: SQLStorage) -> None:  # noqa: F811
         await store.queue_test_event(env)
         (event,) = await store.claim_webhook_events(now_ms(), FAR, 10)
         for n in range(1, 8):
-            await store.webhook_attempted(event, attempt(event, n, False), FAR, 5)
+            await store.webhook_attempted([(event, attempt(event, n, False), FAR)], 5)
         log, _ = await store.webhook_log(env, 100)
         assert [a.attempt for a in log] == [7, 6, 5, 4, 3]
 
