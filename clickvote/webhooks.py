@@ -26,6 +26,7 @@ from typing import Any
 
 from clickvote import __version__, jsonfast
 from clickvote import reactions as defs
+from clickvote.config import Settings
 from clickvote.security import Box, time_ordered_id
 from clickvote.storage.base import Attempted, Storage, WebhookAttempt, WebhookEvent
 from clickvote.votes import reaction_totals, totals
@@ -110,7 +111,7 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 class Deliverer:
     """This instance's delivery loop over the shared outbox."""
 
-    def __init__(self, storage: Storage, box: Box, settings: Any) -> None:
+    def __init__(self, storage: Storage, box: Box, settings: Settings) -> None:
         self.storage, self.box, self.settings = storage, box, settings
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[str] = set()
