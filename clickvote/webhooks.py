@@ -33,7 +33,8 @@ from clickvote.votes import reaction_totals, totals
 from clickvote.webhook_http import post
 
 log = logging.getLogger("clickvote.webhooks")
-BATCH = 16  # events claimed (and sent at once) per look at the outbox
+BATCH = 16  # events claimed at most per look at the outbox
+IN_FLIGHT = 64  # events this instance sends at once
 SIGNATURE = "X-ClickVote-Signature"
 TIMESTAMP = "X-ClickVote-Timestamp"
 DELIVERY = "X-ClickVote-Delivery"
@@ -109,61 +110,83 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 
 class Deliverer:
-    """This instance's delivery loop over the shared outbox."""
+    """This instance's delivery loop over the shared outbox. Each event is sent by a task of its
+    own (at most IN_FLIGHT at once), so a slow receiver holds up no other; the attempts that
+    finished are recorded together, one transaction per turn of the loop."""
 
     def __init__(self, storage: Storage, box: Box, settings: Settings) -> None:
         self.storage, self.box, self.settings = storage, box, settings
         self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[str] = set()
+        self._sending: set[asyncio.Task[None]] = set()
+        self._in_flight: set[str] = set()  # claimed here, attempt not recorded yet
+        self._finished: list[Attempted] = []
+        self._wake = asyncio.Event()
 
     @property
     def lease(self) -> float:
-        """Seconds an instance holds a claimed event: time to resolve, connect and be answered
-        for each, with room to spare."""
+        """Seconds an instance holds a claimed event: time to resolve, connect and be answered,
+        with room to spare."""
         return 4 * self.settings.webhook_timeout + 30
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        try:  # what this instance was sending is due again at once, for any instance
+        tasks = [t for t in (self._task, *self._sending) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        try:  # what finished is recorded; what was still being sent is due again at once
+            await self._record()
             await self.storage.release_webhook_events(sorted(self._in_flight))
         except Exception:  # pragma: no cover - the leases expire by themselves
-            log.exception("could not release webhook events")
+            log.exception("could not record or release webhook events")
         self._in_flight.clear()
 
     async def _run(self) -> None:
         while True:
             try:
-                sent = await self.once()
+                await self._record()
+                asked = min(IN_FLIGHT - len(self._sending), BATCH)
+                claimed = await self._claim(asked) if asked > 0 else 0
             except Exception:
                 log.exception("webhook delivery failed; retrying")
-                sent = 0
-            if sent < BATCH:
-                await asyncio.sleep(self.settings.webhook_poll)
+                claimed = asked = 0
+            if claimed < asked or asked <= 0:  # nothing more due now, or no room: wait
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.webhook_poll)
+            self._wake.clear()
 
-    async def once(self) -> int:
-        """Claim the due events, deliver them, record the attempts; how many there were."""
+    async def _claim(self, limit: int) -> int:
         now = time.time()
         events = await self.storage.claim_webhook_events(
-            int(now * 1000), int((now + self.lease) * 1000), BATCH
+            int(now * 1000), int((now + self.lease) * 1000), limit
         )
-        self._in_flight.update(e.id for e in events)
-        outcomes = await asyncio.gather(*(self.deliver(e) for e in events), return_exceptions=True)
-        done: list[Attempted] = []
-        for event, outcome in zip(events, outcomes, strict=True):
-            if isinstance(outcome, BaseException):  # retried once its lease runs out
-                log.error("webhook event %s not delivered: %r", event.id, outcome)
-            else:
-                done.append(outcome)
-        await self.storage.webhook_attempted(done, self.settings.webhook_log_size)
-        self._in_flight.difference_update(event.id for event, _, _ in done)
+        for event in events:
+            self._in_flight.add(event.id)
+            task = asyncio.create_task(self._send(event))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         return len(events)
+
+    async def _send(self, event: WebhookEvent) -> None:
+        try:
+            attempted = await self.deliver(event)
+        except Exception as exc:  # retried once its lease runs out
+            log.error("webhook event %s not delivered: %r", event.id, exc)
+        else:  # appended after the await: _record may have swapped the list meanwhile
+            self._finished.append(attempted)
+        self._wake.set()
+
+    async def _record(self) -> None:
+        done, self._finished = self._finished, []
+        try:
+            await self.storage.webhook_attempted(done, self.settings.webhook_log_size)
+        except BaseException:
+            self._finished[:0] = done  # recorded on the next turn
+            raise
+        self._in_flight.difference_update(event.id for event, _, _ in done)
 
     async def deliver(self, event: WebhookEvent) -> Attempted:
         """One attempt to deliver `event`, and when to try again (None: delivered)."""

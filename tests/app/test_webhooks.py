@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from receiver import Receiver, sign, verify
-from services import free_port, load_settings, start_uvicorn
+from services import Client, free_port, load_settings, start_uvicorn
 
 from clickvote.app import create_app
 
@@ -230,3 +230,41 @@ def test_https_checks_the_receivers_certificate(
         assert [r.body for r in receiver.received] == [b'{"a": 1}']
     finally:
         receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server that waits 5 s for a receiver's answer."""
+    port = free_port()
+    settings = load_settings(port, tmp_path_factory.mktemp("patient"), webhook_timeout=5.0)
+    srv, thread = start_uvicorn(create_app(settings), port)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_slow_receiver_holds_up_no_other(patient: str) -> None:
+    slow, quick = Receiver(mode="hang", hang=8.0).start(), Receiver().start()
+    voters: list[Any] = []
+    try:
+        for receiver, name in ((slow, "slow"), (quick, "quick")):
+            dash = Dashboard(patient)
+            dash.group(name)
+            assert hook(dash, receiver.url).status_code == 200
+            c = Client(patient)
+            voters.append((dash, c, login(c, dash.keys()["publicKey"]), name))
+        (slow_dash, c, token, name), quick_voter = voters
+        for i in range(3):
+            msg = {"id": name, "voteTo": f"i{i}", "userId": "u", "value": 1, "token": token}
+            c.call("vote", msg)
+        wait_for(lambda: len(slow.received) == 3, "the slow receiver holding three events")
+        _, c, token, name = quick_voter
+        c.call("vote", {"id": name, "voteTo": "a", "userId": "u", "value": 1, "token": token})
+        wait_for(lambda: quick.received, "the quick receiver's event")
+        assert slow.answering == 3  # all still held, none timed out yet
+        assert slow_dash.get("/settings/webhook/deliveries").json()["deliveries"] == []
+    finally:
+        for _, c, _, _ in voters:
+            c.close()
+        slow.stop()
+        quick.stop()
