@@ -35,6 +35,7 @@ from clickvote.webhook_http import post
 log = logging.getLogger("clickvote.webhooks")
 BATCH = 16  # events claimed at most per look at the outbox
 IN_FLIGHT = 64  # events this instance sends at once
+STOP_WAIT = 10.0  # seconds a stopping instance waits for a claim or record under way
 SIGNATURE = "X-ClickVote-Signature"
 TIMESTAMP = "X-ClickVote-Timestamp"
 DELIVERY = "X-ClickVote-Delivery"
@@ -121,6 +122,7 @@ class Deliverer:
         self._in_flight: set[str] = set()  # claimed here, attempt not recorded yet
         self._finished: list[Attempted] = []
         self._wake = asyncio.Event()
+        self._stopping = False
 
     @property
     def lease(self) -> float:
@@ -132,11 +134,21 @@ class Deliverer:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        tasks = [t for t in (self._task, *self._sending) if t is not None]
-        for task in tasks:
+        # The loop ends at its next turn, not in the middle of a claim (whose events would
+        # stay leased); then what is being sent is given up.
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            _, late = await asyncio.wait({self._task}, timeout=STOP_WAIT)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            if late:
+                log.warning("webhook delivery loop stopped mid-claim")
+            self._task = None
+        sending = list(self._sending)
+        for task in sending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._task = None
+        await asyncio.gather(*sending, return_exceptions=True)
         try:  # what finished is recorded; what was still being sent is due again at once
             await self._record()
             await self.storage.release_webhook_events(sorted(self._in_flight))
@@ -145,7 +157,7 @@ class Deliverer:
         self._in_flight.clear()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._record()
                 asked = min(IN_FLIGHT - len(self._sending), BATCH)
