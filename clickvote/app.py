@@ -28,6 +28,7 @@ from clickvote.cors import Cors
 from clickvote.engineio import MAX_PACKET_BYTES
 from clickvote.hublink import HubLink
 from clickvote.realtime import Realtime
+from clickvote.webhooks import Deliverer
 from clickvote.wsfast import LeanWSProtocol
 
 log = logging.getLogger("clickvote")
@@ -74,6 +75,8 @@ def create_app(
             await hub.start()
         await ctx.start()
         await realtime.start()
+        deliverer = Deliverer(ctx.storage, ctx.box, settings)
+        deliverer.start()
         tasks = [asyncio.create_task(_housekeeping(ctx)), asyncio.create_task(_refusals(ctx))]
         # Everything loaded so far lives as long as the process: out of the garbage
         # collector's sight, so a full collection under load walks only what came after
@@ -87,6 +90,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await deliverer.close()
             await realtime.close()
             await ctx.close()
             if hub is not None:

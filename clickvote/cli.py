@@ -142,20 +142,45 @@ async def _setpassword(ctx: Context, email: str, password: str) -> int:
     return 0
 
 
+# Tables whose secrets are sealed with the master key: (sealed column, column in the export).
+# An export holds them in clear; an import seals them with the target's master key.
+SEALED = {"envs": ("secret_key_sealed", "secret_key"), "webhooks": ("secret_sealed", "secret")}
+
+
 async def export_data(ctx: Context, include_sessions: bool) -> dict[str, Any]:
-    """Everything needed to move an installation. Secret keys are exported in clear (the
-    target installation re-seals them), and so is the master key, which signs the voter
-    tokens and seals the login tokens already issued: keep the file private."""
+    """Everything needed to move an installation. Secrets (environments' secret keys,
+    webhooks' secrets) are exported in clear (the target installation re-seals them), and so
+    is the master key, which signs the voter tokens and seals the login tokens already
+    issued: keep the file private."""
     data = await ctx.storage.export_data(include_sessions)
     master = load_master_key(ctx.settings.data_dir, ctx.settings.master_key)
     data["keys"] = {"master": master.hex()}
-    envs = data["tables"]["envs"]
-    cols = envs["columns"]
-    i = cols.index("secret_key_sealed")
-    envs["columns"] = [*cols[:i], "secret_key", *cols[i + 1 :]]
-    for row in envs["rows"]:
-        row[i] = ctx.box.open_secret(row[i])
+    for table, (sealed, clear) in SEALED.items():
+        block = data["tables"][table]
+        i = block["columns"].index(sealed)
+        block["columns"][i] = clear
+        for row in block["rows"]:
+            row[i] = ctx.box.open_secret(row[i])
     return {"format": EXPORT_FORMAT, "version": 1, "clickvote": __version__, **data}
+
+
+def seal_tables(ctx: Context, tables: dict[str, Any]) -> dict[str, Any]:
+    """The export's tables with their secrets sealed by this installation's master key."""
+    out = dict(tables)
+    for table, (sealed, clear) in SEALED.items():
+        if table not in tables and table != "envs":
+            continue  # an export from before webhooks
+        try:
+            cols = list(tables[table]["columns"])
+            i = cols.index(clear)
+            rows = [list(r) for r in tables[table]["rows"]]
+            for row in rows:
+                row[i] = ctx.box.seal_secret(str(row[i]))
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise UserError(f"malformed {table} table in export: {exc}") from exc
+        cols[i] = sealed
+        out[table] = {"columns": cols, "rows": rows}
+    return out
 
 
 async def import_data(ctx: Context, data: Any) -> dict[str, int]:
@@ -167,17 +192,7 @@ async def import_data(ctx: Context, data: Any) -> dict[str, int]:
     tables = data.get("tables")
     if not isinstance(tables, dict) or "envs" not in tables:
         raise UserError("export file has no tables")
-    envs = tables["envs"]
-    try:
-        cols = list(envs["columns"])
-        i = cols.index("secret_key")
-        rows = [list(r) for r in envs["rows"]]
-        for row in rows:
-            row[i] = ctx.box.seal_secret(str(row[i]))
-    except (KeyError, ValueError, TypeError, IndexError) as exc:
-        raise UserError(f"malformed envs table in export: {exc}") from exc
-    cols[i] = "secret_key_sealed"
-    tables = {**tables, "envs": {"columns": cols, "rows": rows}}
+    tables = seal_tables(ctx, tables)
     # An export of an older schema goes into that schema, then the newer migrations move it on
     # (e.g. 0004 puts its voters in their namespaces).
     version = data.get("schema_version")

@@ -1,10 +1,10 @@
-"""The JSON API, by resource (meta, auth, orgs, settings, groups, analytics, public). Each
-operation is declared once (clickvote/api/schema.py): its route, its request validation and
-its part of the OpenAPI document all come from that declaration."""
+"""The JSON API, by resource (meta, auth, orgs, settings, webhooks, groups, analytics,
+public). Each operation is declared once (clickvote/api/schema.py): its route, its request
+validation and its part of the OpenAPI document all come from that declaration."""
 
 from __future__ import annotations
 
-from clickvote.api import analytics, auth, groups, meta, orgs, public, settings
+from clickvote.api import analytics, auth, groups, meta, orgs, public, settings, webhooks
 from clickvote.api.schema import Operation
 
 OPERATIONS: list[Operation] = [
@@ -12,6 +12,7 @@ OPERATIONS: list[Operation] = [
     *auth.OPERATIONS,
     *orgs.OPERATIONS,
     *settings.OPERATIONS,
+    *webhooks.OPERATIONS,
     *groups.OPERATIONS,
     *analytics.OPERATIONS,
     *public.OPERATIONS,

@@ -134,6 +134,55 @@ class NewEnv:
     abuse: AbuseSettings = AbuseSettings()
 
 
+@dataclass(frozen=True)
+class Webhook:
+    """An environment's webhook: where its events go and the (sealed) secret that signs them."""
+
+    env_id: str
+    url: str
+    secret_sealed: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One outbox row, as claimed for delivery (clickvote/webhooks.py builds its body)."""
+
+    id: str  # the vote's event id: stable across retries (the receiver's idempotency id)
+    type: str  # "vote" | "test"
+    env_id: str
+    env_name: str
+    group: Group | None  # None for a test event
+    vote_to: str | None
+    value: int
+    previous: int
+    after: Tally
+    bit_counts: tuple[int, ...]
+    created_at: int
+    attempt: int  # 1 for the first delivery attempt
+    url: str
+    secret_sealed: str
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    """One delivery attempt, as the delivery log keeps it."""
+
+    id: str
+    event_id: str
+    type: str
+    attempt: int
+    status: int | None  # the HTTP status, None when no answer came
+    error: str | None
+    delivered: bool
+    at: int
+    duration_ms: int
+
+
+# An event's delivery attempt and when to try again (None: delivered, it leaves the outbox).
+Attempted = tuple[WebhookEvent, WebhookAttempt, int | None]
+
 # Builds the JSON response stored for idempotent replays, inside the vote's transaction.
 Responder = Callable[[VoteOutcome], dict[str, Any]]
 
@@ -217,6 +266,18 @@ class Storage(Protocol):
     # votes refused per abuse layer: rows (env_id, day (ms of its 00:00 UTC), layer, count)
     async def add_refusals(self, rows: list[tuple[str, int, str, int]]) -> None: ...
     async def refusals(self, env_id: str, since_day: int) -> list[tuple[int, str, int]]: ...
+
+    # webhooks (clickvote/webhooks.py): configuration, the outbox, the delivery log
+    async def get_webhook(self, env_id: str) -> Webhook | None: ...
+    async def set_webhook(self, env_id: str, url: str, secret_sealed: str) -> Webhook: ...
+    async def clear_webhook(self, env_id: str) -> bool: ...
+    async def queue_test_event(self, env_id: str) -> str | None: ...
+    async def claim_webhook_events(
+        self, now: int, lease_until: int, limit: int
+    ) -> list[WebhookEvent]: ...
+    async def webhook_attempted(self, attempts: list[Attempted], keep: int) -> None: ...
+    async def release_webhook_events(self, ids: list[str]) -> None: ...
+    async def webhook_log(self, env_id: str, limit: int) -> tuple[list[WebhookAttempt], int]: ...
 
     # export / import
     async def export_data(self, include_sessions: bool) -> dict[str, Any]: ...

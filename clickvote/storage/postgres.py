@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors
 
-from clickvote.storage.sql import SQLStorage, Tx
+from clickvote.storage.outbox import WebhookStorage
+from clickvote.storage.sql import Tx
 
 T = TypeVar("T")
 log = logging.getLogger("clickvote.storage.postgres")
@@ -42,7 +43,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresStorage(SQLStorage):
+class PostgresStorage(WebhookStorage):
     integrity_error = errors.IntegrityError
 
     def __init__(self, url: str, pool_size: int = POOL_SIZE, connect_timeout: int = 10) -> None:

@@ -47,6 +47,9 @@ TABLES: tuple[str, ...] = (
     "events",
     "idempotency",
     "refusals",
+    "webhooks",
+    "webhook_outbox",
+    "webhook_log",
 )
 ORDER_BY: dict[str, str] = {
     "users": "id",
@@ -60,6 +63,9 @@ ORDER_BY: dict[str, str] = {
     "events": "created_at, id",
     "idempotency": "env_id, voter, group_id, vote_to, msg_id",
     "refusals": "env_id, day, layer",
+    "webhooks": "env_id",
+    "webhook_outbox": "id",
+    "webhook_log": "id",
 }
 
 GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, deleted_at, reactions"
@@ -650,8 +656,9 @@ class SQLStorage:
             d_total = value - previous
             after, seq = self._bump_tally(tx, group_id, vote_to, (d_voters, d_total), ts)
             before = Tally(after.voters - d_voters, after.total - d_total)
-            self._record_event(tx, env_id, key, (value, previous), ts, meta)
+            event_id = self._record_event(tx, env_id, key, (value, previous), ts, meta)
             counted = self._bit_counts(tx, group_id, vote_to) if combine is not None else ()
+            self._queue_webhook(tx, event_id, env_id, key, (value, previous), after, counted, ts)
             response = respond(VoteOutcome(previous, value, before, after, seq, counted))
             if msg_id is not None:
                 tx.exec(
@@ -737,18 +744,49 @@ class SQLStorage:
         values: tuple[int, int],
         ts: int,
         meta: dict[str, str | None],
-    ) -> None:
-        """The vote's event: (value, previous) on (group, item, voter) at ``ts``."""
+    ) -> str:
+        """The vote's event: (value, previous) on (group, item, voter) at ``ts``; its id."""
+        event_id = time_ordered_id(ts)
         tx.exec(
             "INSERT INTO events (id, env_id, group_id, vote_to, voter, value, previous, "
             "created_at, user_agent, referrer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            time_ordered_id(ts),
+            event_id,
             env_id,
             *key,
             *values,
             ts,
             meta.get("user_agent"),
             meta.get("referrer"),
+        )
+        return event_id
+
+    @staticmethod
+    def _queue_webhook(
+        tx: Tx,
+        event_id: str,
+        env_id: str,
+        key: tuple[str, str, str],
+        values: tuple[int, int],
+        after: Tally,
+        counted: tuple[int, ...],
+        ts: int,
+    ) -> None:
+        """The vote's webhook event, in the outbox (clickvote/storage/outbox.py), where the
+        environment has a webhook: committed with the vote or not at all."""
+        tx.exec(
+            "INSERT INTO webhook_outbox (id, env_id, type, group_id, vote_to, value, previous, "
+            "voters, total, bit_counts, created_at, next_at) "
+            "SELECT ?, env_id, 'vote', ?, ?, ?, ?, ?, ?, ?, ?, ? FROM webhooks WHERE env_id = ?",
+            event_id,
+            key[0],
+            key[1],
+            *values,
+            after.voters,
+            after.total,
+            ",".join(map(str, counted)) if counted else None,
+            ts,
+            ts,
+            env_id,
         )
 
     @staticmethod

@@ -27,7 +27,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from clickvote.storage.sql import SQLStorage, Tx
+from clickvote.storage.outbox import WebhookStorage
+from clickvote.storage.sql import Tx
 
 T = TypeVar("T")
 log = logging.getLogger("clickvote.storage")
@@ -58,7 +59,7 @@ def _run_all(fns: list[Callable[[Tx], Any]], tx: Tx) -> list[Any]:
     return [fn(tx) for fn in fns]
 
 
-class SQLiteStorage(SQLStorage):
+class SQLiteStorage(WebhookStorage):
     integrity_error = sqlite3.IntegrityError
 
     def __init__(self, url: str) -> None:

@@ -43,7 +43,9 @@ def test_every_route_documented_and_every_operation_served(server: Server) -> No
         (path, method.upper()) for path, ops in _doc(server)["paths"].items() for method in ops
     }
     assert served == documented
-    assert len(documented) == 29  # 25 of the original, counts, badge, healthz, refusals
+    # 25 of the original, counts, badge, healthz, refusals, the webhook (get, set, clear, test,
+    # log)
+    assert len(documented) == 34
 
 
 def _schema(doc: dict[str, Any], path: str, method: str, status: int) -> dict[str, Any]:
@@ -118,6 +120,10 @@ def test_answers_match_the_document(dash: Dashboard, server: Server) -> None:
         ("get", "/api/voter-token", dash.get(f"/api/voter-token?key={pk}")),
         ("get", "/public/v1/counts", dash.get(f"/public/v1/counts?key={pk}&group=x&item=a")),
         ("get", "/healthz", dash.get("/healthz")),
+        ("get", "/settings/webhook", dash.get("/settings/webhook")),
+        ("put", "/settings/webhook", dash.put("/settings/webhook", {"url": "ftp://x"})),
+        ("post", "/settings/webhook/test", dash.post("/settings/webhook/test")),
+        ("get", "/settings/webhook/deliveries", dash.get("/settings/webhook/deliveries")),
         ("delete", "/votes/{group_id}", dash.delete(f"/votes/{g['id']}")),
         ("get", "/users/self", requests.get(server.url + "/users/self", timeout=TIMEOUT)),
     ]

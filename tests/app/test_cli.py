@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,47 @@ def test_tokens_survive_a_move(
     assert main(["migrate", "--data-dir", str(other)]) == 0
     assert main(["import", str(out), "--data-dir", str(other)]) == 0
     assert "not accepted here" in capsys.readouterr().err
+
+
+def test_webhook_moves_with_its_secret(
+    server: Server, dash: Dashboard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export carries each webhook with its secret in clear; an installation with another
+    master key imports it sealed with its own, and signs with the same secret."""
+    from receiver import Receiver
+
+    secret = "whsec-moving-0123456789"
+    receiver = Receiver().start()
+    put = dash.put("/settings/webhook", {"url": receiver.url, "secret": secret})
+    assert put.status_code == 200, put.text
+    out = tmp_path / "export.json"
+    assert main(["export", "--data-dir", str(server.data_dir), "-o", str(out)]) == 0
+    hooks = json.loads(out.read_text())["tables"]["webhooks"]
+    assert "secret_sealed" not in hooks["columns"]
+    assert [receiver.url, secret] in [
+        [row[hooks["columns"].index(c)] for c in ("url", "secret")] for row in hooks["rows"]
+    ]
+    other = tmp_path / "other"
+    assert main(["migrate", "--data-dir", str(other)]) == 0  # a master key of its own
+    assert main(["import", str(out), "--data-dir", str(other)]) == 0
+    port = free_port()
+    srv, thread = start_uvicorn(create_app(load_settings(port, other)), port)
+    try:
+        moved = requests.Session()
+        login = moved.post(
+            f"http://127.0.0.1:{port}/auth/login",
+            json={"email": dash.email, "password": dash.password},
+            timeout=10,
+        )
+        assert login.status_code == 200, login.text
+        moved.headers["X-CSRF-Token"] = moved.cookies["csrftoken"]
+        sent = moved.post(f"http://127.0.0.1:{port}/settings/webhook/test", timeout=10)
+        assert sent.status_code == 200, sent.text
+        deadline = time.monotonic() + 10
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [e["id"] for e in receiver.events(secret)] == [sent.json()["id"]]
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        receiver.stop()

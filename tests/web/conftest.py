@@ -91,6 +91,9 @@ def cv_server(
         # ... and every test registers its own account from 127.0.0.1
         "CLICKVOTE_RATE_LOGIN_BURST": "10000",
         "CLICKVOTE_RATE_LOGIN_PER_SEC": "1000",
+        # webhooks to the tests' receivers on 127.0.0.1, sent at once
+        "CLICKVOTE_WEBHOOK_ALLOW_PRIVATE": "1",
+        "CLICKVOTE_WEBHOOK_POLL": "0.1",
     }
     with open(log, "wb") as fh:
         proc = subprocess.Popen(

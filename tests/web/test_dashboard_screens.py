@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from receiver import Receiver, verify
 
 from .conftest import REPO, UI_TIMEOUT_MS, Server, screenshot
 
@@ -184,13 +186,59 @@ def test_group_detail_snippet_uses_variant(screen: Screen) -> None:
 
 
 def test_settings(screen: Screen) -> None:
-    from playwright.sync_api import expect
 
     screen.register()
+    receiver = Receiver().start()
+    try:
+        settings_with_webhook(screen, receiver)
+    finally:
+        receiver.stop()
+
+
+def received(receiver: Receiver, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(receiver.received) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def settings_with_webhook(screen: Screen, receiver: Receiver) -> None:
+    """A webhook with one test event delivered (the log shows it); then set from the form
+    with a generated secret, which signs the next test event."""
+    from playwright.sync_api import expect
+
+    secret = "whsec-screen-0123456789"
+    screen.call("PUT", "/settings/webhook", {"url": receiver.url, "secret": secret})
+    sent = screen.call("POST", "/settings/webhook/test", {})["id"]
+    received(receiver, 1)
+    assert [e["id"] for e in receiver.events(secret)] == [sent]
     screen.goto("/settings")
-    expect(screen.page.locator("#public-key")).to_have_value(re.compile(r"^pb_\w{32}$"))
-    expect(screen.page.locator("#id-signed")).to_be_checked()
+    page = screen.page
+    expect(page.locator("#public-key")).to_have_value(re.compile(r"^pb_\w{32}$"))
+    expect(page.locator("#id-signed")).to_be_checked()
+    expect(page.locator("#webhook-url")).to_have_value(receiver.url)
+    expect(page.locator("#webhook-secret")).to_have_value("")  # write-only: never shown
+    expect(page.locator("#webhook-deliveries tbody tr")).to_have_count(1)
+    expect(page.locator("#webhook-deliveries tbody tr")).to_contain_text(sent)
     screen.shot("settings")
+    page.locator("#webhook-url").fill("ftp://example.com/")
+    page.locator("#webhook-form button[type=submit]").click()
+    expect(page.locator('#webhook-form .field[data-field="url"] .err')).to_contain_text(
+        "http:// or https://"
+    )
+    page.locator("#webhook-url").fill(receiver.url)
+    page.locator("#webhook-generate").click()
+    generated = page.locator("#webhook-secret").input_value()
+    assert re.fullmatch(r"whsec_[0-9a-f]{64}", generated), generated
+    page.locator("#webhook-form button[type=submit]").click()
+    expect(page.locator(".toast", has_text="Webhook saved")).to_be_visible()
+    expect(page.locator("#webhook-secret")).to_have_value("")
+    page.locator("#webhook-test").click()
+    expect(page.locator(".toast", has_text="Test event queued")).to_be_visible()
+    received(receiver, 2)
+    assert len(receiver.received) == 2
+    last = receiver.received[-1]
+    assert verify(generated, last.headers, last.body) and last.event["type"] == "test"
+    expect(page.locator("#webhook-deliveries tbody tr")).to_have_count(2)
 
 
 def x_labels(page: Any) -> list[str]:

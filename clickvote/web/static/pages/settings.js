@@ -1,10 +1,12 @@
 // The organisation's name, the environment's keys, the voter identities it accepts and its
-// other abuse layers (IP + browser window, rate limits, proof of work).
+// other abuse layers (IP + browser window, rate limits, proof of work) and its webhook
+// (pages/webhooks.js).
 import { api, loadMe, state } from "../api.js";
 import { $, $$, copy, errorBox, esc, icon, toast } from "../dom.js";
 import { formError, showFieldErrors } from "../forms.js";
 import { render } from "../router.js";
 import { shell } from "../shell.js";
+import { loadWebhook, webhookPanel } from "./webhooks.js";
 
 function keyRow(id, label, value, secret) {
   return `<label class="field"><span>${label}</span><div class="copy-row"><input id="${id}" readonly value="${esc(value)}"` +
@@ -134,7 +136,8 @@ export function pageSettings() {
     '<div class="field btn-cell"><span aria-hidden="true">&nbsp;</span><button class="btn" type="submit">Save</button></div></div></form></div>' +
     `<div class="panel"><h2>API keys · ${esc(env.name)}</h2><p class="muted">The public key goes into your pages. The secret key stays on your server: use it to sign user ids.</p>` +
     '<div id="keys"><div class="spinner"></div></div></div>' +
-    `<div class="panel"><h2>Abuse control · ${esc(env.name)}</h2><div id="abuse"><div class="spinner"></div></div></div>`);
+    `<div class="panel"><h2>Abuse control · ${esc(env.name)}</h2><div id="abuse"><div class="spinner"></div></div></div>` +
+    webhookPanel(env.name));
   const f = $("#org-form");
   f.onsubmit = async (ev) => {
     ev.preventDefault();
@@ -153,4 +156,5 @@ export function pageSettings() {
   };
   loadKeys();
   loadAbuse();
+  loadWebhook();
 }
