@@ -4,7 +4,8 @@ owner's order, and how many of them one voter may hold on an item at once (maxPe
 A voter's reactions on an item are stored as one integer, a bit set. Each id keeps the bit it
 got when first defined, for good: a new label or another order never moves a count, and a
 removed id's bit is never given to another id (an id defined again gets its bit and its votes
-back). Storage counts voters per bit (Storage.bit_counts); totals are reported per id.
+back). Storage keeps the voters per bit of each item (reaction_counts, bumped by each vote in
+its transaction: Storage.bit_counts); totals are reported per id.
 """
 
 from __future__ import annotations
