@@ -8,7 +8,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from clickvote import reactions as defs
 from clickvote.abuse import DAY_MS, LAYERS, day_of
+from clickvote.accounts import Refused
 from clickvote.api.errors import ApiError
 from clickvote.api.groups import GROUP_STATS, group_json
 from clickvote.api.schema import (
@@ -104,7 +106,13 @@ async def votes_to(call: Call) -> list[str]:
     tag="analytics",
     summary="A vote group's counts and its leading items (`items` is the number of items)",
     path_params=GROUP_NAME,
-    query=obj(optional={"limit": integer(1, 1000, default=50)}),
+    query=obj(
+        optional={
+            "limit": integer(1, 1000, default=50),
+            # a reactions group: rank by this reaction id's voters (default: all reactions held)
+            "reaction": string(1, defs.MAX_ID),
+        }
+    ),
     session=True,
     answers={200: Answer("the counts", merge(GROUP_STATS, obj({"top": TOP})))},
 )
@@ -112,16 +120,25 @@ async def votes_stats(call: Call) -> dict[str, Any]:
     ctx = call.ctx
     group = await group_by_name_or_id(ctx, call.auth.env, call.params["name"])
     stats = (await ctx.storage.group_stats([group.id]))[group.id]
-    items = await ctx.storage.item_tallies(group.id, call.params["limit"])
+    limit = call.params["limit"]
     if group.reactions is None:
-        top = [{"voteTo": vt, **totals(group, t)} for vt, t in items]
-    else:  # per reaction id; the items with the most voters first
-        items.sort(key=lambda it: (-it[1].voters, it[0]))
-        counted = [await ctx.storage.bit_counts(group.id, vt) for vt, _ in items]
-        top = [
-            {"voteTo": vt, **reaction_totals(group, t, bits)}
-            for (vt, t), bits in zip(items, counted, strict=True)
-        ]
+        items = await ctx.storage.item_tallies(group.id, limit)
+        return {
+            **group_json(group, stats),
+            "top": [{"voteTo": vt, **totals(group, t)} for vt, t in items],
+        }
+    r = group.reactions
+    rank = call.params.get("reaction")
+    rank_bit = defs.bit_of(r, rank) if rank is not None else None
+    if rank is not None and rank_bit is None:
+        raise Refused(
+            "reaction", f"reaction must be one of this group's: {', '.join(x.id for x in r.items)}"
+        )
+    offered = [defs.bit_of(r, x.id) for x in r.items]
+    ranked = await ctx.storage.reaction_top(
+        group.id, [b for b in offered if b is not None], rank_bit, limit
+    )
+    top = [{"voteTo": vt, **reaction_totals(group, t, bits)} for vt, t, bits in ranked]
     return {**group_json(group, stats), "top": top}
 
 

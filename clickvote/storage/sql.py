@@ -834,6 +834,33 @@ class SQLStorage:
         )
         return [(r[0], Tally(int(r[1]), int(r[2]))) for r in rows]
 
+    async def reaction_top(
+        self, group_id: str, bits: list[int], rank: int | None, limit: int
+    ) -> list[tuple[str, Tally, tuple[int, ...]]]:
+        """A reactions group's leading items: the most reactions held on the given bits (the
+        ids it offers) first, or the most voters holding bit `rank` (then the most reactions);
+        each with its tally and its voters per bit."""
+        marks = ", ".join("?" for _ in bits) or "NULL"
+        ranked = "SUM(CASE WHEN bit_no = ? THEN voters ELSE 0 END)" if rank is not None else "0"
+
+        def fn(tx: Tx) -> list[tuple[str, Tally, tuple[int, ...]]]:
+            rows = tx.all(
+                f"SELECT vote_to, {ranked} AS ranked, "
+                f"SUM(CASE WHEN bit_no IN ({marks}) THEN voters ELSE 0 END) AS held "
+                "FROM reaction_counts WHERE group_id = ? "
+                "GROUP BY vote_to ORDER BY ranked DESC, held DESC, vote_to LIMIT ?",
+                *([] if rank is None else [rank]),
+                *bits,
+                group_id,
+                limit,
+            )
+            return [
+                (r[0], self._tally(tx, group_id, r[0]), self._bit_counts(tx, group_id, r[0]))
+                for r in rows
+            ]
+
+        return await self._run(fn, write=False)
+
     async def distinct_vote_to(self, group_id: str) -> list[str]:
         rows = await self._run(
             lambda tx: tx.all(

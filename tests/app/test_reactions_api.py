@@ -101,3 +101,28 @@ def test_stats_top_items_per_reaction(dash: Dashboard, clients: Any) -> None:
     assert [t["voteTo"] for t in stats["top"]] == ["b", "a"]
     assert stats["top"][0]["reactions"] == {"👍": 1, "heart": 0, "🎉": 1}
     assert stats["top"][0]["count"] == 2 and stats["top"][0]["voters"] == 2
+
+
+def test_stats_rank_items_by_reactions_held_or_by_one_reaction(
+    dash: Dashboard, clients: Any
+) -> None:
+    dash.group("react", "reactions", reactions=ITEMS, maxPerVoter=3)
+    c = clients()
+    token = login(c, str(dash.keys()["publicKey"]))
+    plan = [("few", "u1", "🎉")]  # one reaction (the bit set's highest value: 4)
+    plan += [("two", "u1", "👍"), ("two", "u2", "👍")]  # two voters, two reactions
+    plan += [("three", "u3", "👍"), ("three", "u3", "heart"), ("three", "u3", "🎉")]
+    for item, user, rid in plan:
+        assert react(c, token, item, user, rid)["ok"]
+    top = dash.get("/votes/react/stats").json()["top"]
+    assert [(t["voteTo"], t["count"]) for t in top] == [("three", 3), ("two", 2), ("few", 1)]
+    assert top[0]["reactions"] == {"👍": 1, "heart": 1, "🎉": 1} and top[0]["voters"] == 1
+    leading = dash.get("/votes/react/stats", params={"limit": 1}).json()["top"]
+    assert [t["voteTo"] for t in leading] == ["three"]
+    by_like = dash.get("/votes/react/stats", params={"reaction": "👍"}).json()["top"]
+    assert [t["voteTo"] for t in by_like] == ["two", "three", "few"]
+    by_party = dash.get("/votes/react/stats", params={"reaction": "🎉", "limit": 2}).json()
+    assert [t["voteTo"] for t in by_party["top"]] == ["three", "few"]
+    r = dash.get("/votes/react/stats", params={"reaction": "nope"})
+    assert r.status_code == 422 and r.json()["field"] == "reaction", r.text
+    assert "👍, heart, 🎉" in r.json()["message"]

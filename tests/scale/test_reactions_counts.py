@@ -145,3 +145,26 @@ def test_import_carries_the_counts_and_checks_them(fresh: Any) -> None:  # noqa:
         assert await stored(older, g, "p") == {"👍": 1, "heart": 0, "🎉": 2, "x": 1}
 
     run(go())
+
+
+def test_top_items_by_reactions_held_on_offered_ids(db: SQLStorage) -> None:
+    async def go() -> None:
+        _, env = await seed(db)
+        defined = reactions.define([{"id": i} for i in IDS], 4, None)
+        g = await db.create_group(env, "react", "reactions", None, None, defined)
+        plan = [("a", "v1", "x"), ("a", "v2", "x"), ("a", "v3", "x")]  # x: bit 3, value 8
+        plan += [("b", "v1", "👍"), ("b", "v1", "heart"), ("c", "v1", "heart")]
+        for item, voter, rid in plan:
+            await cast_vote(db, g, item, voter, rid)
+        bits = dict(g.reactions.bits)
+        offered = [bits[i] for i in IDS]
+        top = await db.reaction_top(g.id, offered, None, 10)
+        assert [(vt, t.voters) for vt, t, _ in top] == [("a", 3), ("b", 1), ("c", 1)]
+        assert reactions.counts(g.reactions, top[1][2]) == {"👍": 1, "heart": 1, "🎉": 0, "x": 0}
+        by_heart = await db.reaction_top(g.id, offered, bits["heart"], 2)
+        assert [vt for vt, _, _ in by_heart] == ["b", "c"]
+        # a removed id's votes no longer rank its items
+        kept = [bits[i] for i in IDS if i != "x"]
+        assert [vt for vt, _, _ in await db.reaction_top(g.id, kept, None, 10)] == ["b", "c", "a"]
+
+    run(go())
