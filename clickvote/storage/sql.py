@@ -818,9 +818,37 @@ class SQLStorage:
                 *group_ids,
             ):
                 out[gid]["clicks"] = int(clicks)
+            self._reaction_scores(tx, marks, group_ids, out)
             return out
 
         return await self._run(fn, write=False)
+
+    @staticmethod
+    def _reaction_scores(
+        tx: Tx, marks: str, group_ids: list[str], out: dict[str, dict[str, int]]
+    ) -> None:
+        """A reactions group's score: the reactions held on the ids it offers (its tallies'
+        totals are sums of bit sets)."""
+        offered = {}
+        for gid, text in tx.all(
+            f"SELECT id, reactions FROM vote_groups WHERE id IN ({marks}) "
+            "AND reactions IS NOT NULL",
+            *group_ids,
+        ):
+            r = defs.decode(text)
+            if r is not None:
+                offered[gid] = {dict(r.bits)[x.id] for x in r.items}
+                out[gid]["score"] = 0
+        if not offered:
+            return
+        held = ", ".join("?" for _ in offered)
+        for gid, b, n in tx.all(
+            f"SELECT group_id, bit_no, SUM(voters) FROM reaction_counts "
+            f"WHERE group_id IN ({held}) GROUP BY group_id, bit_no",
+            *offered,
+        ):
+            if int(b) in offered[gid]:
+                out[gid]["score"] += int(n)
 
     async def item_tallies(self, group_id: str, limit: int) -> list[tuple[str, Tally]]:
         rows = await self._run(

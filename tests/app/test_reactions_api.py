@@ -114,7 +114,9 @@ def test_stats_rank_items_by_reactions_held_or_by_one_reaction(
     plan += [("three", "u3", "👍"), ("three", "u3", "heart"), ("three", "u3", "🎉")]
     for item, user, rid in plan:
         assert react(c, token, item, user, rid)["ok"]
-    top = dash.get("/votes/react/stats").json()["top"]
+    stats = dash.get("/votes/react/stats").json()
+    assert (stats["score"], stats["voters"], stats["items"]) == (6, 4, 3)  # reactions held
+    top = stats["top"]
     assert [(t["voteTo"], t["count"]) for t in top] == [("three", 3), ("two", 2), ("few", 1)]
     assert top[0]["reactions"] == {"👍": 1, "heart": 1, "🎉": 1} and top[0]["voters"] == 1
     leading = dash.get("/votes/react/stats", params={"limit": 1}).json()["top"]
