@@ -205,6 +205,7 @@ class Storage(Protocol):
     # `combine` (a reactions group): the new value from the voter's previous one, worked out
     # inside the vote's transaction; the outcome then carries the item's bit_counts.
     async def bit_counts(self, group_id: str, vote_to: str) -> tuple[int, ...]: ...
+    async def bit_holders(self, group_id: str) -> dict[int, int]: ...  # over all its items
 
     # analytics
     async def group_stats(self, group_ids: list[str]) -> dict[str, dict[str, int]]: ...

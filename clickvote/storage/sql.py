@@ -795,6 +795,18 @@ class SQLStorage:
             counted[int(b)] = int(n)
         return tuple(counted)
 
+    async def bit_holders(self, group_id: str) -> dict[int, int]:
+        """A reactions group's voters per bit over all its items (0 for none)."""
+        rows = await self._run(
+            lambda tx: tx.all(
+                "SELECT bit_no, SUM(voters) FROM reaction_counts WHERE group_id = ? "
+                "GROUP BY bit_no",
+                group_id,
+            ),
+            write=False,
+        )
+        return {int(b): int(n) for b, n in rows}
+
     async def bit_counts(self, group_id: str, vote_to: str) -> tuple[int, ...]:
         return await self._run(lambda tx: self._bit_counts(tx, group_id, vote_to), write=False)
 

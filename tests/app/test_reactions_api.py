@@ -128,3 +128,44 @@ def test_stats_rank_items_by_reactions_held_or_by_one_reaction(
     r = dash.get("/votes/react/stats", params={"reaction": "nope"})
     assert r.status_code == 422 and r.json()["field"] == "reaction", r.text
     assert "👍, heart, 🎉" in r.json()["message"]
+
+
+def test_removed_ids_free_their_bits_once_no_voter_holds_them(
+    server: Server, dash: Dashboard, clients: Any
+) -> None:
+    first = [{"id": f"a{i}"} for i in range(20)]
+    group = dash.group("react", "reactions", reactions=first, maxPerVoter=20)
+    pk = str(dash.keys()["publicKey"])
+    c = clients()
+    token = login(c, pk)
+    for i in range(20):  # alice holds every first id on "post", bob a0 on "other"
+        assert react(c, token, "post", "alice", f"a{i}")["ok"]
+    assert react(c, token, "other", "bob", "a0")["ok"]
+    later = [{"id": f"b{i}"} for i in range(11)]  # 31 ids over the group's life
+
+    def define(items: list[dict[str, str]]) -> Any:
+        return dash.put(f"/votes/{group['id']}", {"reactions": items, "maxPerVoter": 1})
+
+    assert define(later).status_code == 200
+    r = define([*later, {"id": "new"}])
+    assert r.status_code == 422 and r.json()["field"] == "reactions", r.text
+    assert "at most 31 reaction ids" in r.json()["message"]
+    assert "removed ids still held: a0, a1, a2" in r.json()["message"]
+    assert define(first).status_code == 200  # alice lets go of a1..a19
+    for i in range(1, 20):
+        assert react(c, token, "post", "alice", f"a{i}")["ok"]
+    assert define(later).status_code == 200
+    r = define([*later, {"id": "new"}, {"id": "c"}])
+    assert r.status_code == 200, r.text
+    assert counts(server, pk, "post")["total"]["reactions"]["new"] == 0
+    # a0 (still held by alice and bob) kept its bit and its counts
+    assert define([{"id": "a0"}, {"id": "new"}]).status_code == 200
+    assert counts(server, pk, "post")["total"]["reactions"] == {"a0": 1, "new": 0}
+    assert counts(server, pk, "other")["total"]["reactions"] == {"a0": 1, "new": 0}
+
+
+def test_the_limit_is_documented(server: Server) -> None:
+    doc = requests.get(server.url + "/openapi.json", timeout=TIMEOUT).json()
+    body = doc["paths"]["/votes/"]["post"]["requestBody"]["content"]["application/json"]
+    said = body["schema"]["properties"]["reactions"]["description"]
+    assert "at most 31 ids" in said and "while any voter holds it" in said
