@@ -121,25 +121,28 @@ async def votes_stats(call: Call) -> dict[str, Any]:
     group = await group_by_name_or_id(ctx, call.auth.env, call.params["name"])
     stats = (await ctx.storage.group_stats([group.id]))[group.id]
     limit = call.params["limit"]
-    if group.reactions is None:
+    if group.reactions is not None:
+        top = await reactions_top(ctx, group, call.params.get("reaction"), limit)
+    else:
         items = await ctx.storage.item_tallies(group.id, limit)
-        return {
-            **group_json(group, stats),
-            "top": [{"voteTo": vt, **totals(group, t)} for vt, t in items],
-        }
+        top = [{"voteTo": vt, **totals(group, t)} for vt, t in items]
+    return {**group_json(group, stats), "top": top}
+
+
+async def reactions_top(
+    ctx: Context, group: Group, rank: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """A reactions group's leading items, each with its per-reaction counts: the most
+    reactions held (on the ids it offers) first, or the most voters holding `rank`."""
     r = group.reactions
-    rank = call.params.get("reaction")
+    assert r is not None
     rank_bit = defs.bit_of(r, rank) if rank is not None else None
     if rank is not None and rank_bit is None:
-        raise Refused(
-            "reaction", f"reaction must be one of this group's: {', '.join(x.id for x in r.items)}"
-        )
-    offered = [defs.bit_of(r, x.id) for x in r.items]
-    ranked = await ctx.storage.reaction_top(
-        group.id, [b for b in offered if b is not None], rank_bit, limit
-    )
-    top = [{"voteTo": vt, **reaction_totals(group, t, bits)} for vt, t, bits in ranked]
-    return {**group_json(group, stats), "top": top}
+        offered = ", ".join(x.id for x in r.items)
+        raise Refused("reaction", f"reaction must be one of this group's: {offered}")
+    bits = [dict(r.bits)[x.id] for x in r.items]
+    ranked = await ctx.storage.reaction_top(group.id, bits, rank_bit, limit)
+    return [{"voteTo": vt, **reaction_totals(group, t, counted)} for vt, t, counted in ranked]
 
 
 @OPERATIONS(
