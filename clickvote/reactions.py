@@ -77,7 +77,8 @@ def needs_room(items: Any, old: Reactions | None) -> bool:
     if old is None or not isinstance(items, list):
         return False
     known = dict(old.bits)
-    new = {x.get("id") for x in items if isinstance(x, dict) and x.get("id") not in known}
+    given = [x.get("id") for x in items if isinstance(x, dict)]
+    new = {rid for rid in given if isinstance(rid, str) and rid not in known}
     return len(known) + len(new) > MAX_BITS
 
 

@@ -147,6 +147,8 @@ def test_removed_ids_free_their_bits_once_no_voter_holds_them(
         return dash.put(f"/votes/{group['id']}", {"reactions": items, "maxPerVoter": 1})
 
     assert define(later).status_code == 200
+    r = define([*later, {"id": ["odd"]}])  # checked as ever, full or not
+    assert r.status_code == 422 and r.json()["field"] == "reactions.id", r.text
     r = define([*later, {"id": "new"}])
     assert r.status_code == 422 and r.json()["field"] == "reactions", r.text
     assert "at most 31 reaction ids" in r.json()["message"]

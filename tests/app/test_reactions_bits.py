@@ -43,3 +43,10 @@ def test_a_new_id_takes_the_bit_of_a_removed_id_no_voter_holds() -> None:
     assert dict(define(ids(["other"]), 1, again, frozenset({"b1"})).bits)["other"] == bits["b1"]
     assert reactions.needs_room(ids(["other"]), again)
     assert not reactions.needs_room(ids(["b3", "a1"]), again)
+
+
+def test_room_is_judged_on_any_input() -> None:
+    r = crowded()
+    odd = [{"id": ["x"]}, {"id": {"a": 1}}, "x", None, {"label": "no id"}]
+    assert not reactions.needs_room(odd, r)
+    assert not reactions.needs_room("not a list", r) and not reactions.needs_room(odd, None)
