@@ -2,9 +2,12 @@
 owner's order, and how many of them one voter may hold on an item at once (maxPerVoter).
 
 A voter's reactions on an item are stored as one integer, a bit set. Each id keeps the bit it
-got when first defined, for good: a new label or another order never moves a count, and a
-removed id's bit is never given to another id (an id defined again gets its bit and its votes
-back). Storage counts voters per bit (Storage.bit_counts); totals are reported per id.
+got when first defined: a new label or another order never moves a count, and a removed id
+keeps its bit while any voter holds it (an id defined again gets its bit and its votes back).
+A group has MAX_BITS bits: once all are taken, a new id takes the bit of an id removed by an
+earlier change that no voter holds any more (`free`), and is refused when there is none.
+Storage keeps the voters per bit of each item (reaction_counts, bumped by each vote in its
+transaction: Storage.bit_counts); totals are reported per id.
 """
 
 from __future__ import annotations
@@ -63,8 +66,27 @@ def _text(value: Any, field: str, most: int) -> str:
     return value
 
 
-def define(items: Any, max_per_voter: Any, old: Reactions | None) -> Reactions:
-    """A checked definition from [{id, label}] and maxPerVoter; ids `old` knew keep their bit."""
+def removed(old: Reactions) -> list[str]:
+    """The ids `old` keeps a bit for but no longer offers."""
+    offered = {x.id for x in old.items}
+    return [rid for rid, _ in old.bits if rid not in offered]
+
+
+def needs_room(items: Any, old: Reactions | None) -> bool:
+    """Whether `items` adds more ids than `old` has free bits (then `free` matters)."""
+    if old is None or not isinstance(items, list):
+        return False
+    known = dict(old.bits)
+    given = [x.get("id") for x in items if isinstance(x, dict)]
+    new = {rid for rid in given if isinstance(rid, str) and rid not in known}
+    return len(known) + len(new) > MAX_BITS
+
+
+def define(
+    items: Any, max_per_voter: Any, old: Reactions | None, free: frozenset[str] = frozenset()
+) -> Reactions:
+    """A checked definition from [{id, label}] and maxPerVoter; ids `old` knew keep their bit.
+    `free`: ids `old` no longer offers that no voter holds, whose bits new ids may take."""
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_REACTIONS:
         raise ReactionsError("reactions", f"reactions must list 1..{MAX_REACTIONS} reactions")
     parsed: list[Reaction] = []
@@ -81,14 +103,30 @@ def define(items: Any, max_per_voter: Any, old: Reactions | None) -> Reactions:
     if not 1 <= max_per_voter <= len(parsed):
         raise ReactionsError("maxPerVoter", f"maxPerVoter must be 1..{len(parsed)}")
     bits = dict(old.bits) if old is not None else {}
+    listed = {r.id for r in parsed}
+    gone = removed(old) if old is not None else []
+    reusable = [rid for rid in gone if rid in free and rid not in listed]
     for r in parsed:
-        if r.id not in bits:
-            if len(bits) >= MAX_BITS:
-                raise ReactionsError(
-                    "reactions", f"a group can have {MAX_BITS} reaction ids over its life"
-                )
-            bits[r.id] = len(bits)
+        if r.id in bits:
+            continue
+        taken = set(bits.values())
+        spare = [b for b in range(MAX_BITS) if b not in taken]
+        if spare:
+            bits[r.id] = spare[0]
+        elif reusable:
+            bits[r.id] = bits.pop(reusable.pop(0))
+        else:
+            raise ReactionsError("reactions", full(old, free))
     return Reactions(tuple(parsed), max_per_voter, tuple(bits.items()))
+
+
+def full(old: Reactions | None, free: frozenset[str]) -> str:
+    held = [rid for rid in (removed(old) if old is not None else []) if rid not in free]
+    return (
+        f"a reactions group keeps at most {MAX_BITS} reaction ids, offered or removed: a "
+        "removed id keeps its place while any voter holds it"
+        + (f" (removed ids still held: {', '.join(held)})" if held else "")
+    )
 
 
 def bit_of(r: Reactions, rid: str) -> int | None:

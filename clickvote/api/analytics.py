@@ -8,7 +8,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from clickvote import reactions as defs
 from clickvote.abuse import DAY_MS, LAYERS, day_of
+from clickvote.accounts import Refused
 from clickvote.api.errors import ApiError
 from clickvote.api.groups import GROUP_STATS, group_json
 from clickvote.api.schema import (
@@ -104,7 +106,13 @@ async def votes_to(call: Call) -> list[str]:
     tag="analytics",
     summary="A vote group's counts and its leading items (`items` is the number of items)",
     path_params=GROUP_NAME,
-    query=obj(optional={"limit": integer(1, 1000, default=50)}),
+    query=obj(
+        optional={
+            "limit": integer(1, 1000, default=50),
+            # a reactions group: rank by this reaction id's voters (default: all reactions held)
+            "reaction": string(1, defs.MAX_ID),
+        }
+    ),
     session=True,
     answers={200: Answer("the counts", merge(GROUP_STATS, obj({"top": TOP})))},
 )
@@ -112,17 +120,29 @@ async def votes_stats(call: Call) -> dict[str, Any]:
     ctx = call.ctx
     group = await group_by_name_or_id(ctx, call.auth.env, call.params["name"])
     stats = (await ctx.storage.group_stats([group.id]))[group.id]
-    items = await ctx.storage.item_tallies(group.id, call.params["limit"])
-    if group.reactions is None:
+    limit = call.params["limit"]
+    if group.reactions is not None:
+        top = await reactions_top(ctx, group, call.params.get("reaction"), limit)
+    else:
+        items = await ctx.storage.item_tallies(group.id, limit)
         top = [{"voteTo": vt, **totals(group, t)} for vt, t in items]
-    else:  # per reaction id; the items with the most voters first
-        items.sort(key=lambda it: (-it[1].voters, it[0]))
-        counted = [await ctx.storage.bit_counts(group.id, vt) for vt, _ in items]
-        top = [
-            {"voteTo": vt, **reaction_totals(group, t, bits)}
-            for (vt, t), bits in zip(items, counted, strict=True)
-        ]
     return {**group_json(group, stats), "top": top}
+
+
+async def reactions_top(
+    ctx: Context, group: Group, rank: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """A reactions group's leading items, each with its per-reaction counts: the most
+    reactions held (on the ids it offers) first, or the most voters holding `rank`."""
+    r = group.reactions
+    assert r is not None
+    rank_bit = defs.bit_of(r, rank) if rank is not None else None
+    if rank is not None and rank_bit is None:
+        offered = ", ".join(x.id for x in r.items)
+        raise Refused("reaction", f"reaction must be one of this group's: {offered}")
+    bits = [dict(r.bits)[x.id] for x in r.items]
+    ranked = await ctx.storage.reaction_top(group.id, bits, rank_bit, limit)
+    return [{"voteTo": vt, **reaction_totals(group, t, counted)} for vt, t, counted in ranked]
 
 
 @OPERATIONS(

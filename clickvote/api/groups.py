@@ -32,6 +32,13 @@ TYPE = enum(*TYPES)
 REACTION = obj({"id": string(1, defs.MAX_ID)}, {"label": string(1, defs.MAX_LABEL)}, closed=True)
 REACTION_LIST = array(REACTION) | {"minItems": 1, "maxItems": defs.MAX_REACTIONS}
 MAX_PER_VOTER = integer(1, defs.MAX_REACTIONS)
+# what a new or changed list may be (checked by clickvote.reactions.define)
+REACTIONS_IN = nullable(array(obj())) | {
+    "description": f"[{{id, label}}], 1..{defs.MAX_REACTIONS} of them, in the owner's order. "
+    f"A group keeps at most {defs.MAX_BITS} ids, offered or removed: a removed id keeps its "
+    "place (and its counts, should it come back) while any voter holds it; past that a new id "
+    "is refused (422, field reactions)."
+}
 GROUP = obj(
     {
         "id": string(),
@@ -63,7 +70,7 @@ NEW = obj(
     {
         "start": nullable(integer()),
         "end": nullable(integer()),
-        "reactions": nullable(array(obj())),  # checked by clickvote.reactions.define
+        "reactions": REACTIONS_IN,
         "maxPerVoter": nullable(integer()),
     },
 )
@@ -73,7 +80,7 @@ PATCH = obj(
         "type": nullable(TYPE),
         "start": nullable(integer()),
         "end": nullable(integer()),
-        "reactions": nullable(array(obj())),
+        "reactions": REACTIONS_IN,
         "maxPerVoter": nullable(integer()),
     }
 )
@@ -118,10 +125,14 @@ def check_group(
 
 
 def check_reactions(
-    type_: str, items: Any, max_per_voter: Any, old: Reactions | None
+    type_: str,
+    items: Any,
+    max_per_voter: Any,
+    old: Reactions | None,
+    free: frozenset[str] = frozenset(),
 ) -> Reactions | None:
     """A reactions group's checked definition (None for the other types); ids `old` knew keep
-    their counts."""
+    their counts (`free`: see clickvote.reactions.define)."""
     if type_ != REACTIONS:
         return None
     if items is None:
@@ -131,7 +142,7 @@ def check_reactions(
     if max_per_voter is None:
         max_per_voter = old.max_per_voter if old is not None else 1
     try:
-        return defs.define(items, max_per_voter, old)
+        return defs.define(items, max_per_voter, old, free)
     except defs.ReactionsError as exc:
         raise Refused(exc.field, exc.message) from None
 
@@ -149,9 +160,9 @@ async def update_group(ctx: Context, group: Group, given: dict[str, Any]) -> Gro
     changes: dict[str, Any] = {}
     if name != group.name:
         changes["name"] = name
-    defined = check_reactions(
-        type_, given.get("reactions"), given.get("maxPerVoter"), group.reactions
-    )
+    items, old = given.get("reactions"), group.reactions
+    free = await free_ids(ctx, group) if defs.needs_room(items, old) else frozenset()
+    defined = check_reactions(type_, items, given.get("maxPerVoter"), old, free)
     if defined != group.reactions:
         changes["reactions"] = defined
     shape = {"type": type_, "start": start, "end": end}
@@ -164,6 +175,14 @@ async def update_group(ctx: Context, group: Group, given: dict[str, Any]) -> Gro
     updated = await ctx.storage.update_group(group.env_id, group.id, changes)
     await ctx.changed()
     return updated
+
+
+async def free_ids(ctx: Context, group: Group) -> frozenset[str]:
+    """The ids the group no longer offers that no voter holds (their bits may be reused)."""
+    assert group.reactions is not None
+    holders = await ctx.storage.bit_holders(group.id)
+    bits = dict(group.reactions.bits)
+    return frozenset(rid for rid in defs.removed(group.reactions) if not holders.get(bits[rid]))
 
 
 async def delete_group(ctx: Context, env_id: str, group_id: str) -> bool:

@@ -44,6 +44,7 @@ TABLES: tuple[str, ...] = (
     "vote_groups",
     "votes",
     "tallies",
+    "reaction_counts",
     "events",
     "idempotency",
     "refusals",
@@ -60,6 +61,7 @@ ORDER_BY: dict[str, str] = {
     "vote_groups": "id",
     "votes": "group_id, vote_to, voter",
     "tallies": "group_id, vote_to",
+    "reaction_counts": "group_id, vote_to, bit_no",
     "events": "created_at, id",
     "idempotency": "env_id, voter, group_id, vote_to, msg_id",
     "refusals": "env_id, day, layer",
@@ -72,13 +74,18 @@ GROUP_COLS = "id, env_id, name, type, range_start, range_end, created_at, delete
 ENV_COLS = (
     "id, org_id, name, position, public_key, secret_key_sealed, identities, created_at, abuse"
 )
-# Per bit of an item's stored values (a reactions group), the voters holding it: bit b of each
-# value without `%` (a placeholder mark to the PostgreSQL driver). Written once, run per vote.
-BIT_COUNTS = "SELECT {} FROM votes WHERE group_id = ? AND vote_to = ?".format(
-    ", ".join(
-        f"COALESCE(SUM(value / {1 << b} - value / {2 << b} * 2), 0)" for b in range(defs.MAX_BITS)
-    )
+# Per (group, item, bit) of the reactions groups' stored values, the voters holding it: the
+# truth reaction_counts is checked against (migration 0008 computes it the same way; bit b of
+# a value without `%`, a placeholder mark to the PostgreSQL driver).
+RECOUNT = (
+    "WITH RECURSIVE slots (bit_no, weight) AS (SELECT 0, 1 UNION ALL "
+    f"SELECT bit_no + 1, weight * 2 FROM slots WHERE bit_no < {defs.MAX_BITS - 1}) "
+    "SELECT v.group_id, v.vote_to, s.bit_no, COUNT(*) FROM votes v "
+    "JOIN vote_groups g ON g.id = v.group_id AND g.type = 'reactions' "
+    "JOIN slots s ON v.value / s.weight - v.value / s.weight / 2 * 2 = 1 "
+    "GROUP BY v.group_id, v.vote_to, s.bit_no"
 )
+REACTION_COUNTS_FROM = 8  # the schema version that has reaction_counts
 
 
 class ImportRefused(ValueError):
@@ -127,7 +134,9 @@ class Tx:
         return int(self.cur.rowcount or 0)
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.cur.executemany(self._sql(sql), list(rows))
+        listed = list(rows)
+        if listed:
+            self.cur.executemany(self._sql(sql), listed)
 
     def one(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
         self.cur.execute(self._sql(sql), params)
@@ -657,7 +666,11 @@ class SQLStorage:
             after, seq = self._bump_tally(tx, group_id, vote_to, (d_voters, d_total), ts)
             before = Tally(after.voters - d_voters, after.total - d_total)
             event_id = self._record_event(tx, env_id, key, (value, previous), ts, meta)
-            counted = self._bit_counts(tx, group_id, vote_to) if combine is not None else ()
+            counted = (
+                self._bump_reactions(tx, group_id, vote_to, previous ^ value, value)
+                if combine is not None
+                else ()
+            )
             self._queue_webhook(tx, event_id, env_id, key, (value, previous), after, counted, ts)
             response = respond(VoteOutcome(previous, value, before, after, seq, counted))
             if msg_id is not None:
@@ -789,11 +802,48 @@ class SQLStorage:
             env_id,
         )
 
+    @classmethod
+    def _bump_reactions(
+        cls, tx: Tx, group_id: str, vote_to: str, changed: int, value: int
+    ) -> tuple[int, ...]:
+        """A reactions vote: each bit it `changed` counts one voter more (set in `value`) or
+        less; the item's voters per bit after it (one row per reaction read and written)."""
+        rows = [
+            (group_id, vote_to, b, 1 if value >> b & 1 else -1)
+            for b in range(defs.MAX_BITS)
+            if changed >> b & 1
+        ]
+        tx.many(
+            "INSERT INTO reaction_counts (group_id, vote_to, bit_no, voters) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (group_id, vote_to, bit_no) DO UPDATE SET "
+            "voters = reaction_counts.voters + excluded.voters",
+            rows,
+        )
+        return cls._bit_counts(tx, group_id, vote_to)
+
     @staticmethod
     def _bit_counts(tx: Tx, group_id: str, vote_to: str) -> tuple[int, ...]:
         """Per bit of the stored values (a reactions group): the item's voters holding it."""
-        row = tx.one(BIT_COUNTS, group_id, vote_to)
-        return tuple(int(n) for n in row) if row else (0,) * defs.MAX_BITS
+        counted = [0] * defs.MAX_BITS
+        for b, n in tx.all(
+            "SELECT bit_no, voters FROM reaction_counts WHERE group_id = ? AND vote_to = ?",
+            group_id,
+            vote_to,
+        ):
+            counted[int(b)] = int(n)
+        return tuple(counted)
+
+    async def bit_holders(self, group_id: str) -> dict[int, int]:
+        """A reactions group's voters per bit over all its items (0 for none)."""
+        rows = await self._run(
+            lambda tx: tx.all(
+                "SELECT bit_no, SUM(voters) FROM reaction_counts WHERE group_id = ? "
+                "GROUP BY bit_no",
+                group_id,
+            ),
+            write=False,
+        )
+        return {int(b): int(n) for b, n in rows}
 
     async def bit_counts(self, group_id: str, vote_to: str) -> tuple[int, ...]:
         return await self._run(lambda tx: self._bit_counts(tx, group_id, vote_to), write=False)
@@ -818,9 +868,37 @@ class SQLStorage:
                 *group_ids,
             ):
                 out[gid]["clicks"] = int(clicks)
+            self._reaction_scores(tx, marks, group_ids, out)
             return out
 
         return await self._run(fn, write=False)
+
+    @staticmethod
+    def _reaction_scores(
+        tx: Tx, marks: str, group_ids: list[str], out: dict[str, dict[str, int]]
+    ) -> None:
+        """A reactions group's score: the reactions held on the ids it offers (its tallies'
+        totals are sums of bit sets)."""
+        offered = {}
+        for gid, text in tx.all(
+            f"SELECT id, reactions FROM vote_groups WHERE id IN ({marks}) "
+            "AND reactions IS NOT NULL",
+            *group_ids,
+        ):
+            r = defs.decode(text)
+            if r is not None:
+                offered[gid] = {dict(r.bits)[x.id] for x in r.items}
+                out[gid]["score"] = 0
+        if not offered:
+            return
+        held = ", ".join("?" for _ in offered)
+        for gid, b, n in tx.all(
+            f"SELECT group_id, bit_no, SUM(voters) FROM reaction_counts "
+            f"WHERE group_id IN ({held}) GROUP BY group_id, bit_no",
+            *offered,
+        ):
+            if int(b) in offered[gid]:
+                out[gid]["score"] += int(n)
 
     async def item_tallies(self, group_id: str, limit: int) -> list[tuple[str, Tally]]:
         rows = await self._run(
@@ -833,6 +911,33 @@ class SQLStorage:
             write=False,
         )
         return [(r[0], Tally(int(r[1]), int(r[2]))) for r in rows]
+
+    async def reaction_top(
+        self, group_id: str, bits: list[int], rank: int | None, limit: int
+    ) -> list[tuple[str, Tally, tuple[int, ...]]]:
+        """A reactions group's leading items: the most reactions held on the given bits (the
+        ids it offers) first, or the most voters holding bit `rank` (then the most reactions);
+        each with its tally and its voters per bit."""
+        marks = ", ".join("?" for _ in bits) or "NULL"
+        ranked = "SUM(CASE WHEN bit_no = ? THEN voters ELSE 0 END)" if rank is not None else "0"
+
+        def fn(tx: Tx) -> list[tuple[str, Tally, tuple[int, ...]]]:
+            rows = tx.all(
+                f"SELECT vote_to, {ranked} AS ranked, "
+                f"SUM(CASE WHEN bit_no IN ({marks}) THEN voters ELSE 0 END) AS held "
+                "FROM reaction_counts WHERE group_id = ? "
+                "GROUP BY vote_to ORDER BY ranked DESC, held DESC, vote_to LIMIT ?",
+                *([] if rank is None else [rank]),
+                *bits,
+                group_id,
+                limit,
+            )
+            return [
+                (r[0], self._tally(tx, group_id, r[0]), self._bit_counts(tx, group_id, r[0]))
+                for r in rows
+            ]
+
+        return await self._run(fn, write=False)
 
     async def distinct_vote_to(self, group_id: str) -> list[str]:
         rows = await self._run(
@@ -912,10 +1017,39 @@ class SQLStorage:
             for g, item, voters, total, n, s in rows
         ]
 
+    @staticmethod
+    def _reaction_problems(tx: Tx, carried: bool) -> list[str]:
+        """Every (item, reaction bit) whose stored count differs from its votes, as text; an
+        export without the counts (`carried` False) gets them computed from its votes."""
+        row = tx.one("SELECT MAX(version) FROM schema_version")
+        if not row or row[0] is None or int(row[0]) < REACTION_COUNTS_FROM:
+            return []  # migration 0008 computes them once the import is in
+        truth = {(g, item, int(b)): int(n) for g, item, b, n in tx.all(RECOUNT)}
+        if not carried:
+            tx.many(
+                "INSERT INTO reaction_counts (group_id, vote_to, bit_no, voters) "
+                "VALUES (?, ?, ?, ?)",
+                [(*key, n) for key, n in sorted(truth.items())],
+            )
+            return []
+        stored = {
+            (g, item, int(b)): int(n)
+            for g, item, b, n in tx.all(
+                "SELECT group_id, vote_to, bit_no, voters FROM reaction_counts"
+            )
+        }
+        return [
+            f"reaction_counts ({g!r}, {item!r}, bit {b}): {stored.get((g, item, b), 0)} voters, "
+            f"but its votes make {truth.get((g, item, b), 0)}"
+            for g, item, b in sorted(truth.keys() | stored.keys())
+            if stored.get((g, item, b), 0) != truth.get((g, item, b), 0)
+        ]
+
     async def import_data(self, data: dict[str, Any]) -> None:
         """Insert an export into an empty database, in one transaction. Raises ImportRefused
         (nothing stored) naming every row that holds text no back end can store, else every
-        tally that disagrees with its votes."""
+        tally or reaction count that disagrees with its votes (an export without reaction
+        counts gets them computed from its votes)."""
         tables = data.get("tables")
         if not isinstance(tables, dict):
             raise ValueError("not a ClickVote export: 'tables' missing")
@@ -941,6 +1075,8 @@ class SQLStorage:
                         [tuple(r) for r in block["rows"]],
                     )
             problems = problems or self._tally_problems(tx)
+            carried = tables.get("reaction_counts") is not None
+            problems = problems or self._reaction_problems(tx, carried)
             if problems:
                 raise ImportRefused(problems)
 
