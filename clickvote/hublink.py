@@ -3,6 +3,12 @@ what goes through it: the fan-out between workers (HubFanout, the Fanout of clic
 token buckets (HubBuckets, as ratelimit.SharedBuckets) and the Engine.IO sessions per client
 address (HubLink.admit / release).
 
+The fan-out reaches only the workers with sockets in a message's room: the SocketServer tells
+the link when a room gets its first local socket and loses its last (`interest`, wired in
+clickvote/app.py), the link tells the hub (in the batch of the event loop's turn, and all of
+them again whenever it connects), and a message for a room this worker has no socket in is
+dropped unread (one still on its way after the last socket left).
+
 The hub is the supervising process: when its connection ends, that process is gone, and the
 worker stops itself (SIGTERM to itself: uvicorn's graceful shutdown), so no worker outlives it.
 A question to the hub not answered within ASK_TIMEOUT falls back to this worker's own state.
@@ -20,7 +26,7 @@ import secrets
 import signal
 from typing import Any
 
-from clickvote.fanout import INVALIDATE, Deliver, Message, Subscribers
+from clickvote.fanout import EMIT, INVALIDATE, Deliver, Message, Subscribers
 
 log = logging.getLogger("clickvote.hub")
 ASK_TIMEOUT = 1.0  # seconds
@@ -38,12 +44,26 @@ class HubLink:
         self._ids = itertools.count()
         self._closing = False
         self._out: list[bytes] = []  # lines for the hub, sent once per event loop turn
+        self.rooms: set[bytes] = set()  # rooms with local sockets, as room_line() spells them
 
     async def start(self) -> None:
         if self._writer is not None:
             return
         reader, self._writer = await asyncio.open_unix_connection(self.path)
+        self._closing = False
         self._reader_task = asyncio.create_task(self._read(reader), name="clickvote-hub-link")
+        for room in self.rooms:  # a new connection: the hub knows none of them yet
+            self.send(b"J" + room + b"\n")
+
+    def interest(self, room: str, present: bool) -> None:
+        """`room` got its first local socket (`present`) or lost its last."""
+        key = room_line(room)
+        if present and key not in self.rooms:
+            self.rooms.add(key)
+            self.send(b"J" + key + b"\n")
+        elif not present and key in self.rooms:
+            self.rooms.discard(key)
+            self.send(b"L" + key + b"\n")
 
     def send(self, line: bytes) -> None:
         """Queue `line` for the hub: what one turn of the event loop sends goes in one write."""
@@ -99,6 +119,11 @@ class HubLink:
                         fut = self._asked.get(rid)
                         if fut is not None and not fut.done():
                             fut.set_result(answer)
+                    elif line[:1] == b"M":
+                        size, _, routed = line[1:].partition(b" ")
+                        n = int(size)
+                        if routed[:n] in self.rooms:  # else: its last socket here just left
+                            await self._deliver(routed[n:])
                     elif line[:1] == b"F":
                         await self._deliver(line[1:])
         except (ConnectionError, ValueError) as exc:
@@ -131,6 +156,11 @@ class HubLink:
         self._writer = self._reader_task = None
 
 
+def room_line(room: str) -> bytes:
+    """How the hub's lines name `room`: a JSON string (ASCII, so never a newline)."""
+    return json.dumps(room).encode()
+
+
 def _expire(fut: asyncio.Future[bytes]) -> None:
     if not fut.done():
         fut.cancel()
@@ -143,7 +173,7 @@ def _current_cancelling() -> int:
 
 class HubFanout:
     """Fan-out between the workers of one machine: delivered here at once, and through the
-    hub to every other worker."""
+    hub to every other worker (an EMIT: every other worker with sockets in its room)."""
 
     def __init__(self, link: HubLink) -> None:
         self.instance_id = secrets.token_hex(8)
@@ -180,7 +210,12 @@ class HubFanout:
         if not self._started:
             return
         await self.link.subscribers.deliver(msg, True)
-        self.link.send(b"F" + msg.to_json().encode() + b"\n")
+        body = msg.to_json().encode()
+        if msg.kind == EMIT:
+            room = room_line(msg.room)
+            self.link.send(b"M%d " % len(room) + room + body + b"\n")
+        else:
+            self.link.send(b"F" + body + b"\n")
 
     async def close(self) -> None:
         self._started = False
