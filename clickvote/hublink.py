@@ -30,6 +30,7 @@ from clickvote.fanout import EMIT, INVALIDATE, Deliver, Message, Subscribers
 
 log = logging.getLogger("clickvote.hub")
 ASK_TIMEOUT = 1.0  # seconds
+LINGER = 0.002  # seconds a live update may wait for other lines to go to the hub with
 LINE_MAX = 1024 * 1024
 READ_SIZE = 256 * 1024
 
@@ -44,6 +45,7 @@ class HubLink:
         self._ids = itertools.count()
         self._closing = False
         self._out: list[bytes] = []  # lines for the hub, sent once per event loop turn
+        self._flushing: asyncio.Handle | None = None  # the _flush to come, if any
         self.rooms: set[bytes] = set()  # rooms with local sockets, as room_line() spells them
 
     async def start(self) -> None:
@@ -63,17 +65,27 @@ class HubLink:
             self.send(b"J" + key + b"\n")
         elif not present and key in self.rooms:
             self.rooms.discard(key)
-            self.send(b"L" + key + b"\n")
+            self.send(b"L" + key + b"\n", soon=False)
 
-    def send(self, line: bytes) -> None:
-        """Queue `line` for the hub: what one turn of the event loop sends goes in one write."""
+    def send(self, line: bytes, soon: bool = True) -> None:
+        """Queue `line` for the hub: what one turn of the event loop sends goes in one write.
+        A line not `soon` (a live update, a room left) may wait up to LINGER seconds for
+        company: the next question to the hub, most often, under load (a write wakes the hub,
+        and that cost more than anything else the fan-out did)."""
         if self._writer is None or self._writer.is_closing():
             return
-        if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
         self._out.append(line)
+        if self._flushing is None:
+            loop = asyncio.get_running_loop()
+            self._flushing = (
+                loop.call_soon(self._flush) if soon else loop.call_later(LINGER, self._flush)
+            )
+        elif soon and isinstance(self._flushing, asyncio.TimerHandle):
+            self._flushing.cancel()
+            self._flushing = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
+        self._flushing = None
         out, self._out = self._out, []
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(b"".join(out))
@@ -149,6 +161,9 @@ class HubLink:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader_task
+        if self._flushing is not None:  # what is queued still goes
+            self._flushing.cancel()
+            self._flush()
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(Exception):
@@ -213,7 +228,7 @@ class HubFanout:
         body = msg.to_json().encode()
         if msg.kind == EMIT:
             room = room_line(msg.room)
-            self.link.send(b"M%d " % len(room) + room + body + b"\n")
+            self.link.send(b"M%d " % len(room) + room + body + b"\n", soon=False)
         else:
             self.link.send(b"F" + body + b"\n")
 

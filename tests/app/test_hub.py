@@ -129,6 +129,39 @@ def test_emits_reach_only_the_workers_with_sockets_in_their_room() -> None:
     asyncio.run(main())
 
 
+def test_a_live_update_waits_for_the_next_question_to_the_hub(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One write to the hub, not two: an emit lingers (up to LINGER) and goes with the next
+    question; one still queued goes when the link closes."""
+    monkeypatch.setattr(hublink, "LINGER", 60.0)  # only a question or the close sends it
+
+    async def main() -> None:
+        async with hub_with(2) as (hub, links):
+            got: list[Any] = []
+
+            async def on(msg: Message, local: bool) -> None:
+                if not local:
+                    got.append(msg.payload)
+
+            sender, receiver = HubFanout(links[0]), HubFanout(links[1])
+            receiver.subscribe(EMIT, on)
+            await sender.start()
+            await receiver.start()
+            links[1].interest("room", True)
+            await until(lambda: room_line("room") in hub.interest)
+            await sender.publish("room", "ev", 1)
+            await asyncio.sleep(0.1)
+            assert got == []  # lingering
+            assert await HubBuckets(links[0]).take("k", 1, 1, 1) == 0.0  # a question
+            await until(lambda: got == [1])
+            await sender.publish("room", "ev", 2)
+            await links[0].close()
+            await until(lambda: got == [1, 2])
+
+    asyncio.run(main())
+
+
 def test_a_room_reports_its_first_socket_and_its_last() -> None:
     server, seen = SocketServer(), []
     server.on_room = lambda room, present: seen.append((room, present))
