@@ -2,7 +2,8 @@
 
 pyspy:     py-spy samples `clickvote serve` (or --server baseline) while benchmarks/loadgen.py
            keeps it saturated (100 sockets, 2 votes in flight each); prints the share of
-           samples per function (own time and with what it calls) and per source file.
+           samples per function (own time and with what it calls) and per source file;
+           `--workers N`: `clickvote serve --workers N`, every process sampled.
 callgrind: the server runs under valgrind's callgrind with instrumentation off until it is
            warm; then it counts the instructions spent on a fixed number of acked votes
            from one loadgen process (`--votes`), and prints instructions per acked vote.
@@ -32,7 +33,9 @@ SAT = {"clients": 100, "window": 2}
 
 
 @contextmanager
-def server(kind: str, prefix: list[str], timeout: float) -> Iterator[tuple[str, str, int]]:
+def server(
+    kind: str, prefix: list[str], timeout: float, workers: int = 1
+) -> Iterator[tuple[str, str, int]]:
     """(url, token, pid) of a running server, its command line behind `prefix`."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -43,7 +46,7 @@ def server(kind: str, prefix: list[str], timeout: float) -> Iterator[tuple[str, 
         else:
             cmd = [PY, "-m", "benchmarks.baseline_server", str(port)]
             probe = url + "/socket.io/?EIO=4"
-        env = {**os.environ, **SERVER_ENV}
+        env = {**os.environ, **SERVER_ENV, "CLICKVOTE_WORKERS": str(workers)}
         proc = subprocess.Popen([*prefix, *cmd], cwd=ROOT, env=env)
         try:
             socketbench.wait_http(probe, proc, timeout)
@@ -53,14 +56,15 @@ def server(kind: str, prefix: list[str], timeout: float) -> Iterator[tuple[str, 
             socketbench.stop(proc, grace=60)
 
 
-def pyspy(kind: str, seconds: float, top: int) -> None:
+def pyspy(kind: str, seconds: float, top: int, workers: int = 1) -> None:
     spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
-    with server(kind, [], 30) as (url, token, pid), tempfile.TemporaryDirectory() as tmp:
+    more = ["--subprocesses"] if workers > 1 else []
+    with server(kind, [], 30, workers) as (url, token, pid), tempfile.TemporaryDirectory() as tmp:
         loadgen(url, token, **SAT, duration=2, tag="warm")
         out = Path(tmp) / "stacks.txt"
         rec = subprocess.Popen(
             [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250", "-f", "raw",
-             "-o", str(out), "--nonblocking"],
+             "-o", str(out), "--nonblocking", *more],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         res = loadgen(url, token, **SAT, duration=seconds + 1, tag="spy")
@@ -148,11 +152,12 @@ def main() -> None:
     p.add_argument("--server", choices=["clickvote", "baseline"], default="clickvote")
     p.add_argument("--seconds", type=float, default=10, help="pyspy: seconds sampled")
     p.add_argument("--top", type=int, default=25, help="pyspy: rows per table")
+    p.add_argument("--workers", type=int, default=1, help="pyspy: clickvote serve --workers N")
     p.add_argument("--votes", type=int, default=2000, help="callgrind: acked votes counted")
     p.add_argument("--keep", type=Path, help="callgrind: copy the counts to this file")
     args = p.parse_args()
     if args.mode == "pyspy":
-        pyspy(args.server, args.seconds, args.top)
+        pyspy(args.server, args.seconds, args.top, args.workers)
     else:
         callgrind(args.server, args.votes, args.keep)
 

@@ -68,6 +68,7 @@ def create_app(
         realtime.sio.engine.sid_prefix = f"{worker}."
     if hub is not None:
         realtime.sio.engine.gate = hub
+        realtime.sio.on_room = hub.interest  # the hub relays a room's emits where it has sockets
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

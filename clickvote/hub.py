@@ -4,8 +4,14 @@ The supervising process (clickvote/workers.py) runs it on a Unix socket in a pri
 directory; each worker keeps one connection to it (clickvote/hublink.py). One line per
 message, its first byte its kind:
 
-- `F<message JSON>`: a fan-out message (clickvote/fanout.py), relayed as it is to every OTHER
-  worker (the sender delivers to itself, as with Redis).
+- `F<message JSON>`: a fan-out message (clickvote/fanout.py) for every worker (INVALIDATE),
+  relayed as it is to every OTHER worker (the sender delivers to itself, as with Redis).
+- `M<n> <room><message JSON>`: a fan-out message for the sockets of one room, `<room>` its
+  name as a JSON string (n bytes, never a newline): relayed as it is to every OTHER worker
+  interested in that room, read no further than its prefix.
+- `J<room>` / `L<room>` (the room as in `M`): the worker has local sockets in the room now
+  (its first joined) / no more (its last left). A worker (re)connecting sends a `J` for each
+  room it has sockets in; its interest ends with its connection.
 - `T<id> [key, burst, rate, cost]`: take from a token bucket; answered `R<id> <wait>` (the
   buckets live here, so a limit holds across workers as it does in one process).
 - `S<id> [ip, limit]`: may one more Engine.IO session open from `ip`? Answered `R<id> 1` (and
@@ -37,6 +43,8 @@ class Hub:
     def __init__(self, path: str) -> None:
         self.path = path
         self.peers: dict[asyncio.StreamWriter, Counter[str]] = {}
+        self.interest: dict[bytes, set[asyncio.StreamWriter]] = {}  # room -> workers in it
+        self.rooms: dict[asyncio.StreamWriter, set[bytes]] = {}  # worker -> its rooms
         self.limiters: dict[tuple[float, float], RateLimiter] = {}
         self.sessions: Counter[str] = Counter()  # client address -> sessions open, all workers
         self.used: dict[str, float] = {}  # challenge -> when it expires, oldest first
@@ -53,6 +61,7 @@ class Hub:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.peers[writer] = Counter()
+        self.rooms[writer] = set()
         rest = b""
         try:
             while chunk := await reader.read(READ_SIZE):
@@ -65,6 +74,8 @@ class Hub:
         finally:
             self.sessions.subtract(self.peers.pop(writer))
             self.sessions += Counter()  # drops the addresses at zero
+            for room in self.rooms.pop(writer):
+                self._leave(writer, room)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -72,12 +83,25 @@ class Hub:
     def handle(self, writer: asyncio.StreamWriter, lines: list[bytes]) -> None:
         """The lines of one read: the fan-out relayed, the questions answered, each in one
         write per worker."""
-        relay: list[bytes] = []
+        relay: dict[asyncio.StreamWriter, list[bytes]] = {}
         answers: list[bytes] = []
         for line in lines:
             kind = line[:1]
-            if kind == b"F":
-                relay.append(line)
+            if kind == b"M":
+                size, _, routed = line[1:].partition(b" ")
+                for peer in self.interest.get(routed[: int(size)], ()):
+                    if peer is not writer:
+                        relay.setdefault(peer, []).append(line)
+            elif kind == b"F":
+                for peer in self.peers:
+                    if peer is not writer:
+                        relay.setdefault(peer, []).append(line)
+            elif kind == b"J":
+                self.rooms[writer].add(line[1:])
+                self.interest.setdefault(line[1:], set()).add(writer)
+            elif kind == b"L":
+                self.rooms[writer].discard(line[1:])
+                self._leave(writer, line[1:])
             elif kind == b"E":
                 self._release(writer, str(json.loads(line[1:])))
             elif kind in (b"T", b"S", b"U"):
@@ -92,11 +116,16 @@ class Hub:
                 answers.append(b"R" + rid + b" " + answer.encode())
         if answers:
             writer.write(b"\n".join(answers) + b"\n")
-        if relay:
-            out = b"\n".join(relay) + b"\n"
-            for peer in self.peers:
-                if peer is not writer and peer.transport.get_write_buffer_size() < WRITE_BUFFER_MAX:
-                    peer.write(out)
+        for peer, out in relay.items():
+            if peer.transport.get_write_buffer_size() < WRITE_BUFFER_MAX:
+                peer.write(b"\n".join(out) + b"\n")
+
+    def _leave(self, writer: asyncio.StreamWriter, room: bytes) -> None:
+        workers = self.interest.get(room)
+        if workers is not None:
+            workers.discard(writer)
+            if not workers:
+                del self.interest[room]
 
     def _take(self, key: str, burst: float, rate: float, cost: float) -> str:
         limiter = self.limiters.get((burst, rate))

@@ -3,6 +3,12 @@ what goes through it: the fan-out between workers (HubFanout, the Fanout of clic
 token buckets (HubBuckets, as ratelimit.SharedBuckets) and the Engine.IO sessions per client
 address (HubLink.admit / release).
 
+The fan-out reaches only the workers with sockets in a message's room: the SocketServer tells
+the link when a room gets its first local socket and loses its last (`interest`, wired in
+clickvote/app.py), the link tells the hub (in the batch of the event loop's turn, and all of
+them again whenever it connects), and a message for a room this worker has no socket in is
+dropped unread (one still on its way after the last socket left).
+
 The hub is the supervising process: when its connection ends, that process is gone, and the
 worker stops itself (SIGTERM to itself: uvicorn's graceful shutdown), so no worker outlives it.
 A question to the hub not answered within ASK_TIMEOUT falls back to this worker's own state.
@@ -20,10 +26,11 @@ import secrets
 import signal
 from typing import Any
 
-from clickvote.fanout import INVALIDATE, Deliver, Message, Subscribers
+from clickvote.fanout import EMIT, INVALIDATE, Deliver, Message, Subscribers
 
 log = logging.getLogger("clickvote.hub")
 ASK_TIMEOUT = 1.0  # seconds
+LINGER = 0.002  # seconds a live update may wait for other lines to go to the hub with
 LINE_MAX = 1024 * 1024
 READ_SIZE = 256 * 1024
 
@@ -38,22 +45,47 @@ class HubLink:
         self._ids = itertools.count()
         self._closing = False
         self._out: list[bytes] = []  # lines for the hub, sent once per event loop turn
+        self._flushing: asyncio.Handle | None = None  # the _flush to come, if any
+        self.rooms: set[bytes] = set()  # rooms with local sockets, as room_line() spells them
 
     async def start(self) -> None:
         if self._writer is not None:
             return
         reader, self._writer = await asyncio.open_unix_connection(self.path)
+        self._closing = False
         self._reader_task = asyncio.create_task(self._read(reader), name="clickvote-hub-link")
+        for room in self.rooms:  # a new connection: the hub knows none of them yet
+            self.send(b"J" + room + b"\n")
 
-    def send(self, line: bytes) -> None:
-        """Queue `line` for the hub: what one turn of the event loop sends goes in one write."""
+    def interest(self, room: str, present: bool) -> None:
+        """`room` got its first local socket (`present`) or lost its last."""
+        key = room_line(room)
+        if present and key not in self.rooms:
+            self.rooms.add(key)
+            self.send(b"J" + key + b"\n")
+        elif not present and key in self.rooms:
+            self.rooms.discard(key)
+            self.send(b"L" + key + b"\n", soon=False)
+
+    def send(self, line: bytes, soon: bool = True) -> None:
+        """Queue `line` for the hub: what one turn of the event loop sends goes in one write.
+        A line not `soon` (a live update, a room left) may wait up to LINGER seconds for
+        company: the next question to the hub, most often, under load (a write wakes the hub,
+        and that cost more than anything else the fan-out did)."""
         if self._writer is None or self._writer.is_closing():
             return
-        if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
         self._out.append(line)
+        if self._flushing is None:
+            loop = asyncio.get_running_loop()
+            self._flushing = (
+                loop.call_soon(self._flush) if soon else loop.call_later(LINGER, self._flush)
+            )
+        elif soon and isinstance(self._flushing, asyncio.TimerHandle):
+            self._flushing.cancel()
+            self._flushing = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
+        self._flushing = None
         out, self._out = self._out, []
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(b"".join(out))
@@ -99,6 +131,11 @@ class HubLink:
                         fut = self._asked.get(rid)
                         if fut is not None and not fut.done():
                             fut.set_result(answer)
+                    elif line[:1] == b"M":
+                        size, _, routed = line[1:].partition(b" ")
+                        n = int(size)
+                        if routed[:n] in self.rooms:  # else: its last socket here just left
+                            await self._deliver(routed[n:])
                     elif line[:1] == b"F":
                         await self._deliver(line[1:])
         except (ConnectionError, ValueError) as exc:
@@ -124,11 +161,19 @@ class HubLink:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader_task
+        if self._flushing is not None:  # what is queued still goes
+            self._flushing.cancel()
+            self._flush()
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
         self._writer = self._reader_task = None
+
+
+def room_line(room: str) -> bytes:
+    """How the hub's lines name `room`: a JSON string (ASCII, so never a newline)."""
+    return json.dumps(room).encode()
 
 
 def _expire(fut: asyncio.Future[bytes]) -> None:
@@ -143,7 +188,7 @@ def _current_cancelling() -> int:
 
 class HubFanout:
     """Fan-out between the workers of one machine: delivered here at once, and through the
-    hub to every other worker."""
+    hub to every other worker (an EMIT: every other worker with sockets in its room)."""
 
     def __init__(self, link: HubLink) -> None:
         self.instance_id = secrets.token_hex(8)
@@ -180,7 +225,12 @@ class HubFanout:
         if not self._started:
             return
         await self.link.subscribers.deliver(msg, True)
-        self.link.send(b"F" + msg.to_json().encode() + b"\n")
+        body = msg.to_json().encode()
+        if msg.kind == EMIT:
+            room = room_line(msg.room)
+            self.link.send(b"M%d " % len(room) + room + body + b"\n", soon=False)
+        else:
+            self.link.send(b"F" + body + b"\n")
 
     async def close(self) -> None:
         self._started = False

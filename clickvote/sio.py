@@ -57,6 +57,7 @@ Handler = Callable[[str, list[Any], bool], Awaitable[Any]]  # (sid, args, wants_
 FallbackHandler = Callable[[str, str, bool, bool], Awaitable[Any]]
 ConnectHandler = Callable[[str, Peer, Any], bool]  # (sid, peer, auth) -> accepted
 DisconnectHandler = Callable[[str], None]
+RoomHandler = Callable[[str, bool], None]  # (room, present): its first socket here / last gone
 
 
 class BadPacket(ValueError):
@@ -141,6 +142,7 @@ class SocketServer:
         self.on_connect: ConnectHandler | None = None
         self.on_disconnect: DisconnectHandler | None = None
         self.fallback: FallbackHandler | None = None
+        self.on_room: RoomHandler | None = None
         self.conns: dict[str, Conn] = {}  # socket sid -> connection
         self._by_session: dict[str, Conn] = {}  # engine.io sid -> connection
         self.rooms: dict[str, dict[str, Conn]] = {}
@@ -170,7 +172,12 @@ class SocketServer:
         if conn is None or room in conn.rooms:
             return
         conn.rooms.add(room)
-        self.rooms.setdefault(room, {})[sid] = conn
+        members = self.rooms.get(room)
+        if members is None:
+            members = self.rooms[room] = {}
+            if self.on_room is not None:
+                self.on_room(room, True)
+        members[sid] = conn
 
     def participants(self, room: str) -> Iterable[str]:
         return tuple(self.rooms.get(room, ()))
@@ -230,6 +237,8 @@ class SocketServer:
                 members.pop(conn.sid, None)
                 if not members:
                     del self.rooms[room]
+                    if self.on_room is not None:
+                        self.on_room(room, False)
         conn.rooms.clear()
 
     def _refuse(self, conn: Conn, why: str) -> None:

@@ -1,11 +1,12 @@
 """The hub of `clickvote serve --workers N` and the workers' links to it, in one process: the
-fan-out reaches every other worker once (and the sender only locally), invalidations empty
-the other workers' caches, token buckets, session counts and used proofs of work are the
-hub's, and a worker whose hub is gone stops itself."""
+fan-out reaches every other worker with sockets in the room once (and the sender only
+locally), invalidations empty the other workers' caches, token buckets, session counts and
+used proofs of work are the hub's, and a worker whose hub is gone stops itself."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,8 +22,9 @@ from clickvote.config import Settings
 from clickvote.context import Context
 from clickvote.fanout import EMIT, Message
 from clickvote.hub import Hub
-from clickvote.hublink import HubBuckets, HubFanout, HubLink
+from clickvote.hublink import HubBuckets, HubFanout, HubLink, room_line
 from clickvote.ratelimit import RateLimiter
+from clickvote.sio import Conn, SocketServer
 from clickvote.storage import Env
 
 WAIT = 5.0  # seconds: a liveness bound
@@ -52,7 +54,7 @@ async def until(cond: Callable[[], bool]) -> None:
 
 def test_a_message_reaches_every_other_worker_once() -> None:
     async def main() -> None:
-        async with hub_with(3) as (_, links):
+        async with hub_with(3) as (hub, links):
             got: list[list[tuple[str, bool]]] = [[], [], []]
             fanouts = [HubFanout(link) for link in links]
             for i, f in enumerate(fanouts):
@@ -65,12 +67,113 @@ def test_a_message_reaches_every_other_worker_once() -> None:
 
                 f.subscribe(EMIT, record(i))
                 await f.start()
+                links[i].interest("room", True)
+            await until(lambda: len(hub.interest.get(room_line("room"), ())) == 3)
             await fanouts[0].publish("room", "ev", {"n": 1}, seq=3)
             await until(lambda: all(got[1:]))
             await asyncio.sleep(0.05)  # anything more would have come by now
             assert got == [[("room", True)], [("room", False)], [("room", False)]]
 
     asyncio.run(main())
+
+
+def test_emits_reach_only_the_workers_with_sockets_in_their_room() -> None:
+    """Room interest: none without a socket in the room, all with one, again after the link
+    reconnects, and none once the last socket left."""
+
+    async def main() -> None:
+        async with hub_with(3) as (hub, links):
+            got: list[list[Any]] = [[], [], []]
+            fanouts = [HubFanout(link) for link in links]
+            for i, f in enumerate(fanouts):
+
+                def record(i: int) -> Callable[[Message, bool], Awaitable[None]]:
+                    async def on(msg: Message, local: bool) -> None:
+                        if not local:
+                            got[i].append(msg.payload)
+
+                    return on
+
+                f.subscribe(EMIT, record(i))
+                await f.start()
+            room = 'i|1:e|1:g|9:post "42"\n'  # a quote and a newline: the name as JSON
+            key = room_line(room)
+
+            async def joined(n: int) -> None:
+                await until(lambda: len(hub.interest.get(key, ())) == n)
+
+            async def sent(n: int, expect: list[list[Any]]) -> None:
+                await fanouts[0].publish(room, "ev", n)
+                await fanouts[0].publish("other", "ev", -n)  # no socket anywhere
+                with contextlib.suppress(TimeoutError):  # the assertion below says what came
+                    await until(lambda: got == expect)
+                await asyncio.sleep(0.05)  # anything more would have come by now
+                assert got == expect
+
+            links[1].interest(room, True)
+            links[1].interest(room, True)  # a second socket: no change
+            await joined(1)
+            await sent(1, [[], [1], []])  # worker 2 has no socket in the room: nothing
+            await links[1].close()  # the link reconnects: its interest goes along
+            await joined(0)
+            await links[1].start()
+            await joined(1)
+            await sent(2, [[], [1, 2], []])
+            links[2].interest(room, True)
+            await joined(2)
+            await sent(3, [[], [1, 2, 3], [3]])
+            links[1].interest(room, False)  # its last socket left
+            await joined(1)
+            await sent(4, [[], [1, 2, 3], [3, 4]])
+
+    asyncio.run(main())
+
+
+def test_a_live_update_waits_for_the_next_question_to_the_hub(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One write to the hub, not two: an emit lingers (up to LINGER) and goes with the next
+    question; one still queued goes when the link closes."""
+    monkeypatch.setattr(hublink, "LINGER", 60.0)  # only a question or the close sends it
+
+    async def main() -> None:
+        async with hub_with(2) as (hub, links):
+            got: list[Any] = []
+
+            async def on(msg: Message, local: bool) -> None:
+                if not local:
+                    got.append(msg.payload)
+
+            sender, receiver = HubFanout(links[0]), HubFanout(links[1])
+            receiver.subscribe(EMIT, on)
+            await sender.start()
+            await receiver.start()
+            links[1].interest("room", True)
+            await until(lambda: room_line("room") in hub.interest)
+            await sender.publish("room", "ev", 1)
+            await asyncio.sleep(0.1)
+            assert got == []  # lingering
+            assert await HubBuckets(links[0]).take("k", 1, 1, 1) == 0.0  # a question
+            await until(lambda: got == [1])
+            await sender.publish("room", "ev", 2)
+            await links[0].close()
+            await until(lambda: got == [1, 2])
+
+    asyncio.run(main())
+
+
+def test_a_room_reports_its_first_socket_and_its_last() -> None:
+    server, seen = SocketServer(), []
+    server.on_room = lambda room, present: seen.append((room, present))
+    a, b = (Conn(sid, object()) for sid in ("a", "b"))  # type: ignore[arg-type]
+    server.conns.update(a=a, b=b)
+    server.enter_room("a", "r")
+    server.enter_room("b", "r")
+    server.enter_room("a", "s")
+    server._drop(a)
+    assert seen == [("r", True), ("s", True), ("s", False)]
+    server._drop(b)
+    assert seen[-1] == ("r", False)
 
 
 def test_an_invalidation_empties_every_workers_cache(
