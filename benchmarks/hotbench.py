@@ -7,8 +7,11 @@ count c shows every vote up to c. Update lag for vote k: from the moment its vot
 bound on its commit, so the lag is if anything over-stated) to the first frame at a watcher
 whose count is >= k; measured for every PROBE-th vote at every watcher. Frames/s: frames the
 watchers received over the load's seconds. Server CPU: the server process's user + system
-time over the load, in cores (1.0 = one core busy). Bounded: DURATION seconds of votes, then
-at most SETTLE seconds for the last frames; all on 127.0.0.1.
+time over the load, in cores (1.0 = one core busy); beside it the seconds it was runnable but
+waiting for a CPU (schedstat), and the same for the watchers' and the voters' processes.
+The watchers run at the lowest priority (they stand for browsers on other machines) and read
+their frames without decoding them (`count_of`). Bounded: DURATION seconds of votes, then at
+most SETTLE seconds for the last frames; all on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ SETTLE = 5.0  # seconds the watchers get, after the votes, for the last frames
 # item's room and gets its updates too (the load generator parses those as well)
 VOTERS, IN_FLIGHT = 10, 10
 WARM_UP = 1.0  # seconds of votes before the measured ones (a fresh server's first votes)
+NICE = 19  # the watchers' processes' niceness
 WATCH_PROCS = 2  # processes for the watchers: fewer runnable clients to share the cores with
 BIN = 0.1  # seconds: frames are counted per bin of arrival time
 UPDATE = f'42["get-votes-{GROUP}-{ITEM}",'.encode()
@@ -237,6 +241,10 @@ def main() -> None:
     p.add_argument("--out", default="")
     args = p.parse_args()
     if args.mode == "watch":
+        # Lowest priority: the watchers stand for browsers on other machines. At the same
+        # priority as the server, their processes (always runnable with 1,000 sockets' frames
+        # to read) took most of its share of the 2 cores (benchmarks/RESULTS.md, hot item).
+        os.nice(NICE)
         asyncio.run(watch(args.url, args.token, args.clients, Path(args.out)))
     else:
         print(json.dumps(hot_item(args.clients), indent=1))
