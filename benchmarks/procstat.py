@@ -34,3 +34,17 @@ def tree_cpu_seconds(pid: int) -> float:
         except FileNotFoundError:  # it ended meanwhile
             continue
     return total
+
+
+def sched_seconds(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of all `pid`'s threads, from
+    /proc/PID/task/*/schedstat: a process starved by the machine's other load shows a large
+    wait; one blocked on itself (a lock, a full socket) shows neither."""
+    run = wait = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+        run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run / 1e9, wait / 1e9

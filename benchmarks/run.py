@@ -248,6 +248,14 @@ def hot_rows(hot: dict[str, Any]) -> list[Row]:
             f"{100 * un['cpu_cores']:.0f} % of a core", "", None),
         Row(f"hot item updates never shown, {pair}", 100 * co["unseen"], "%",
             f"{100 * un['unseen']:.1f} %", "0 %", co["unseen"] == 0),
+        Row(f"hot item ack p99, {pair}", co["ack_p99"], "ms",
+            f"{un['ack_p99']:,.0f} ms; 1 watcher {single['ack_p99']:,.0f} ms", "", None),
+        Row(f"hot item server waiting for a CPU, {pair}", 100 * co["cpu_wait_cores"],
+            "% of a core", f"{100 * un['cpu_wait_cores']:.0f} % of a core", "", None),
+        Row(f"hot item watchers' CPU, {pair}", 100 * co["watchers_cpu_cores"], "% of a core",
+            f"{100 * un['watchers_cpu_cores']:.0f} % of a core", "", None),
+        Row(f"hot item load average, {pair}", co["load_average"], "",
+            f"{un['load_average']:.1f}", "", None),
     ]  # fmt: skip
 
 

@@ -1,0 +1,75 @@
+"""The hot-item benchmark's own parts: the watchers' frame reader and the scheduler figures.
+Marked host: the benchmarks are not in the images."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+pytestmark = pytest.mark.host
+
+
+def frame(text: str) -> bytes:
+    from clickvote.wsfast import text_frame
+
+    return text_frame(text)
+
+
+def update(count: int, pad: str = "") -> str:
+    total = {"initial": 0, "count": count, "avg": 0, "pad": pad}
+    return "42" + json.dumps(
+        ["get-votes-likes-hot", {"total": total, "poster": {"value": 1}}], separators=(",", ":")
+    )
+
+
+def test_frames_takes_whole_frames_and_keeps_a_partial_one() -> None:
+    from benchmarks.hotbench import frames
+
+    long = update(7, "x" * 300)  # a 16-bit length
+    data = frame("2") + frame(long) + frame(update(8))
+    buf = bytearray(data[:-5])
+    assert frames(buf) == [b"2", long.encode()]
+    buf += data[-5:]
+    assert frames(buf) == [update(8).encode()]
+    assert buf == bytearray()
+
+
+def test_count_of_reads_an_updates_count_and_nothing_else() -> None:
+    from benchmarks.hotbench import count_of
+
+    assert count_of(update(1234).encode()) == 1234
+    state = "42" + json.dumps(["get-votes-likes-hot", {"total": {"count": 3}}])
+    assert count_of(state.encode()) == -1  # the state a subscription gets: not an update
+    other = update(5).replace("likes-hot", "likes-cold")
+    assert count_of(other.encode()) == -1
+    assert count_of(b"2") == -1
+
+
+def test_sched_seconds_counts_cpu_time() -> None:
+    from benchmarks.procstat import sched_seconds
+
+    run0, wait0 = sched_seconds(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # bounded busy loop
+        pass
+    run1, wait1 = sched_seconds(os.getpid())
+    assert run1 - run0 >= 0.25
+    assert wait1 >= wait0 >= 0
+
+
+def test_hot_rows_show_the_ack_latency_and_the_cpu_wait() -> None:
+    from benchmarks.run import hot_rows
+
+    fig = {
+        "watchers": 1000, "votes_per_s": 100.0, "frames_per_s": 9000.0, "lag_p50": 300.0,
+        "lag_p99": 900.0, "unseen": 0.0, "ack_p50": 200.0, "ack_p99": 800.0,
+        "cpu_cores": 0.3, "cpu_wait_cores": 0.7, "watchers_cpu_cores": 0.2,
+        "load_average": 9.5,
+    }  # fmt: skip
+    rows = {r.figure: r for r in hot_rows({"single": fig, "coalesced": fig, "uncoalesced": fig})}
+    assert any("ack p99" in n and r.value == 800.0 for n, r in rows.items())
+    assert any("waiting for a CPU" in n and r.value == 70.0 for n, r in rows.items())
+    assert any("load average" in n and r.value == 9.5 for n, r in rows.items())
