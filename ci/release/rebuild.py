@@ -78,10 +78,8 @@ def not_rebuilt(reason: str, commit: str = "") -> dict[str, Any]:
 def commit_env(src: Path, commit: str, epoch: str) -> dict[str, str]:
     """The bake variables behind the labels for ``commit`` exported to ``src`` (``label_env``
     reads them from the checkout, which is another commit)."""
-    ns: dict[str, str] = {}
-    exec((src / "clickvote" / "__init__.py").read_text(), ns)
     return {
-        "VERSION": str(ns.get("__version__", "")),
+        "VERSION": images.app_version(src),
         "REVISION": commit,
         "CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch))),
         "SOURCE_DATE_EPOCH": epoch,
