@@ -4,7 +4,8 @@ What is pushed is what a reproducible build gives (``ci/build.py``): bake writes
 tarball with the layers' timestamps rewritten to ``SOURCE_DATE_EPOCH``, ``docker load``
 loads it (keeping its digests, attestations included) and ``docker push`` pushes it, so a
 rebuild of the candidate's commit (``inv verify``, ``ci/release/rebuild.py``) can get the
-digests the registry serves.
+digests the registry serves. Uncached (``--no-cache``) as a rebuild is: a cached step
+(dependencies installed from the package index) may hold what an older build got.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def bake_command(
         "--builder",
         builder,
         *push,
+        "--no-cache",  # a cached step may hold what an older index gave: not what a rebuild gets
         "--provenance=mode=max",
         f"--sbom={'generator=' + sbom if sbom else 'true'}",
         "--metadata-file",
