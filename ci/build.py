@@ -302,15 +302,26 @@ def source_date_epoch(root: Path = ROOT) -> str:
     return out.strip()
 
 
+def app_version(root: Path = ROOT) -> str:
+    """The version in ``root``'s clickvote/__init__.py; the installed package's where there
+    are no sources (the test image has the tests and ci/, the package in site-packages)."""
+    path = root / "clickvote" / "__init__.py"
+    if not path.exists():
+        import clickvote
+
+        return clickvote.__version__
+    ns: dict[str, str] = {}
+    exec(path.read_text(), ns)
+    return str(ns.get("__version__", ""))
+
+
 def label_env(root: Path = ROOT) -> dict[str, str]:
     """Values of the bake variables behind the OCI labels, and ``SOURCE_DATE_EPOCH`` (bake
     passes it on as a build argument), unless set already. ``CREATED`` is the commit's time,
     as every timestamp of the image is: a rebuild of the commit is the same image."""
-    ns: dict[str, str] = {}
-    exec((ROOT / "clickvote" / "__init__.py").read_text(), ns)
     epoch = source_date_epoch(root)
     values = {
-        "VERSION": str(ns.get("__version__", "")),
+        "VERSION": app_version(),
         "REVISION": git_revision(),
         "CREATED": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch))),
         "SOURCE_DATE_EPOCH": epoch,

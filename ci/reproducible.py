@@ -24,11 +24,13 @@ Build = Callable[[Path, Path], None]  # (OCI tarball to write, log file)
 OTHER_CHECKOUT = 1_000_000_000  # 2001-09-09: the second build's files' mtime
 
 
-def export(root: Path, dest: Path, mtime: int | None = None, umask: str = "0002") -> Path:
-    """``git archive HEAD`` of ``root`` into ``dest`` with ``umask``; every path's mtime set
+def export(
+    root: Path, dest: Path, mtime: int | None = None, umask: str = "0002", commit: str = "HEAD"
+) -> Path:
+    """``git archive COMMIT`` of ``root`` into ``dest`` with ``umask``; every path's mtime set
     to ``mtime``."""
     dest.mkdir(parents=True)
-    git = ["git", "-C", str(root), "-c", f"tar.umask={umask}", "archive", "HEAD"]
+    git = ["git", "-C", str(root), "-c", f"tar.umask={umask}", "archive", commit]
     archive = subprocess.run(git, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     if mtime is not None:

@@ -146,6 +146,8 @@ def manifest_create(
         "key": "SSH private key that signs the report (CLICKVOTE_SIGNING_KEY)",
         "key_env": "name of an environment variable holding the private key itself (CI)",
         "out": "verifications directory (default: verifications/)",
+        "no_rebuild": "do not rebuild the candidate from its commit; the report records "
+        "REASON (it then counts only where no rebuild is required)",
         "dry": "print what would be verified",
     }
 )
@@ -157,13 +159,22 @@ def verify(
     key: str = "",
     key_env: str = "",
     out: str = "",
+    no_rebuild: str = "",
     dry: bool = False,
 ) -> None:
-    """Test a candidate on this machine and write a signed report under verifications/."""
+    """Test a candidate on this machine, rebuild it from its commit, write a signed report."""
     with failures(), signing.key_from_env(key_env) as from_env:
         cfg = _cfg(c, verifications_dir=Path(out).resolve() if out else None)
         key = from_env or key
-        verify_mod.verify(cfg, tag, platform=_platform(platform), suite=suite, key=key, dry=dry)
+        verify_mod.verify(
+            cfg,
+            tag,
+            platform=_platform(platform),
+            suite=suite,
+            key=key,
+            no_rebuild=no_rebuild,
+            dry=dry,
+        )
 
 
 def _platform(value: str) -> str:

@@ -10,6 +10,8 @@ the smoke test, the figures; the signed report goes to ``/out/verifications/TAG/
 layout ``inv promote`` reads, owned by whoever owns ``/out``. The candidate is the one this
 image was published with (``CLICKVOTE_VERIFY_CANDIDATE``, set by ``inv publish``); a TAG
 argument or the ``CLICKVOTE_*`` variables of ci/release/config.py choose another.
+A device has no checkout to rebuild the candidate from: its report records why
+(``NO_REBUILD``), and counts only on platforms that require no rebuild.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci.release import ReleaseError, config, distribution, verify
+
+NO_REBUILD = "the device verifier (Docker only) has no checkout to rebuild the candidate from"
 
 
 def candidate_config(environ: dict[str, str]) -> tuple[config.ReleaseConfig, str]:
@@ -45,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="/out", help="the report goes to OUT/verifications/TAG/")
     p.add_argument("--platform", default="", help="default: the platform the engine runs")
     p.add_argument("--suite", default="auto", choices=verify.SUITES)
+    p.add_argument("--no-rebuild", default=NO_REBUILD, metavar="REASON", help="recorded")
     return p
 
 
@@ -61,7 +66,14 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             raise ReleaseError(f'{out} is not a directory: mount one (-v "$PWD":/out)')
         cfg = cfg.with_overrides(verifications_dir=out / "verifications")
         try:
-            verify.verify(cfg, tag, platform=args.platform, suite=args.suite, key=args.key)
+            verify.verify(
+                cfg,
+                tag,
+                platform=args.platform,
+                suite=args.suite,
+                key=args.key,
+                no_rebuild=args.no_rebuild or NO_REBUILD,
+            )
         finally:
             give_back(out, cfg.verifications_dir)
     except ReleaseError as e:

@@ -115,7 +115,7 @@ def _state(c: quorum.ReportCheck, cfg: ReleaseConfig) -> str:
         return "emulated, not counted"
     if c.smoke_only:
         return f"not counted: {c.smoke_only}"
-    if c.rebuild and cfg.rebuild_required(c.platform):
+    if c.rebuild and (c.differs or cfg.rebuild_required(c.platform)):
         return f"not counted: {c.rebuild}"
     return "counts" + (f" ({c.rebuild})" if c.rebuild else ", rebuild matched")
 

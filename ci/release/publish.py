@@ -1,14 +1,24 @@
-"""``inv publish --candidate``: build every platform with bake and push a candidate tag."""
+"""``inv publish --candidate``: build every platform with bake and push a candidate tag.
+
+What is pushed is what a reproducible build gives (``ci/build.py``): bake writes an OCI
+tarball with the layers' timestamps rewritten to ``SOURCE_DATE_EPOCH``, ``docker load``
+loads it (keeping its digests, attestations included) and ``docker push`` pushes it, so a
+rebuild of the candidate's commit (``inv verify``, ``ci/release/rebuild.py``) can get the
+digests the registry serves. Uncached (``--no-cache``) as a rebuild is: a cached step
+(dependencies installed from the package index) may hold what an older build got.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
 from ci import project, shell
+from ci.build import REWRITE
 from ci.release import ReleaseError, candidate, imagetools, oci
 from ci.release.config import ReleaseConfig
 
@@ -108,21 +118,18 @@ def bake_command(
     metadata: Path,
     base: str,
     python: str | None,
+    tarball: Path,
     sbom: str = "",
     platform: str = "",
 ) -> list[str]:
-    """Bake one target for every platform and push it with provenance and SBOM attestations;
-    with ``platform``, that one only, under its scratch tag (``merge`` tags the digests)."""
+    """Bake one target for every platform, with provenance and SBOM attestations, into the
+    OCI ``tarball`` (timestamps rewritten) named for its push (``push_commands``); with
+    ``platform``, that one only, under its scratch tag (``merge`` tags the digests)."""
     test = target == TEST_TARGET
-    push = ["--push", "--set", f"{target}.tags={cfg.image(tag, test=test)}"]
+    out = ["--set", f"{target}.output=type=oci,dest={tarball},{REWRITE}"]
+    push = [*out, "--set", f"{target}.tags={target_ref(cfg, tag, target, platform)}"]
     if platform:
-        push = [
-            "--push",
-            "--set",
-            f"{target}.platform={platform}",
-            "--set",
-            f"{target}.tags={cfg.image(scratch_tag(tag, platform), test=test)}",
-        ]
+        push += ["--set", f"{target}.platform={platform}"]
     cmd = [
         "docker",
         "buildx",
@@ -132,6 +139,7 @@ def bake_command(
         "--builder",
         builder,
         *push,
+        "--no-cache",  # a cached step may hold what an older index gave: not what a rebuild gets
         "--provenance=mode=max",
         f"--sbom={'generator=' + sbom if sbom else 'true'}",
         "--metadata-file",
@@ -147,18 +155,32 @@ def bake_command(
     return [*cmd, target]
 
 
-def bake(cmd: list[str], *, env: dict[str, str], dry: bool) -> None:
-    """Run a bake; retry a failed push (registry 2.8's filesystem store can answer 500 to
-    concurrent manifest requests). The build itself is cached, so a retry is quick."""
-    for attempt in range(1, PUSH_ATTEMPTS + 1):
-        try:
-            shell.change(cmd, dry=dry, timeout=BUILD_TIMEOUT, env=env)
-            return
-        except ReleaseError:
-            if attempt == PUSH_ATTEMPTS:
-                raise
-            shell.echo(f"bake failed (attempt {attempt}/{PUSH_ATTEMPTS}); retrying")
-            time.sleep(2 * attempt)
+def target_ref(cfg: ReleaseConfig, tag: str, target: str, platform: str = "") -> str:
+    """Where ``target`` of candidate ``tag`` is pushed (one platform: its scratch tag)."""
+    return cfg.image(scratch_tag(tag, platform) if platform else tag, test=target == TEST_TARGET)
+
+
+def push_commands(tarball: Path, ref: str) -> list[list[str]]:
+    """Load the OCI tarball bake wrote (its digests kept) and push ``ref``, its name in it."""
+    return [["docker", "load", "-i", str(tarball)], ["docker", "push", ref]]
+
+
+def bake(cmd: list[str], pushes: list[list[str]], *, env: dict[str, str], dry: bool) -> None:
+    """Run a bake, then its pushes; retry a failed push (registry 2.8's filesystem store can
+    answer 500 to concurrent manifest requests)."""
+    shell.change(cmd, dry=dry, timeout=BUILD_TIMEOUT, env=env)
+    load, *rest = pushes
+    shell.change(load, dry=dry, timeout=BUILD_TIMEOUT)
+    for push in rest:
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            try:
+                shell.change(push, dry=dry, timeout=BUILD_TIMEOUT)
+                break
+            except ReleaseError:
+                if attempt == PUSH_ATTEMPTS:
+                    raise
+                shell.echo(f"push failed (attempt {attempt}/{PUSH_ATTEMPTS}); retrying")
+                time.sleep(2 * attempt)
 
 
 def build_env() -> tuple[dict[str, str], str, str | None]:
@@ -220,8 +242,9 @@ def publish(
     sbom = sbom_generator(cfg, base, dry=dry)
     for target in [APP_TARGET] + ([TEST_TARGET] if with_test else []):
         meta = metadata.with_suffix(f".{target}.json")
-        bake(
-            bake_command(
+        with tempfile.TemporaryDirectory(prefix="clickvote-publish-") as tmp:
+            tarball = Path(tmp) / f"{target}.oci.tar"
+            cmd = bake_command(
                 cfg,
                 tag,
                 builder,
@@ -229,12 +252,12 @@ def publish(
                 metadata=meta,
                 base=base,
                 python=python,
+                tarball=tarball,
                 sbom=sbom,
                 platform=platform,
-            ),
-            env=env,
-            dry=dry,
-        )
+            )
+            ref = target_ref(cfg, tag, target, platform)
+            bake(cmd, push_commands(tarball, ref), env=env, dry=dry)
         if platform and digest_dir is not None and not dry:
             write_digest(digest_dir, target, platform, pushed_digest(meta, target))
     if not dry and not platform:

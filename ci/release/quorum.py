@@ -14,7 +14,9 @@ ignored: listed with the reason, neither counted nor blocking. On a platform
 whose reports must carry a matching rebuild (``ReleaseConfig.require_rebuild``),
 a report counts only if its signer rebuilt the candidate from its commit and got
 the digest it pulled (its ``rebuild`` section); the others are listed as
-unmatched.
+unmatched. A rebuild that gave another digest than the one pulled says the candidate
+is not what its commit builds: such a report never counts, on any platform, and on
+a platform that requires rebuilds it blocks the promotion.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ReportCheck:
     smoke_only: str = ""  # why the tests it ran are not enough to count
     ignored: str = ""  # why its signer's word does not count (revoked, key not valid then)
     rebuild: str = ""  # why its rebuild does not vouch for the digest ("" when it matched)
+    differs: bool = False  # it rebuilt the candidate's commit and got another digest
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -54,7 +57,7 @@ class ReportCheck:
         return self.ok and not self.emulated and not self.smoke_only and not self.ignored
 
     def counts_where(self, rebuild_required: bool) -> bool:
-        return self.counts and not (rebuild_required and self.rebuild)
+        return self.counts and not self.differs and not (rebuild_required and self.rebuild)
 
 
 def rebuild_mismatch(report: Mapping[str, Any]) -> tuple[str, list[str]]:
@@ -72,7 +75,10 @@ def rebuild_mismatch(report: Mapping[str, Any]) -> tuple[str, list[str]]:
         return "", [f"rebuild compared {pulled}, not the report's {report['platform_digest']}"]
     if section.get("equal") is not (rebuilt == pulled):
         return "", ["rebuild.equal contradicts its digests"]
-    return ("" if rebuilt == pulled else f"rebuilt {rebuilt}, pulled {pulled}"), []
+    return ("" if rebuilt == pulled else f"{DIFFERS}{rebuilt}, pulled {pulled}"), []
+
+
+DIFFERS = "rebuilt "  # how ``rebuild_mismatch`` begins when the rebuild gave another digest
 
 
 def check_report(
@@ -119,6 +125,7 @@ def check_report(
         check.problems.extend(problems)
     check.rebuild, problems = rebuild_mismatch(report)
     check.problems.extend(problems)
+    check.differs = check.rebuild.startswith(DIFFERS)
     return check
 
 
@@ -250,6 +257,13 @@ def tally(
         v.reasons.extend(
             f"{platform}: report {c.name} rejected: {p}" for c in mine for p in c.problems
         )
+        if needed:
+            v.reasons.extend(
+                f"{platform}: report {c.name}: the candidate's commit {c.rebuild} "
+                "(not what its commit builds)"
+                for c in mine
+                if c.ok and not c.ignored and c.differs
+            )
         if v.signers < v.required:
             v.reasons.append(_short_reason(v, counted))
         verdicts.append(v)

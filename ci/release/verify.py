@@ -4,6 +4,9 @@ What runs: the smoke test (always) and, when the candidate's test image
 (``<test repository>:<tag>``) exists for the platform, its pytest suite (the
 tests not marked ``host``). ``--suite smoke`` skips pytest (such a report does not
 count toward promotion where a test image exists), ``--suite full`` requires it.
+Then the candidate's platform image is rebuilt from the commit its provenance names
+(``ci/release/rebuild.py``) and the report's ``rebuild`` section says whether the rebuild
+gave the digest pulled; ``no_rebuild`` (``--no-rebuild REASON``) records the reason instead.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ci.release import (
     figures,
     imagetools,
     machine,
+    rebuild,
     reports,
     signers,
     signing,
@@ -237,6 +241,7 @@ def verify(
     platform: str = "",
     suite: str = "auto",
     key: str = "",
+    no_rebuild: str = "",
     dry: bool = False,
 ) -> Path | None:
     reports.check_tag(tag)
@@ -259,6 +264,7 @@ def verify(
     path = reports.report_path(cfg.verifications_dir, tag, host.fingerprint, platform)
     signer = "" if dry else signing.key_fingerprint(key)
     print(f"verifying {cfg.image(tag)} {platform} ({digest}) with {chosen} -> {path}")
+    print(f"no rebuild: {no_rebuild}" if no_rebuild else "then rebuilding it from its commit")
     if dry:
         return None
     started, t0 = time.time(), time.monotonic()
@@ -270,6 +276,9 @@ def verify(
     )
     smoke, facts = run_smoke(cfg, digest, platform, smoke_timeout(not native))
     measured = run_figures(cfg, digest, platform, smoke_timeout(not native))
+    rebuilt = (
+        rebuild.not_rebuilt(no_rebuild) if no_rebuild else rebuild.run(cfg, tag, platform, digest)
+    )
     report = build_report(
         cfg,
         tag,
@@ -283,6 +292,7 @@ def verify(
         started,
         time.monotonic() - t0,
         measured,
+        rebuilt,
     )
     write_signed(path, report, key)
     summary(report, path)
@@ -304,7 +314,9 @@ def build_report(
     started: float,
     seconds: float,
     measured: dict[str, Any] | None = None,
+    rebuilt: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The report; ``rebuilt``: its ``rebuild`` section (``ci/release/rebuild.py``)."""
     emulation = machine.detect_emulation(
         host.machine,
         facts.get("machine", "unknown"),
@@ -348,6 +360,7 @@ def build_report(
         "tests": tests,
         "figures": {**(measured or {"error": "not measured"}), "emulated": emulation.emulated},
         "tools": {"docker": docker_version()},
+        "rebuild": rebuilt or rebuild.not_rebuilt("not attempted"),
     }
 
 
@@ -371,5 +384,14 @@ def summary(report: dict[str, Any], path: Path) -> None:
     )
     for ev in e["evidence"]:
         print(f"  emulation evidence: {ev}")
+    print(rebuild_line(report))
     print(figures.table([report]))
     print(f"report: {path}\nsignature: {reports.signature_path(path)}")
+
+
+def rebuild_line(report: dict[str, Any]) -> str:
+    r, pulled = report.get("rebuild") or {}, report["platform_digest"]
+    if not r.get("rebuilt"):
+        return f"pulled {pulled}; not rebuilt: {r.get('reason') or 'no reason given'}"
+    same = "equal" if r.get("equal") else "NOT EQUAL"
+    return f"pulled {pulled}; rebuilt {r['rebuilt_digest']} from {r['commit'][:12]}: {same}"

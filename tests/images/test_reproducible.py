@@ -234,3 +234,13 @@ def test_a_file_of_random_bytes_is_named_with_its_layer(
     assert "/opt/app/data/stamp: content sha256:" in out
     assert "/opt/app/hello" not in out  # the same in both builds
     assert out.rstrip().endswith("NOT reproducible")
+
+
+def test_the_version_without_sources(tmp_path: Path) -> None:
+    """Where the tree has no clickvote/ (the test image), the installed package's version."""
+    import clickvote
+
+    assert build.app_version(tmp_path) == clickvote.__version__
+    (tmp_path / "clickvote").mkdir()
+    (tmp_path / "clickvote" / "__init__.py").write_text('__version__ = "9.8.7"\n')
+    assert build.app_version(tmp_path) == "9.8.7"

@@ -25,6 +25,7 @@ from ci import project
 from ci.release import (
     ReleaseError,
     config,
+    device,
     imagetools,
     machine,
     promote,
@@ -124,10 +125,14 @@ def candidate(
     local = keypair(keys, "this-host")
     work = cfg.with_overrides(verifications_dir=tmp_path_factory.mktemp("verify"))
     reports: dict[str, Path] = {}
-    # amd64 natively with the test image's suite; ARM emulated (listed, never counted)
+    # amd64 natively with the test image's suite and a rebuild of the candidate's commit; ARM
+    # emulated (listed, never counted), not rebuilt (`inv build --reproducible-check` is theirs)
     for platform, suite in [("linux/amd64", "full"), *[(p, "smoke") for p in ARM]]:
+        no_rebuild = "" if platform == "linux/amd64" else "emulated on the test host"
         try:
-            path = verify_mod.verify(work, tag, platform=platform, suite=suite, key=str(local))
+            path = verify_mod.verify(
+                work, tag, platform=platform, suite=suite, key=str(local), no_rebuild=no_rebuild
+            )
         except ReleaseError as e:  # the app's own tests may fail; the report still exists
             print(f"verify {platform}: {e}", file=sys.stderr)
             path = Path(str(e).rsplit("report: ", 1)[-1])
@@ -190,6 +195,24 @@ def test_native_verification(candidate: Candidate) -> None:
     assert r["platform_digest"] == candidate.index.images["linux/amd64"].digest
     assert r["result"] == "pass", r["tests"]
     assert [c["ok"] for c in r["tests"]["smoke"]] == [True] * 5
+
+
+def test_native_verification_rebuilt_the_candidate(candidate: Candidate) -> None:
+    """`inv verify` rebuilt amd64 from the commit the candidate's provenance names (the one
+    published from) and got the digest the registry serves: publish pushes what a
+    reproducible build gives."""
+    r = _report(candidate.real_reports["linux/amd64"])
+    pulled = candidate.index.images["linux/amd64"].digest
+    labels = imagetools.image_config(candidate.cfg.image(pulled))["config"]["Labels"]
+    published_from = labels["org.opencontainers.image.revision"]  # HEAD when published
+    assert r["rebuild"] == {
+        "rebuilt": True, "commit": published_from, "pulled": pulled, "rebuilt_digest": pulled,
+        "equal": True,
+    }, r["rebuild"]  # fmt: skip
+    assert _report(candidate.real_reports[ARM[0]])["rebuild"] == {
+        "rebuilt": False,
+        "reason": "emulated on the test host",
+    }
 
 
 @pytest.mark.parametrize("platform", ARM)
@@ -257,6 +280,22 @@ def test_promote_with_quorum(candidate: Candidate, evidence, capsys) -> None:  #
             p: d.digest for p, d in candidate.index.images.items()
         }
     promote.promote(cfg, candidate.tag, version=version)  # idempotent
+
+
+def test_promote_where_rebuilds_are_required(candidate: Candidate, evidence, capsys) -> None:  # type: ignore[no-untyped-def]
+    """amd64 requires a matching rebuild: this host's report has one and counts; re-signed
+    with another rebuilt digest, it never counts and blocks the promotion."""
+    cfg, vdir, keys = evidence
+    cfg = cfg.with_overrides(require_rebuild=("linux/amd64",))
+    promote.promote(cfg, candidate.tag, version="0.0.1", dry=True)
+    assert "counts, rebuild matched" in capsys.readouterr().out
+    path = vdir / candidate.tag / candidate.real_reports["linux/amd64"].name
+    data = _report(path)
+    data["rebuild"] |= {"rebuilt_digest": "sha256:" + "e" * 64, "equal": False}
+    _resign(path, data, keys["this-host"])
+    with pytest.raises(ReleaseError, match="not what its commit builds"):
+        promote.promote(cfg, candidate.tag, version="0.0.1", dry=True)
+    assert "not counted: rebuilt sha256:eeee" in capsys.readouterr().out
 
 
 def test_tampered_report(candidate: Candidate, evidence) -> None:  # type: ignore[no-untyped-def]
@@ -499,6 +538,7 @@ def test_one_command_device_verification(
     assert f["votes_per_s"] > 0 and f["cpu_ms_per_vote"] > 0 and f["load"]["errors"] == 0
     assert 10 < f["idle_rss_mb"] < 1000 and 0 < f["serve_to_healthz_s"] < 240
     assert r["machine"]["model"] and r["machine"]["cpus"] > 0
+    assert r["rebuild"] == {"rebuilt": False, "reason": device.NO_REBUILD}
 
 
 def test_promote_dry_shows_the_device_figures(

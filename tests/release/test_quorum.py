@@ -272,10 +272,28 @@ def test_where_a_rebuild_is_required_only_matching_rebuilds_count() -> None:
     ]
     [strict] = tally(checks, ["linux/arm64"], quorum_for, lambda p: p == "linux/arm64")
     assert (strict.signers, strict.unmatched, strict.ok) == (2, 3, False)
-    assert "3 report(s) without a matching rebuild not counted" in strict.reasons[0]
+    assert "3 report(s) without a matching rebuild not counted" in strict.reasons[1]
     assert "unmatched" in format_table([strict])
-    [lenient] = tally(checks, ["linux/arm64"], quorum_for)  # not required: all five count
-    assert (lenient.signers, lenient.unmatched, lenient.ok) == (5, 0, True)
+    assert "c.json" in strict.reasons[0] and "not what its commit builds" in strict.reasons[0]
+    [lenient] = tally(checks, ["linux/arm64"], quorum_for)  # not required: the unequal one
+    assert (lenient.signers, lenient.unmatched, lenient.ok) == (4, 1, True)  # never counts
+
+
+def test_an_unequal_rebuild_never_counts_and_blocks_where_rebuilds_are_required() -> None:
+    checks = rebuild_checks(
+        {m: (lambda i: rebuilt(i, "linux/arm64")) for m in "abc"}
+        | {"d": lambda i: rebuilt(i, "linux/arm64", to=digest("another build"))}
+    )
+    assert [c.differs for c in checks] == [False, False, False, True]
+    assert not checks[3].counts_where(False) and not checks[3].counts_where(True)
+    [strict] = tally(checks, ["linux/arm64"], quorum_for, lambda p: True)
+    assert strict.signers == 3 and not strict.ok  # a quorum of three, blocked by the fourth
+    assert strict.reasons == [
+        f"linux/arm64: report d.json: the candidate's commit rebuilt {digest('another build')}, "
+        f"pulled {make_index().images['linux/arm64'].digest} (not what its commit builds)"
+    ]
+    [lenient] = tally(checks, ["linux/arm64"], quorum_for)
+    assert (lenient.signers, lenient.unmatched, lenient.ok) == (3, 1, True)
 
 
 def test_a_rebuild_section_must_be_about_the_reports_digest() -> None:

@@ -141,15 +141,34 @@ def test_one_platform_is_pushed_under_its_scratch_tag() -> None:
         metadata=Path("m.json"),
         base="base",
         python=None,
+        tarball=Path("t.tar"),
         platform="linux/arm64",
     )
     assert "test.platform=linux/arm64" in cmd
     assert f"test.tags={CFG.image('9.9.9-rc.1-arm64', test=True)}" in cmd
     assert f"test.args.CANDIDATE={CFG.image('9.9.9-rc.1')}" in cmd
     every = publish.bake_command(
-        CFG, "9.9.9-rc.1", "default", "app", metadata=Path("m"), base="b", python=None
-    )
-    assert "--push" in every and f"app.tags={CFG.image('9.9.9-rc.1')}" in every
+        CFG, "9.9.9-rc.1", "default", "app", metadata=Path("m"), base="b", python=None,
+        tarball=Path("t.tar"),
+    )  # fmt: skip
+    assert f"app.tags={CFG.image('9.9.9-rc.1')}" in every
+
+
+def test_what_is_pushed_is_a_reproducible_builds_tarball() -> None:
+    """Bake writes an OCI tarball with rewritten timestamps (what ``inv build`` and a
+    rebuild give), never pushes itself; ``docker load`` and ``docker push`` push it."""
+    ref = publish.target_ref(CFG, "9.9.9-rc.1", "app", "linux/arm64")
+    cmd = publish.bake_command(
+        CFG, "9.9.9-rc.1", "default", "app", metadata=Path("m"), base="b", python=None,
+        tarball=Path("/tmp/x/app.oci.tar"), platform="linux/arm64",
+    )  # fmt: skip
+    assert "--push" not in cmd and "--no-cache" in cmd  # as a rebuild builds
+    assert "app.output=type=oci,dest=/tmp/x/app.oci.tar,rewrite-timestamp=true" in cmd
+    assert ref == CFG.image("9.9.9-rc.1-arm64") and f"app.tags={ref}" in cmd
+    assert publish.push_commands(Path("/tmp/x/app.oci.tar"), ref) == [
+        ["docker", "load", "-i", "/tmp/x/app.oci.tar"],
+        ["docker", "push", ref],
+    ]
 
 
 @pytest.fixture()
