@@ -104,7 +104,34 @@ class Fanout(Protocol):
     async def close(self) -> None: ...
 
 
-class InProcessFanout:
+class Sender:
+    """publish() and notify() of every fan-out: the Message they make, handed to `_send_all`
+    (each implementation's way to this instance's subscribers and to the others)."""
+
+    instance_id: str
+
+    async def publish(
+        self,
+        room: str,
+        event: str,
+        payload: Any,
+        skip_sid: list[str] | None = None,
+        exclude_room: str | None = None,
+        seq: int = 0,
+    ) -> None:
+        msg = Message(
+            room, event, payload, list(skip_sid or []), exclude_room, self.instance_id, seq
+        )
+        await self._send_all(msg)
+
+    async def notify(self, kind: str) -> None:
+        await self._send_all(Message("", "", None, origin=self.instance_id, kind=kind))
+
+    async def _send_all(self, msg: Message) -> None:
+        raise NotImplementedError
+
+
+class InProcessFanout(Sender):
     """One instance: deliver immediately."""
 
     def __init__(self) -> None:
@@ -118,25 +145,8 @@ class InProcessFanout:
     async def start(self) -> None:
         self._started = True
 
-    async def publish(
-        self,
-        room: str,
-        event: str,
-        payload: Any,
-        skip_sid: list[str] | None = None,
-        exclude_room: str | None = None,
-        seq: int = 0,
-    ) -> None:
-        if not self._started:
-            return
-        msg = Message(
-            room, event, payload, list(skip_sid or []), exclude_room, self.instance_id, seq
-        )
-        await self._subscribers.deliver(msg, True)
-
-    async def notify(self, kind: str) -> None:
+    async def _send_all(self, msg: Message) -> None:
         if self._started:
-            msg = Message("", "", None, origin=self.instance_id, kind=kind)
             await self._subscribers.deliver(msg, True)
 
     async def close(self) -> None:

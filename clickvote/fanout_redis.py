@@ -26,7 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from clickvote.fanout import INVALIDATE, Deliver, Message, Subscribers
+from clickvote.fanout import INVALIDATE, Deliver, Message, Sender, Subscribers
 
 log = logging.getLogger("clickvote.fanout")
 
@@ -39,7 +39,7 @@ OUTBOX_MAX = 10_000  # messages waiting for Redis (the oldest go first when it i
 FAILURES = (RedisError, OSError, TimeoutError)
 
 
-class RedisFanout:
+class RedisFanout(Sender):
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
         self.instance_id = secrets.token_hex(8)
         self.url = url
@@ -151,23 +151,6 @@ class RedisFanout:
             await self._subscribers.deliver(msg, local)
         except Exception:
             log.exception("fan-out delivery failed")
-
-    async def publish(
-        self,
-        room: str,
-        event: str,
-        payload: Any,
-        skip_sid: list[str] | None = None,
-        exclude_room: str | None = None,
-        seq: int = 0,
-    ) -> None:
-        msg = Message(
-            room, event, payload, list(skip_sid or []), exclude_room, self.instance_id, seq
-        )
-        await self._send_all(msg)
-
-    async def notify(self, kind: str) -> None:
-        await self._send_all(Message("", "", None, origin=self.instance_id, kind=kind))
 
     async def _send_all(self, msg: Message) -> None:
         """`msg` to this instance's subscribers now, and to Redis for the others."""

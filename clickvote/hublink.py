@@ -26,7 +26,7 @@ import secrets
 import signal
 from typing import Any
 
-from clickvote.fanout import EMIT, INVALIDATE, Deliver, Message, Subscribers
+from clickvote.fanout import EMIT, INVALIDATE, Deliver, Message, Sender, Subscribers
 
 log = logging.getLogger("clickvote.hub")
 ASK_TIMEOUT = 1.0  # seconds
@@ -186,7 +186,7 @@ def _current_cancelling() -> int:
     return task.cancelling() if task is not None else 0
 
 
-class HubFanout:
+class HubFanout(Sender):
     """Fan-out between the workers of one machine: delivered here at once, and through the
     hub to every other worker (an EMIT: every other worker with sockets in its room)."""
 
@@ -203,23 +203,6 @@ class HubFanout:
         self._started = True
         # notices sent before this worker was connected are gone: start from the database
         await self.link.subscribers.deliver(Message("", "", None, kind=INVALIDATE), True)
-
-    async def publish(
-        self,
-        room: str,
-        event: str,
-        payload: Any,
-        skip_sid: list[str] | None = None,
-        exclude_room: str | None = None,
-        seq: int = 0,
-    ) -> None:
-        msg = Message(
-            room, event, payload, list(skip_sid or []), exclude_room, self.instance_id, seq
-        )
-        await self._send_all(msg)
-
-    async def notify(self, kind: str) -> None:
-        await self._send_all(Message("", "", None, origin=self.instance_id, kind=kind))
 
     async def _send_all(self, msg: Message) -> None:
         if not self._started:
