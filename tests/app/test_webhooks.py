@@ -170,8 +170,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "http://localhost/hook",
         "https://[::1]/hook",
         "http://169.254.169.254/latest/meta-data",
-        "http://10.1.2.3/",
-        "http://192.168.0.1/",
+        "http://100.64.0.1/",  # shared address space (carrier-grade NAT)
+        "http://[fd00::1]/",  # IPv6 unique local
         "http://[::ffff:127.0.0.1]/",
         "http://0.0.0.0/",
     ],
