@@ -24,17 +24,23 @@ function identityBox(k) {
     "</fieldset>";
 }
 
-// GET /settings/: {publicKey, secretKey, identities, identityOptions: [{kind, label, protects}], ...}
-async function loadKeys() {
-  const box = $("#keys");
+// GET /settings/ ({publicKey, secretKey, identities, identityOptions: [{kind, label, protects}],
+// abuse, ...}) once, for the panels given (`#keys`, `#abuse`): each filled, or its error shown.
+async function loadSettings(panels) {
   let k;
   try {
     k = await api("GET", "/settings/");
   } catch (e) {
-    box.innerHTML = errorBox(e);
+    for (const [id] of panels) if ($(id)) $(id).innerHTML = errorBox(e);
     return;
   }
-  if (!$("#keys")) return;
+  for (const [id, show] of panels) if ($(id)) show($(id), k);
+}
+
+const KEYS = ["#keys", showKeys];
+const ABUSE = ["#abuse", showAbuse];
+
+function showKeys(box, k) {
   box.innerHTML = keyRow("public-key", "Public key", k.publicKey, false) +
     keyRow("secret-key", "Secret key", k.secretKey, true) + identityBox(k) +
     `<div style="display:flex;gap:8px;flex-wrap:wrap"><button class="btn ghost danger" id="rotate">${icon("refresh")}Rotate keys</button></div>` +
@@ -74,7 +80,7 @@ async function loadKeys() {
     }
     toast("New keys issued");
     await loadMe();
-    loadKeys();
+    loadSettings([KEYS]);
   };
 }
 
@@ -97,16 +103,7 @@ function abuseForm(a) {
     '<div class="field btn-cell"><span aria-hidden="true">&nbsp;</span><button class="btn" type="submit" id="abuse-save">Save</button></div></div></form>';
 }
 
-async function loadAbuse() {
-  const box = $("#abuse");
-  let k;
-  try {
-    k = await api("GET", "/settings/");
-  } catch (e) {
-    box.innerHTML = errorBox(e);
-    return;
-  }
-  if (!$("#abuse")) return;
+function showAbuse(box, k) {
   box.innerHTML = abuseForm(k.abuse);
   const f = $("#abuse-form");
   f.onsubmit = async (ev) => {
@@ -154,7 +151,6 @@ export function pageSettings() {
     await loadMe();
     render();
   };
-  loadKeys();
-  loadAbuse();
+  loadSettings([KEYS, ABUSE]);
   loadWebhook();
 }
