@@ -67,7 +67,8 @@ def test(session: nox.Session) -> None:
     session.install("-e", f".[{os.environ.get('CLICKVOTE_TEST_EXTRAS', 'dev')}]")
     session.log(f"host: {host_platform.machine()}, {host_platform.platform()}")
     session.run("python", "-c", "import sys; print('python:', sys.version)")
-    session.run("python", "-m", "pytest", *session.posargs)
+    # the slowest tests named at the end: where the suite's time goes, run after run
+    session.run("python", "-m", "pytest", "--durations=15", *session.posargs)
 
 
 def _run_in_image(session: nox.Session, platform: str, ref: str, *cmd: str) -> None:
@@ -90,21 +91,16 @@ def _report_machine(session: nox.Session, platform: str, ref: str) -> None:
     _run_in_image(session, platform, ref, "python3", "-c", probe)
 
 
-def _build_test_image(session: nox.Session, platform: str, ref: str) -> None:
-    opts = images.BuildOptions(platforms=[platform], target="test", load=True, tag=ref)
-    try:
-        images.build(opts)
-    except (images.BuildError, host.HostError) as e:
-        session.error(str(e))
-
-
 def _arch_session(arch: str, platform: str) -> None:
     def session_fn(session: nox.Session) -> None:
-        ref = f"{images.image_ref('test')}-{arch}"
-        _build_test_image(session, platform, ref)
-        _report_machine(session, platform, ref)
-        pytest = ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-q"]
-        _run_in_image(session, platform, ref, *pytest, "-m", IN_IMAGE_MARKERS, *session.posargs)
+        try:
+            with images.loaded_test_image(platform, arch) as ref:
+                _report_machine(session, platform, ref)
+                pytest = ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+                markers = ["-m", IN_IMAGE_MARKERS]
+                _run_in_image(session, platform, ref, *pytest, *markers, *session.posargs)
+        except (images.BuildError, host.HostError) as e:
+            session.error(str(e))
 
     session_fn.__doc__ = f"The suite (not host-marked) inside the {platform} test image."
     nox.session(name=f"test-{arch}", python=False)(session_fn)

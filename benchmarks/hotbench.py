@@ -3,10 +3,14 @@ acknowledges them, against the same server with broadcast windows of 100 ms and 
 a single watcher (the vote rate the others are compared with).
 
 Each vote is a new voter's like, so the item's count numbers the votes: a watcher's frame with
-count c shows every vote up to c. Update lag for vote k: from the moment its voter SENT it (a
-bound on its commit, so the lag is if anything over-stated) to the first frame at a watcher
-whose count is >= k; measured for every PROBE-th vote at every watcher. Frames/s: frames the
-watchers received over the load's seconds. Server CPU: the server process's user + system
+count c shows every vote up to c. Update lag for vote k: to the first frame at a watcher whose
+count is >= k, as it arrived in the watcher's socket (the kernel's receive time,
+SO_TIMESTAMPNS, of the last segment a read returned), measured for every PROBE-th vote at every
+watcher. From the vote's sending, an upper bound on the lag from its commit (the figure the
+goal is judged on), and from its acknowledgement at the voter, a lower bound; beside them the
+lag until the watcher's process read the frame, which adds the co-located watchers' own wait
+for a CPU (browsers on other machines don't share the server's cores). Frames/s: frames that
+arrived at the watchers over the load's seconds. Server CPU: the server process's user + system
 time over the load, in cores (1.0 = one core busy); beside it the seconds it was runnable but
 waiting for a CPU (schedstat), and the same for the watchers' and the voters' processes.
 The watchers run at the lowest priority (they stand for browsers on other machines) and read
@@ -20,6 +24,8 @@ import argparse
 import asyncio
 import json
 import os
+import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -41,6 +47,24 @@ NICE = 19  # the watchers' processes' niceness
 WATCH_PROCS = 2  # processes for the watchers: fewer runnable clients to share the cores with
 BIN = 0.1  # seconds: frames are counted per bin of arrival time
 UPDATE = f'42["get-votes-{GROUP}-{ITEM}",'.encode()
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value on x86 and arm
+STAMP_SPACE = socket.CMSG_SPACE(16)  # one struct timespec
+
+
+def stamp_arrivals(sock: socket.socket) -> None:
+    """Have the kernel stamp each segment's arrival (CLOCK_REALTIME, i.e. time.time())."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+
+def recv_stamped(sock: socket.socket, size: int = 65536) -> tuple[bytes, float | None]:
+    """One read: its bytes and the arrival time of the last segment among them, or None
+    where the kernel gave none (``stamp_arrivals`` not set)."""
+    data, ancillary, _flags, _addr = sock.recvmsg(size, STAMP_SPACE)
+    for level, kind, raw in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+            sec, nsec = struct.unpack("qq", raw[:16])
+            return data, sec + nsec / 1e9
+    return data, None
 
 
 async def _connect_all(url: str, n: int, on_event: Any = None) -> list[SioClient]:
@@ -88,27 +112,36 @@ def count_of(payload: bytes) -> int:
 
 async def watch(url: str, token: str, n: int, out: Path) -> None:
     """`n` watchers: print "ready", record until stdin closes, write the JSON to `out`.
-    Once subscribed, each socket's frames are read here (`frames`, `count_of`), not by
-    SioClient: the watchers share the machine with the server, and a frame's WebSocket and
-    JSON decoding in Python would cost them several times what the server spends sending it."""
+    Once subscribed, each socket is read here with recvmsg (`take_over`, `recv_stamped`) and
+    its frames parsed without decoding (`frames`, `count_of`), not by SioClient: the watchers
+    share the machine with the server, and a frame's WebSocket and JSON decoding in Python
+    would cost them several times what the server spends sending it."""
     seen = [0] * n  # each watcher's highest count
     bins: dict[int, int] = {}  # frames at all watchers per BIN seconds of arrival time
-    firsts: list[dict[int, float]] = [{} for _ in range(n)]  # probe -> first arrival
+    arrivals: list[dict[int, float]] = [{} for _ in range(n)]  # probe -> first arrival
+    reads: list[dict[int, float]] = [{} for _ in range(n)]  # probe -> read by this process
+    loop = asyncio.get_running_loop()
 
     clients = await _connect_all(url, n)
     for c in clients:
         ack = await c.call("get-votes", {"id": GROUP, "voteTo": ITEM, "token": token})
         assert ack.get("ok"), ack
     await asyncio.sleep(0.5)  # the state each subscription sends after its ack is read
-    for c in clients:
-        assert c.task is not None
-        c.task.cancel()
+    socks = [await take_over(c) for c in clients]
 
-    async def read(i: int, c: SioClient) -> None:
-        assert c.reader is not None
-        buf = bytearray()
-        while data := await c.reader.read(65536):
-            now = time.monotonic()
+    def on_readable(i: int, c: SioClient, sock: socket.socket, buf: bytearray) -> None:
+        while True:
+            try:
+                data, arrived = recv_stamped(sock)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(sock.fileno())
+                return
+            read_at = time.time()
+            arrived = arrived or read_at
             buf += data
             for payload in frames(buf):
                 if payload == b"2":  # engine.io ping
@@ -116,52 +149,78 @@ async def watch(url: str, token: str, n: int, out: Path) -> None:
                 count = count_of(payload)
                 if count < 0:
                     continue
-                b = int(now / BIN)
+                b = int(arrived / BIN)
                 bins[b] = bins.get(b, 0) + 1
                 probe = (seen[i] // PROBE + 1) * PROBE
                 while probe <= count:
-                    firsts[i][probe] = now
+                    arrivals[i][probe], reads[i][probe] = arrived, read_at
                     probe += PROBE
                 seen[i] = max(seen[i], count)
 
-    readers = [asyncio.create_task(read(i, c)) for i, c in enumerate(clients)]
+    for i, (c, (sock, leftover)) in enumerate(zip(clients, socks, strict=True)):
+        loop.add_reader(sock.fileno(), on_readable, i, c, sock, bytearray(leftover))
     print("ready", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    for task in readers:
-        task.cancel()
+    await loop.run_in_executor(None, sys.stdin.read)
+    for sock, _ in socks:
+        loop.remove_reader(sock.fileno())
+        sock.close()
     for c in clients:
         await c.close()
-    out.write_text(json.dumps({"bins": bins, "firsts": firsts}))
+    out.write_text(json.dumps({"bins": bins, "arrivals": arrivals, "reads": reads}))
+
+
+async def take_over(c: SioClient) -> tuple[socket.socket, bytes]:
+    """Stop SioClient reading `c`'s socket; return the socket (a duplicate of its descriptor,
+    non-blocking, arrivals stamped) and any bytes its stream had buffered unread."""
+    assert c.task is not None and c.reader is not None and c.writer is not None
+    c.task.cancel()
+    await asyncio.gather(c.task, return_exceptions=True)
+    transport = c.writer.transport
+    assert isinstance(transport, asyncio.Transport)
+    transport.pause_reading()
+    leftover = b""
+    while True:
+        try:
+            leftover += await asyncio.wait_for(c.reader.read(65536), 0.01)
+        except TimeoutError:
+            break
+    fd = transport.get_extra_info("socket").fileno()
+    sock = socket.socket(fileno=os.dup(fd))
+    sock.setblocking(False)
+    stamp_arrivals(sock)
+    return sock, leftover
 
 
 async def vote(
-    url: str, token: str, tag: str, duration: float = DURATION
-) -> tuple[dict[int, float], int, float, float, list[float]]:
-    """Votes for `duration` seconds; returns (probe -> send time, acked, start, seconds, each
-    acked vote's ms from its sending to its acknowledgement)."""
+    url: str, token: str, tag: str, duration: float = DURATION, limit: int = 0
+) -> tuple[dict[int, tuple[float, float]], int, float, float, list[float]]:
+    """Votes for `duration` seconds (`limit` > 0: at most `limit` votes); returns (probe ->
+    (send time, acknowledgement time), acked, start, seconds, each acked vote's ms from its
+    sending to its acknowledgement). Times are time.time(), the clock of the watchers' stamps."""
     clients = await _connect_all(url, VOTERS)
-    sent: dict[int, float] = {}
+    sent: dict[int, tuple[float, float]] = {}
     acks: list[float] = []
     acked, seq = 0, 0
-    start = time.monotonic()
-    end = start + duration
+    start, began = time.time(), time.monotonic()
+    end = began + duration
 
     async def loop(c: SioClient) -> None:
         nonlocal acked, seq
-        while time.monotonic() < end:
+        while time.monotonic() < end and not (limit and seq >= limit):
             seq += 1
             msg = {"id": GROUP, "voteTo": ITEM, "userId": f"{tag}{seq}", "value": 1}
-            t0 = time.monotonic()
+            t0 = time.time()
             ack = await c.call("vote", {**msg, "token": token}, timeout=30)
             if ack.get("ok"):
+                t1 = time.time()
                 acked += 1
-                acks.append((time.monotonic() - t0) * 1000)
+                acks.append((t1 - t0) * 1000)
                 count = int(ack["total"]["count"])
                 if count % PROBE == 0:
-                    sent[count] = t0
+                    sent[count] = (t0, t1)
 
     await asyncio.gather(*(loop(c) for c in clients for _ in range(IN_FLIGHT)))
-    seconds = time.monotonic() - start
+    seconds = time.monotonic() - began
     for c in clients:
         await c.close()
     return sent, acked, start, seconds, acks
@@ -192,17 +251,22 @@ def one_run(window: float, watchers: int) -> dict[str, Any]:
                 for a, b in zip(after, before, strict=True)
             )
             time.sleep(min(SETTLE, 1.0 + 4 * window))
-            frames, lags, missing = 0, [], 0
+            frames, missing = 0, 0
+            lags: list[float] = []  # from sending: an upper bound on the lag from the commit
+            lags_acked: list[float] = []  # from the acknowledgement: a lower bound
+            lags_read: list[float] = []  # from sending to the watcher's process reading it
             for got in results():
                 first, last = int(start / BIN), int((start + seconds) / BIN)
                 frames += sum(v for b, v in got["bins"].items() if first <= int(b) < last)
-                for firsts in got["firsts"]:
-                    for probe, t0 in sent.items():
-                        t = firsts.get(str(probe))
+                for arrived, read in zip(got["arrivals"], got["reads"], strict=True):
+                    for probe, (t0, t1) in sent.items():
+                        t = arrived.get(str(probe))
                         if t is None:
                             missing += 1
-                        else:
-                            lags.append((t - t0) * 1000)
+                            continue
+                        lags.append((t - t0) * 1000)
+                        lags_acked.append((t - t1) * 1000)
+                        lags_read.append((read[str(probe)] - t0) * 1000)
     return {
         "window_ms": window * 1000,
         "watchers": watchers,
@@ -210,6 +274,8 @@ def one_run(window: float, watchers: int) -> dict[str, Any]:
         "frames_per_s": frames / ((int((start + seconds) / BIN) - int(start / BIN)) * BIN),
         "lag_p50": pct(lags, 50),
         "lag_p99": pct(lags, 99),
+        "lag_acked_p99": pct(lags_acked, 99),
+        "lag_read_p99": pct(lags_read, 99),
         "unseen": missing / max(1, missing + len(lags)),  # share of (probe, watcher) never shown
         "ack_p50": pct(acks, 50),
         "ack_p99": pct(acks, 99),

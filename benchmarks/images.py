@@ -35,26 +35,20 @@ from ci import project
 SUITE_TIMEOUT = 600
 
 
-def build_test_image(platform: str, ref: str) -> None:
-    """The same code path as ``nox -s test-<arch>``."""
-    opts = images.BuildOptions(platforms=[platform], target="test", load=True, tag=ref)
-    images.build(opts)
-
-
 def emulation(arches: dict[str, str], notes: dict[str, str]) -> dict[str, float]:
     """Wall time per arch; `notes` gets each run's exit status and pytest summary line."""
     out: dict[str, float] = {}
     for arch, platform in arches.items():
-        ref = f"{images.image_ref('test')}-{arch}"
-        # Always: an image left by an earlier build runs an earlier tree's tests.
-        build_test_image(platform, ref)
-        cmd = ["docker", "run", "--rm", "--network", "host", *project.platform_args(platform), ref]
-        cmd += ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-m", "not host"]
-        # a module that cannot be imported in the image must not turn the run into a no-op
-        cmd += ["--continue-on-collection-errors"]
-        t0 = time.monotonic()
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=SUITE_TIMEOUT)
-        out[arch] = time.monotonic() - t0
+        # Always built: an image left by an earlier build would run an earlier tree's tests.
+        with images.loaded_test_image(platform, arch) as ref:
+            cmd = ["docker", "run", "--rm", "--network", "host"]
+            cmd += [*project.platform_args(platform), ref]
+            cmd += ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-m", "not host"]
+            # a module that cannot be imported in the image must not turn the run into a no-op
+            cmd += ["--continue-on-collection-errors"]
+            t0 = time.monotonic()
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=SUITE_TIMEOUT)
+            out[arch] = time.monotonic() - t0
         summary = (r.stdout.strip().splitlines() or ["?"])[-1]
         notes[arch] = f"exit {r.returncode}: {summary}"
         if r.returncode != 0:

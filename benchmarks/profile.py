@@ -4,17 +4,22 @@ pyspy:     py-spy samples `clickvote serve` (or --server baseline) while benchma
            keeps it saturated (100 sockets, 2 votes in flight each); prints the share of
            samples per function (own time and with what it calls) and per source file;
            `--workers N`: `clickvote serve --workers N`, every process sampled.
+hot:       py-spy samples `clickvote serve` (window 100 ms) while benchmarks/hotbench.py's 1,000
+           watchers watch one item and its voters vote on it: where the broadcasts' time goes.
 callgrind: the server runs under valgrind's callgrind with instrumentation off until it is
            warm; then it counts the instructions spent on a fixed number of acked votes
            from one loadgen process (`--votes`), and prints instructions per acked vote.
            Instruction counts do not move with the machine's other load, so they compare
            two versions of the code where wall-clock figures on a shared machine cannot.
 Needs py-spy (pip) or valgrind (apt) on the host; a diagnostic, not part of `inv bench`.
+What a vote costs beside 1,000 watchers (callgrind, /proc, perf, the collector):
+benchmarks/hotcost.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import os
 import shutil
@@ -71,6 +76,31 @@ def pyspy(kind: str, seconds: float, top: int, workers: int = 1) -> None:
         rec.wait(seconds + 60)
         stacks = out.read_text().splitlines()
     print(f"{kind}: {res['rate']:,.0f} votes/s acked while sampled")
+    report(stacks, top)
+
+
+def hot(seconds: float, top: int, watchers: int = 1000) -> None:
+    from benchmarks import hotbench
+
+    spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+    env = {"CLICKVOTE_BROADCAST_WINDOW": "0.1"}
+    with (
+        socketbench.clickvote_server(env) as (url, pid),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        token = setup_env(url)
+        with hotbench.watcher_processes("benchmarks.hotbench", url, token, watchers, 2):
+            asyncio.run(hotbench.vote(url, token, "warm-", hotbench.WARM_UP))
+            out = Path(tmp) / "stacks.txt"
+            rec = subprocess.Popen(
+                [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250", "-f",
+                 "raw", "-o", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            _, acked, _, secs, _ = asyncio.run(hotbench.vote(url, token, "spy-", seconds + 1))
+            rec.wait(seconds + 60)
+            stacks = out.read_text().splitlines()
+    print(f"hot item: {acked / secs:,.0f} votes/s acked while sampled")
     report(stacks, top)
 
 
@@ -148,7 +178,7 @@ def _total_ir(path: Path) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["pyspy", "callgrind"])
+    p.add_argument("mode", choices=["pyspy", "hot", "callgrind"])
     p.add_argument("--server", choices=["clickvote", "baseline"], default="clickvote")
     p.add_argument("--seconds", type=float, default=10, help="pyspy: seconds sampled")
     p.add_argument("--top", type=int, default=25, help="pyspy: rows per table")
@@ -158,6 +188,8 @@ def main() -> None:
     args = p.parse_args()
     if args.mode == "pyspy":
         pyspy(args.server, args.seconds, args.top, args.workers)
+    elif args.mode == "hot":
+        hot(args.seconds, args.top)
     else:
         callgrind(args.server, args.votes, args.keep)
 

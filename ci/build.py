@@ -13,11 +13,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci import host, project, shell
+from ci import basepkgs, host, project, shell, space
 from ci import rootfs as rootfs_files
 from ci.shell import ToolError
 
@@ -177,16 +178,40 @@ def _base_epoch(tars: Sequence[Path]) -> str:
     return str(max(int(_epoch_file(tar).read_text()) for tar in tars))
 
 
-def build_base(platforms: Sequence[str], ref: str, suite: str, dry: bool) -> None:
-    """Build the multi-platform base image ``ref`` from debootstrap root file systems."""
+def base_packages(
+    platforms: Sequence[str], suite: str, *, record: bool = False, strict: bool = False
+) -> bool:
+    """Record the roots' Debian packages (``record``) or compare them with the record
+    (``ci/basepkgs.py``; ``strict``: a difference is an error). True: as recorded."""
+    tars = {project.arch_name(p): _rootfs_tar(project.arch_name(p), suite) for p in platforms}
+    if record:
+        basepkgs.write(tars, suite)
+        return True
+    return basepkgs.compare(tars, suite, strict)
+
+
+def build_base(
+    platforms: Sequence[str],
+    ref: str,
+    suite: str,
+    dry: bool,
+    record: bool = False,
+    strict: bool = False,
+) -> None:
+    """Build the multi-platform base image ``ref`` from debootstrap root file systems, and
+    compare their packages with docker/base-packages/ (``record``: write it)."""
     if not dry:
         require_engine()
         require_emulation(platforms)
         _workdir(suite).mkdir(parents=True, exist_ok=True)
     if not dry and image_present(ref):
         shell.echo(f"ok: base image {ref} present")
+        base_packages(platforms, suite, record=record, strict=strict)
         return
+    space.ensure_build_space(dry)
     debootstrap_all(platforms, suite, dry)
+    if not dry:
+        base_packages(platforms, suite, record=record, strict=strict)
     first = _rootfs_tar(project.arch_name(platforms[0]), suite)
     pyver = "?" if dry else _python_version(first)
     epoch = _base_epoch([_rootfs_tar(project.arch_name(p), suite) for p in platforms])
@@ -385,6 +410,7 @@ def build(opts: BuildOptions) -> list[str]:
     if opts.dry and not opts.print_config:
         shell.show(cmd, dry=True)
         return cmd
+    space.ensure_build_space(dry=False)
     proc = _run_logged(cmd, opts.root, env, opts.log)
     if proc.returncode != 0:
         raise BuildError(f"docker buildx bake failed (exit {proc.returncode}); see output above")
@@ -404,6 +430,19 @@ def _build_and_load(opts: BuildOptions) -> list[str]:
 
 def image_ref(target: str, tag: str = "") -> str:
     return tag or project.image_ref(target)
+
+
+@contextmanager
+def loaded_test_image(platform: str, arch: str) -> Iterator[str]:
+    """Build the ``test`` image for ``platform`` and load it under a tag of this process's
+    own, removed afterwards: two runs at once (two checkouts, a benchmark beside ``nox``)
+    never run each other's image. The build cache stays, so the next load is quick."""
+    ref = f"{image_ref('test')}-{arch}-{os.getpid()}"
+    build(BuildOptions(platforms=[platform], target="test", load=True, tag=ref))
+    try:
+        yield ref
+    finally:
+        shell.run(["docker", "image", "rm", ref], check=False, timeout=120)
 
 
 def validate(dry: bool, base: str = "auto") -> None:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import distro, project
+from ci import distro, project, space
 from ci.shell import ToolError, change, echo, output
 
 APT_MIRROR_ENV = distro.APT_MIRROR_ENV
@@ -400,10 +400,18 @@ def _image_check(label: str, refs: Sequence[str]) -> Check:
     return Check(label, False, f"none of {', '.join(refs)} in the local store", "inv base")
 
 
+def _space_check() -> Check:
+    root = space.docker_root()
+    free, need = space.free_gb(root), space.min_free_gb()
+    detail = f"{free:.1f} GB free on {root} (a build wants {need:.0f} GB)"
+    fix = "docker builder prune (a build prunes its cache itself); docker system df"
+    return Check("disk", free >= need, detail, fix)
+
+
 def doctor_checks(base_images: Sequence[str]) -> list[Check]:
     checks = [_engine_check()]
     if checks[0].ok:
-        checks += [_image_store_check(), _buildx_check()]
+        checks += [_image_store_check(), _buildx_check(), _space_check()]
     checks += [_binfmt_check(n) for n in binfmt_handlers()]
     checks.append(_qemu_check())
     if checks[0].ok:

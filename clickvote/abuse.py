@@ -2,7 +2,9 @@
 
 1. token: the voter identities the environment accepts (clickvote/identity.py);
 2. ipWindow: within `ip_window` seconds, one (client IP, user agent) pair may vote as at most
-   `ip_voters` distinct voters on one item (`IpWindow`; per instance, in memory, bounded);
+   `ip_voters` distinct voters on one item (`admit_voter`: in Redis where configured, else
+   in the hub of `clickvote serve --workers N`, so across instances and workers; `IpWindow`,
+   in memory and bounded, for one process alone and whenever those don't answer);
 3. rateLimit: the token buckets (clickvote/ratelimit.py), per voter as the server sets them
    or stricter (`rate_burst`, `rate_per_sec`);
 4. proofOfWork: a solved challenge before a first vote (clickvote/proof.py).
@@ -14,10 +16,18 @@ for them and a storage failure never fails one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from clickvote.ratelimit import WINDOW_REFUSED
+from clickvote.storage.base import Outage, StorageUnavailable
+
+if TYPE_CHECKING:
+    from clickvote.ratelimit import Buckets, RateLimiter
 
 log = logging.getLogger("clickvote.abuse")
 LAYERS = ("token", "ipWindow", "rateLimit", "proofOfWork")
@@ -61,6 +71,57 @@ class IpWindow:
         return admitted
 
 
+async def admit_voter(
+    local: IpWindow,
+    shared: Buckets | None,
+    key: tuple[str, ...],
+    voter: str,
+    window: float,
+    limit: int,
+) -> bool:
+    """Whether `voter` may vote from `key` (environment, group, item, IP, user agent): by the
+    `shared` window where it answers, else by this process' own."""
+    if limit <= 0:
+        return True
+    if shared is not None:
+        answer = await shared.admit_voter(window_key(key), voter, window, limit)
+        if answer is not None:
+            return answer
+    return local.admit(key, voter, window, limit)
+
+
+async def admit_and_take(
+    local: IpWindow,
+    limiter: RateLimiter,
+    window: tuple[tuple[str, ...], str, float, int],
+    bucket: tuple[str, float, float],
+) -> tuple[bool, float]:
+    """A vote's layers 2 and 3: whether the window (`admit_voter`'s key, voter, window,
+    limit) admits the voter, and if so the wait its bucket (key, burst, rate) answers (0.0:
+    a token taken). One question to the shared backend where both apply there; where it
+    does not answer, this process' own window and buckets."""
+    (key, voter, seconds, limit), (name, burst, rate) = window, bucket
+    shared = limiter.shared
+    if limit <= 0 or shared is None or (rate <= 0 and burst <= 0):
+        if not await admit_voter(local, shared, key, voter, seconds, limit):
+            return False, 0.0
+        return True, await limiter.acquire(name, 1.0, burst, rate)
+    wait = await shared.admit_and_take(
+        (window_key(key), voter, seconds, limit), (name, burst, rate, 1.0)
+    )
+    if wait is not None:
+        return wait != WINDOW_REFUSED, max(wait, 0.0)
+    if not local.admit(key, voter, seconds, limit):
+        return False, 0.0
+    return True, limiter.take(name, 1.0, burst=burst, rate=rate)
+
+
+def window_key(key: tuple[str, ...]) -> str:
+    """A window's key as the shared backends keep it: a digest, short whatever the user agent."""
+    text = json.dumps(key).encode()  # ASCII: any string, lone surrogates too
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
+
+
 def tightened(own: float, server: float) -> float:
     """An environment's rate limit value: its own (0: none) where it is the stricter one."""
     return min(own, server) if own > 0 and server > 0 else own or server
@@ -78,6 +139,7 @@ class Refusals:
         self.max_keys = max_keys
         self._counts: dict[tuple[str, int, str], int] = {}
         self._warned = False
+        self._outage = Outage(log, "storing refusal counts")
 
     def count(self, env_id: str, layer: str, now_ms: float | None = None) -> None:
         day = day_of(time.time() * 1000 if now_ms is None else now_ms)
@@ -96,8 +158,12 @@ class Refusals:
         try:
             await storage.add_refusals([(e, d, layer, n) for (e, d, layer), n in batch.items()])
             self._warned = False
+            self._outage.ended()
         except Exception as exc:
-            log.warning("refusal counts not stored yet (%s)", exc)
+            if isinstance(exc, StorageUnavailable):  # restarting or hung: kept for the next try
+                self._outage.began(exc)
+            else:
+                log.warning("refusal counts not stored yet (%s)", exc)
             for key, n in batch.items():
                 if key in self._counts or len(self._counts) < self.max_keys:
                     self._counts[key] = self._counts.get(key, 0) + n

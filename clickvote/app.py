@@ -7,7 +7,7 @@ import contextlib
 import functools
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from clickvote.cors import Cors
 from clickvote.engineio import MAX_PACKET_BYTES
 from clickvote.hublink import HubLink
 from clickvote.realtime import Realtime
+from clickvote.storage.base import Outage, StorageUnavailable
 from clickvote.webhooks import Deliverer
 from clickvote.wsfast import LeanWSProtocol
 
@@ -42,7 +43,9 @@ PAGES = ("/", "/login", "/register", "/groups", "/groups/{group_id}", "/settings
 # A WebSocket message over the Engine.IO limit is refused by uvicorn as it arrives (close code
 # 1009), not buffered whole first (uvicorn's own limit is 16 MiB). On shutdown, requests in
 # flight get a few seconds: a page's long-poll would otherwise hold the stop up until its
-# next heartbeat (25 s).
+# next heartbeat (25 s). Engine.IO's ping and pong (clickvote/engineio.py) is a session's
+# liveness check, as in engine.io's own server: uvicorn's WebSocket keepalive, a second ping
+# per socket (every 20 s, a frame, its pong and two timers), is off.
 SERVER_OPTIONS: dict[str, Any] = {
     "http": "h11",
     "ws": LeanWSProtocol,  # uvicorn's wsproto protocol + a direct path (clickvote/wsfast.py)
@@ -50,6 +53,7 @@ SERVER_OPTIONS: dict[str, Any] = {
     "loop": "asyncio",
     "ws_max_size": MAX_PACKET_BYTES,
     "timeout_graceful_shutdown": 3,
+    "ws_ping_interval": None,
 }
 
 
@@ -87,6 +91,7 @@ def create_app(
         try:
             yield
         finally:
+            await ctx.stopping()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -119,7 +124,7 @@ def create_app(
     )
     api.state.ctx = ctx
     api.state.realtime = realtime
-    return App(api, realtime.sio)
+    return App(api, realtime.sio, ctx.stopping)
 
 
 async def embed_js(request: Request) -> Response:
@@ -149,8 +154,9 @@ class DashboardFiles(StaticFiles):
 class App:
     """/socket.io/ (HTTP and WebSocket) to the Socket.IO server, everything else to Starlette."""
 
-    def __init__(self, api: Starlette, sio: Any) -> None:
+    def __init__(self, api: Starlette, sio: Any, stopping: Callable[[], Awaitable[None]]) -> None:
         self.api, self.sio = api, sio
+        self.stopping = stopping  # called as the server's stop begins (clickvote/graceful.py)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan" and scope["path"].startswith(SOCKETIO_PATH):
@@ -159,13 +165,25 @@ class App:
             await self.api(scope, receive, send)
 
 
-async def _housekeeping(ctx: Context) -> None:
+HOUSEKEEPING_EVERY = 3600.0  # seconds
+HOUSEKEEPING_RETRY = 60.0  # seconds, while the database is unavailable
+
+
+async def _housekeeping(
+    ctx: Context, every: float = HOUSEKEEPING_EVERY, retry: float = HOUSEKEEPING_RETRY
+) -> None:
+    outage = Outage(log, "housekeeping")
     while True:
+        wait = every
         try:
             await ctx.housekeeping()
+            outage.ended()
+        except StorageUnavailable as exc:  # restarting or hung: tried again shortly
+            outage.began(exc)
+            wait = retry
         except Exception:  # pragma: no cover - logged, retried next hour
             log.exception("housekeeping failed")
-        await asyncio.sleep(3600)
+        await asyncio.sleep(wait)
 
 
 async def _refusals(ctx: Context) -> None:

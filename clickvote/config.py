@@ -62,16 +62,22 @@ class Settings:
     broadcast_window: float = DEFAULT_WINDOW
     # `clickvote serve` processes sharing one listening socket (0: one per usable core)
     workers: int = 0
+    # seconds a request waits for the database (SQLite locked by another process, PostgreSQL
+    # not answering) before it is answered `storage_unavailable` (the page sends it again):
+    # below the embed's 10 s
+    storage_wait: float = 5.0
     # webhooks (clickvote/webhooks.py): destinations on loopback/private/link-local addresses
     # refused unless allowed; seconds to connect and, apart, to get the answer's headers;
     # seconds between looks at the outbox; retry delay after the first failure, doubling up
-    # to the cap (each with jitter); delivery attempts kept in the log per environment
+    # to the cap (each with jitter); delivery attempts kept in the log per environment;
+    # events kept waiting per environment (its own bound, where its webhook sets one)
     webhook_allow_private: bool = False
     webhook_timeout: float = 10.0
     webhook_poll: float = 1.0
     webhook_backoff: float = 5.0
     webhook_backoff_max: float = 3600.0
     webhook_log_size: int = 100
+    webhook_max_pending: int = 100_000
 
     @property
     def resolved_database_url(self) -> str:

@@ -41,7 +41,7 @@ class Context:
     voter_limiter: RateLimiter
     ip_limiter: RateLimiter
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 0.1))
-    # abuse layers (clickvote/abuse.py): per instance, in memory
+    # abuse layers (clickvote/abuse.py): in memory (the window: where none is shared)
     ip_window: IpWindow = field(default_factory=IpWindow)
     pow_ledger: Ledger = field(default_factory=Ledger)
     refusals: Refusals = field(default_factory=Refusals)
@@ -159,6 +159,10 @@ class Context:
     async def housekeeping(self) -> None:
         now = int(time.time() * 1000)
         await self.storage.purge(now, now - 7 * 24 * 3600 * 1000)
+
+    async def stopping(self) -> None:
+        """The server stops (its requests are answered or cut): storage calls get a grace."""
+        await self.storage.stopping()
 
     async def close(self) -> None:
         await self.refusals.flush(self.storage)

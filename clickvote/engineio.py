@@ -24,6 +24,15 @@ grow without limit.
 Sending never waits: `Session.send` queues the packet. A WebSocket session has one writer task
 that drains its queue, so one slow client holds up nobody else; a polling session's queue goes
 out with the next GET. Each session's packets leave in the order they were queued.
+
+A broadcast's packet (`Shared`) is encoded once for all its sessions, WebSocket frame included
+(a server's frames are unmasked: the same bytes fit every socket). On a WebSocket session whose
+queue is empty, with no write in progress and its transport below its high-water mark
+(clickvote.wsfast's `write_now`), it is written at once, from the broadcast, with no task
+woken; else it is queued as any packet. A shared packet with a `key` (an item's totals)
+replaces the one of the same key still waiting in the queue: the older is dropped and the newer
+goes last, so a client that reads slowly gets the newest totals, not every one, and never an
+older after a newer; other packets are never dropped or reordered.
 """
 
 from __future__ import annotations
@@ -39,13 +48,15 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from clickvote import cors, jsonfast
+from clickvote.wsframe import text_frame
 
 log = logging.getLogger("clickvote.engineio")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-SendTexts = Callable[[list[str]], Awaitable[None]]  # clickvote.wsfast's direct path
+SendTexts = Callable[[list[str | bytes]], Awaitable[None]]  # clickvote.wsfast's direct path
+WriteNow = Callable[[bytes], bool]  # clickvote.wsfast: a frame written at once, if it can be
 ReceiveBatch = Callable[[], Awaitable[list[dict[str, Any]]]]
 
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0123456"
@@ -74,6 +85,35 @@ class Gate(Protocol):
     def release(self, ip: str) -> None: ...
 
 
+class Shared:
+    """One packet for many sessions (a broadcast): its text, its WebSocket frame (built once,
+    when first needed) and its `key` (not None: a newer packet of the same key replaces it
+    while it waits in a session's queue)."""
+
+    __slots__ = ("_frame", "key", "text")
+
+    def __init__(self, text: str, key: str | None = None) -> None:
+        self.text, self.key = text, key
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = text_frame(self.text)
+        return self._frame
+
+
+Queued = str | Shared
+
+
+def _text(packet: Queued) -> str:
+    return packet if isinstance(packet, str) else packet.text
+
+
+def _frame_or_text(packet: Queued) -> str | bytes:
+    return packet if isinstance(packet, str) else packet.frame
+
+
 class Handler(Protocol):
     """The layer above (Socket.IO): told of every session and of every message in it."""
 
@@ -85,7 +125,10 @@ class Handler(Protocol):
 class Session:
     __slots__ = (
         "awaiting_pong",
+        "busy",
         "closed",
+        "direct",
+        "keyed",
         "outbox",
         "peer",
         "poll_waiting",
@@ -103,7 +146,10 @@ class Session:
 
     def __init__(self, server: EngineServer, sid: str, peer: Peer, transport: str) -> None:
         self.server, self.sid, self.peer, self.transport = server, sid, peer, transport
-        self.outbox: list[str] = []  # engine.io packets not yet sent
+        self.outbox: list[Queued] = []  # engine.io packets not yet sent
+        self.keyed: dict[str, Shared] = {}  # the outbox's packets that have a key, by key
+        self.direct: WriteNow | None = None  # a WebSocket's write_now (clickvote.wsfast)
+        self.busy = False  # the writer has packets in hand: nothing may overtake them
         self.wake = asyncio.Event()  # set when outbox gets something (or the session closes)
         self.closed = False
         self.upgrading = False
@@ -115,18 +161,38 @@ class Session:
         self.awaiting_pong = False
         self.timer = asyncio.get_running_loop().call_later(server.ping_interval, self._ping)
 
-    def send(self, packet: str) -> None:
-        """Queue one engine.io packet (e.g. "4" + a socket.io packet). Never waits."""
+    def send(self, packet: Queued) -> None:
+        """Queue one engine.io packet (e.g. "4" + a socket.io packet); a shared one may be
+        written at once, or replace an older one of its key (see the module's doc). Never
+        waits."""
         if self.closed:
             return
-        if len(self.outbox) >= self.server.max_queue:
-            log.info("session %s: %d packets not taken, closed", self.sid, len(self.outbox))
-            self.outbox = []
+        outbox = self.outbox
+        if isinstance(packet, Shared):
+            if not outbox:
+                if self.direct is not None and not self.busy and self.direct(packet.frame):
+                    return
+            elif packet.key is not None:
+                older = self.keyed.pop(packet.key, None)
+                if older is not None:
+                    outbox.remove(older)
+            if packet.key is not None:
+                self.keyed[packet.key] = packet
+        if len(outbox) >= self.server.max_queue:
+            log.info("session %s: %d packets not taken, closed", self.sid, len(outbox))
+            self.take()
             self.close()
             return
-        self.outbox.append(packet)
-        if len(self.outbox) == 1:
+        outbox.append(packet)
+        if len(outbox) == 1:
             self.wake.set()
+
+    def take(self) -> list[Queued]:
+        """What waits in the outbox, taken out of it."""
+        batch, self.outbox = self.outbox, []
+        if self.keyed:
+            self.keyed.clear()
+        return batch
 
     def message(self, text: str) -> None:
         self.send(MESSAGE + text)
@@ -163,8 +229,11 @@ class Session:
             self.timer = loop.call_later(self.server.ping_interval, self._ping)
 
     # -- websocket writer ----------------------------------------------------------------
-    def start_writer(self, ws_send: Send, send_texts: SendTexts | None = None) -> None:
+    def start_writer(
+        self, ws_send: Send, send_texts: SendTexts | None = None, direct: WriteNow | None = None
+    ) -> None:
         self.transport = "websocket"
+        self.direct = direct if send_texts is not None else None
         self.writer = asyncio.create_task(self._write_loop(ws_send, send_texts))
 
     async def _write_loop(self, ws_send: Send, send_texts: SendTexts | None) -> None:
@@ -174,12 +243,16 @@ class Session:
                     self.wake.clear()
                     await self.wake.wait()
                     continue
-                batch, self.outbox = self.outbox, []
-                if send_texts is not None:  # all queued packets in one write (clickvote.wsfast)
-                    await send_texts(batch)
-                    continue
-                for packet in batch:
-                    await ws_send({"type": "websocket.send", "text": packet})
+                batch = self.take()
+                self.busy = True
+                try:
+                    if send_texts is not None:  # all queued packets in one write (wsfast)
+                        await send_texts(list(map(_frame_or_text, batch)))
+                        continue
+                    for packet in batch:
+                        await ws_send({"type": "websocket.send", "text": _text(packet)})
+                finally:
+                    self.busy = False
         except Exception:  # the connection went away under us: the reader sees it too
             self.close()
 
@@ -315,9 +388,9 @@ class EngineServer:
             await _error(send, scope, 400, 3, "Bad request")
 
     def _drain(self, session: Session) -> bytes:
-        batch, session.outbox = session.outbox, []
+        batch = session.take()
         session.wake.clear()
-        return SEPARATOR.join(batch).encode()
+        return SEPARATOR.join(map(_text, batch)).encode()
 
     async def _poll(self, session: Session, scope: Scope, send: Send, receive: Receive) -> None:
         if session.poll_waiting:  # two GETs at once: a broken client
@@ -338,8 +411,7 @@ class EngineServer:
                     # grace period): the page hears that the session is over, not a 500
                     session.close()
             if session.closed:
-                body = (SEPARATOR.join([*session.outbox, CLOSE])).encode()
-                session.outbox = []
+                body = (SEPARATOR.join([*map(_text, session.take()), CLOSE])).encode()
             elif session.transport != "polling":  # upgraded meanwhile: the rest goes there
                 body = NOOP.encode()
             elif session.outbox:
@@ -418,6 +490,7 @@ class EngineServer:
             return
         fast = scope.get("extensions", {}).get(EXTENSION) or {}
         send_texts, batch = fast.get("send_texts"), fast.get("receive_batch")
+        direct = fast.get("write_now")
         sid = query.get("sid")
         if sid is None:
             peer = _peer(scope)
@@ -432,7 +505,7 @@ class EngineServer:
                     self.gate.release(peer.ip)
                 raise
             session = self._open(peer, "websocket", gated)
-            session.start_writer(send, send_texts)
+            session.start_writer(send, send_texts, direct)
         else:
             target = self.sessions.get(sid)
             if target is None:
@@ -443,7 +516,7 @@ class EngineServer:
                 # a second WebSocket on one session: accepted and closed, as the reference does
                 await _ws_close(send)
                 return
-            if not await self._upgrade(target, receive, send, send_texts):
+            if not await self._upgrade(target, receive, send, send_texts, direct):
                 await _ws_close(send)
                 return
             session = target
@@ -496,7 +569,12 @@ class EngineServer:
         return True
 
     async def _upgrade(
-        self, session: Session, receive: Receive, send: Send, send_texts: SendTexts | None
+        self,
+        session: Session,
+        receive: Receive,
+        send: Send,
+        send_texts: SendTexts | None,
+        direct: WriteNow | None,
     ) -> bool:
         """Polling -> websocket: "2probe" / "3probe", a noop to the waiting GET, then "5"."""
         session.upgrading = True
@@ -515,7 +593,8 @@ class EngineServer:
                     await send({"type": "websocket.send", "text": PONG + "probe"})
                     session.send(NOOP)  # lets the pending GET return, so the client upgrades
                 elif text == UPGRADE:
-                    session.start_writer(send, send_texts)  # what polling had not sent goes here
+                    # what polling had not sent goes here
+                    session.start_writer(send, send_texts, direct)
                     session.wake.set()  # a GET still waiting ends with a noop (see _poll)
                     return True
                 else:

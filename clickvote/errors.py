@@ -5,6 +5,8 @@ with its status and `{message, statusCode, code}`; the socket with `clickvote:er
 
 from __future__ import annotations
 
+STORAGE_RETRY = 1.0  # seconds a client waits before sending again what met storage_unavailable
+
 CODES: dict[str, tuple[int, str]] = {
     # the request itself
     "bad_payload": (400, "the payload is not what the event expects"),
@@ -38,6 +40,7 @@ CODES: dict[str, tuple[int, str]] = {
     ),
     # the server
     "rate_limited": (429, "too many requests, slow down"),
+    "storage_unavailable": (503, "the database is not answering just now, try again shortly"),
     "internal": (500, "internal error"),
 }
 

@@ -26,6 +26,8 @@ from urllib.parse import parse_qs
 
 import uvicorn
 
+from clickvote import graceful
+
 log = logging.getLogger("clickvote.handover")
 PREFIX = b"/socket.io/"
 DATAGRAM_MAX = 1024 * 1024  # bytes: the largest first read asyncio makes is 256 KiB
@@ -135,8 +137,9 @@ class Handover:
         self.out.close()
 
 
-class WorkerServer(uvicorn.Server):
-    """uvicorn's server that also adopts the connections other workers hand over."""
+class WorkerServer(graceful.Server):
+    """uvicorn's server (telling the app when a stop begins) that also adopts the
+    connections other workers hand over."""
 
     def __init__(self, config: uvicorn.Config, handover: Handover) -> None:
         super().__init__(config)

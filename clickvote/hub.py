@@ -19,6 +19,13 @@ message, its first byte its kind:
   connection ends (the worker died).
 - `U<id> [key, ttl]`: is `key` (a proof of work's challenge) used here for the first time?
   Answered `R<id> 1` (and kept for `ttl` seconds, at most USED_MAX keys) or `R<id> 0`.
+- `W<id> [key, voter, window, limit]`: may `voter` vote from `key` (an IP + user-agent window
+  of clickvote/abuse.py)? Answered `R<id> 1` (a voter already in the window, or one more
+  within `limit`, then remembered for `window` seconds) or `R<id> 0`; the hub remembers at
+  most abuse.WINDOW_MAX_ENTRIES voters, the least recently used keys forgotten first.
+- `V<id> [key, voter, window, limit, bucket, burst, rate, cost]`: a vote's `W`, then, for a
+  voter it admits, its `T`, in one question. Answered `R<id> -` (ratelimit.REFUSED: the
+  window refused, no token taken) or `R<id> <wait>` (as `T`).
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ import json
 import logging
 import time
 from collections import Counter
+from typing import Any
 
-from clickvote.ratelimit import RateLimiter
+from clickvote.abuse import IpWindow
+from clickvote.ratelimit import REFUSED, RateLimiter
 
 log = logging.getLogger("clickvote.hub")
 WRITE_BUFFER_MAX = 16 * 1024 * 1024  # bytes queued for one worker before its messages drop
@@ -48,6 +57,7 @@ class Hub:
         self.limiters: dict[tuple[float, float], RateLimiter] = {}
         self.sessions: Counter[str] = Counter()  # client address -> sessions open, all workers
         self.used: dict[str, float] = {}  # challenge -> when it expires, oldest first
+        self.window = IpWindow()  # the IP + user-agent windows of every worker
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -104,13 +114,17 @@ class Hub:
                 self._leave(writer, line[1:])
             elif kind == b"E":
                 self._release(writer, str(json.loads(line[1:])))
-            elif kind in (b"T", b"S", b"U"):
+            elif kind in (b"T", b"S", b"U", b"W", b"V"):
                 rid, _, body = line[1:].partition(b" ")
                 args = json.loads(body)
                 if kind == b"T":
                     answer = self._take(*args)
                 elif kind == b"S":
                     answer = self._admit(writer, *args)
+                elif kind == b"W":
+                    answer = self._admit_voter(*args)
+                elif kind == b"V":
+                    answer = self._admit_and_take(*args)
                 else:
                     answer = self._first_use(*args)
                 answers.append(b"R" + rid + b" " + answer.encode())
@@ -144,6 +158,14 @@ class Hub:
             return "0"
         self.used[key] = now + ttl
         return "1"
+
+    def _admit_voter(self, key: str, voter: str, window: float, limit: int) -> str:
+        return "1" if self.window.admit((key,), voter, window, limit) else "0"
+
+    def _admit_and_take(self, key: str, voter: str, window: float, limit: int, *bucket: Any) -> str:
+        if self._admit_voter(key, voter, window, limit) == "0":
+            return REFUSED
+        return self._take(*bucket)
 
     def _admit(self, writer: asyncio.StreamWriter, ip: str, limit: int) -> str:
         if self.sessions[ip] >= limit:

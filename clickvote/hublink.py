@@ -1,7 +1,8 @@
 """A worker's connection to the hub of `clickvote serve --workers N` (clickvote/hub.py), and
 what goes through it: the fan-out between workers (HubFanout, the Fanout of clickvote/fanout.py),
-token buckets (HubBuckets, as ratelimit.SharedBuckets) and the Engine.IO sessions per client
-address (HubLink.admit / release).
+token buckets, used proofs of work and IP + user-agent windows (HubBuckets, as
+ratelimit.SharedBuckets) and the Engine.IO sessions per client address (HubLink.admit /
+release).
 
 The fan-out reaches only the workers with sockets in a message's room: the SocketServer tells
 the link when a room gets its first local socket and loses its last (`interest`, wired in
@@ -27,6 +28,7 @@ import signal
 from typing import Any
 
 from clickvote.fanout import EMIT, INVALIDATE, Deliver, Message, Sender, Subscribers
+from clickvote.ratelimit import REFUSED, WINDOW_REFUSED, Bucket, Window
 
 log = logging.getLogger("clickvote.hub")
 ASK_TIMEOUT = 1.0  # seconds
@@ -221,7 +223,7 @@ class HubFanout(Sender):
 
 
 class HubBuckets:
-    """Token buckets kept by the hub (ratelimit.SharedBuckets' interface)."""
+    """Token buckets (and the rest of ratelimit.SharedBuckets' interface) kept by the hub."""
 
     def __init__(self, link: HubLink) -> None:
         self.link = link
@@ -234,6 +236,19 @@ class HubBuckets:
         """Whether `key` is marked used for the first time on any worker (for `ttl` s)."""
         answer = await self.link.ask(b"U", [key, ttl])
         return None if answer is None else answer == b"1"
+
+    async def admit_voter(self, key: str, voter: str, window: float, limit: int) -> bool | None:
+        """Whether `voter` may vote from `key` by the hub's window, shared by every worker."""
+        answer = await self.link.ask(b"W", [key, voter, window, limit])
+        return None if answer is None else answer == b"1"
+
+    async def admit_and_take(self, window: Window, bucket: Bucket) -> float | None:
+        """The hub's window, then the voter's bucket, in one question: WINDOW_REFUSED where
+        the window refuses (no token taken), else the bucket's wait."""
+        answer = await self.link.ask(b"V", [*window, *bucket])
+        if answer is None:
+            return None
+        return WINDOW_REFUSED if answer == REFUSED.encode() else float(answer)
 
     async def close(self) -> None:
         return None

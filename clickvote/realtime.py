@@ -1,7 +1,8 @@
 """Socket.IO protocol, compatible with @clickvote/react 0.0.8 (socket.io-client 4).
 
 Client -> server events (each also answers through a Socket.IO acknowledgement if requested):
-  login      {apiKey}                          -> emits `login` {token, expiration}
+  login      {apiKey}                          -> emits `login` {token, expiration, proofOfWork}
+             (proofOfWork: the bits of work a first vote needs, 0: none, no `challenge` needed)
   get-votes  {id, voteTo, userId?, type?, token, signature?, voterToken?}
              -> emits to the caller `get-votes-{id}-{voteTo}` {voted, voteValue, total, startEnd}
   vote       {id, voteTo, userId, type?, value, token, msgId?, signature?, voterToken?, pow?}
@@ -29,10 +30,11 @@ import time
 from typing import Any
 
 from clickvote import jsonfast, proof, voters
-from clickvote.abuse import tightened
+from clickvote.abuse import admit_and_take, tightened
 from clickvote.coalesce import Coalescer
 from clickvote.context import Context
 from clickvote.engineio import Peer
+from clickvote.errors import STORAGE_RETRY
 from clickvote.fanout import EMIT, Message
 from clickvote.fields import (
     MAX_MSG_ID,
@@ -44,7 +46,7 @@ from clickvote.fields import (
 )
 from clickvote.ratelimit import retry_after
 from clickvote.sio import SocketServer
-from clickvote.storage import Env, Group
+from clickvote.storage import Env, Group, StorageUnavailable
 from clickvote.votes import VoteError, cast_vote, current_state, own_message
 from clickvote.votes import poster_message as make_poster_message
 
@@ -151,7 +153,9 @@ class Realtime:
         skip = list(msg.skip_sid) if local_origin else []
         if msg.exclude_room:
             skip += self.sio.participants(msg.exclude_room)
-        self.sio.emit(msg.event, msg.payload, msg.room, skip)
+        # an item's totals: a newer one replaces the older still waiting for a slow page
+        replace = bool(msg.seq) and msg.room.startswith(ITEM_ROOM)
+        self.sio.emit(msg.event, msg.payload, msg.room, skip, replace)
 
     def _stale(self, room: str, seq: int) -> bool:
         """Whether a newer broadcast already went to `room`; else remember `seq` as newest."""
@@ -223,6 +227,10 @@ class Realtime:
                 }
             except VoteError as exc:
                 err = {"message": exc.message, "code": exc.code}
+            except StorageUnavailable as exc:  # transient: the page sends it again
+                log.warning("%s: %s", event, exc)
+                busy = VoteError("storage_unavailable")
+                err = {"message": busy.message, "code": busy.code, "retryAfter": STORAGE_RETRY}
             except Exception:  # never let a bad message take the connection down
                 log.exception("error handling %s", event)
                 err = {"message": "internal error", "code": "internal"}
@@ -304,7 +312,11 @@ class Realtime:
         )
         # Seconds since the epoch, as the original server sent it (the React client reads it
         # with dayjs.unix).
-        payload = {"token": token, "expiration": expiration // 1000}
+        payload = {
+            "token": token,
+            "expiration": expiration // 1000,
+            "proofOfWork": env.abuse.pow_difficulty,  # 0: no `challenge` needed
+        }
         self.sio.send(sid, "login", payload)
         return payload
 
@@ -408,20 +420,26 @@ class Realtime:
     ) -> None:
         """The abuse layers after the voter token (clickvote/abuse.py), in their order; a
         refusal is counted for its layer (in memory: a vote let through costs no count)."""
-        ctx, abuse = self.ctx, env.abuse
+        ctx, abuse, limiter = self.ctx, env.abuse, self.ctx.voter_limiter
         pair = (env.id, *item, str(info.get("ip")), str(info.get("ua")))
-        if not ctx.ip_window.admit(pair, key, abuse.ip_window, abuse.ip_voters):
+        burst, rate = limiter.burst, limiter.rate
+        if abuse.rate_burst or abuse.rate_per_sec:  # only ever stricter than the server's
+            burst, rate = tightened(abuse.rate_burst, burst), tightened(abuse.rate_per_sec, rate)
+        # the window, then the bucket: across instances or workers (Redis or the hub), in one
+        # question where both apply
+        admitted, wait = await admit_and_take(
+            ctx.ip_window,
+            limiter,
+            (pair, key, abuse.ip_window, abuse.ip_voters),
+            (f"v|{env.id}|{key}", burst, rate),
+        )
+        if not admitted:
             ctx.refusals.count(env.id, "ipWindow")
             raise VoteError(
                 "too_many_voters",
                 f"this address and browser voted as {abuse.ip_voters} voters on this item "
                 "lately, the most this site allows",
             )
-        limiter, burst, rate = ctx.voter_limiter, None, None
-        if abuse.rate_burst or abuse.rate_per_sec:  # only ever stricter than the server's
-            burst = tightened(abuse.rate_burst, limiter.burst)
-            rate = tightened(abuse.rate_per_sec, limiter.rate)
-        wait = await limiter.acquire(f"v|{env.id}|{key}", 1.0, burst, rate)
         if wait:
             ctx.refusals.count(env.id, "rateLimit")
             raise RateLimited(wait)

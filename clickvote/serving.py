@@ -103,7 +103,8 @@ def run(
     `serve --workers N` passes its `make_server` and inherited `sockets`); returns uvicorn's
     exit status for a server that could not start."""
     from uvicorn.config import STARTUP_FAILURE, Config
-    from uvicorn.server import Server
+
+    from clickvote.graceful import Server
 
     configure_logging()
     config = Config(app, log_config=None, **options)

@@ -23,8 +23,9 @@ that raises (a fault of this server: the real-time handlers answer every client 
 logged and its ack left unsent, so the client's own timeout reports it rather than an empty
 ack that could read as success.
 
-`emit` encodes a packet once and queues it on each recipient (clickvote.engineio never waits
-on a socket), so a broadcast to a thousand pages is one JSON encoding and a thousand appends.
+`emit` encodes a packet once, WebSocket frame included, and hands it to each recipient
+(clickvote.engineio never waits on a socket: an idle WebSocket gets it written at once, others
+queue it), so a broadcast to a thousand pages is one JSON encoding and one frame.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from clickvote.engineio import (
     MAX_PACKET_BYTES,
     MAX_QUEUE,
     MAX_SESSIONS_PER_IP,
+    MESSAGE,
     EngineServer,
     Peer,
     Session,
+    Shared,
 )
 
 log = logging.getLogger("clickvote.realtime")
@@ -188,17 +191,22 @@ class SocketServer:
         if conn is not None:
             conn.session.message(encode(EVENT, [event, data]))
 
-    def emit(self, event: str, data: Any, room: str, skip: Iterable[str] = ()) -> int:
-        """An event to every socket in `room` but those in `skip`; returns how many."""
+    def emit(
+        self, event: str, data: Any, room: str, skip: Iterable[str] = (), replace: bool = False
+    ) -> int:
+        """An event to every socket in `room` but those in `skip`; returns how many. With
+        `replace`, it takes the place of the room's previous `replace` event still waiting
+        for a socket (clickvote.engineio.Shared)."""
         members = self.rooms.get(room)
         if not members:
             return 0
-        packet = encode(EVENT, [event, data])
+        packet = Shared(MESSAGE + encode(EVENT, [event, data]), room if replace else None)
         skipped = set(skip)
         n = 0
-        for sid, conn in members.items():
+        # a copy: a socket closed for a full queue leaves the room during the loop
+        for sid, conn in tuple(members.items()):
             if sid not in skipped:
-                conn.session.message(packet)
+                conn.session.send(packet)
                 n += 1
         return n
 

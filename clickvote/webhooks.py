@@ -3,10 +3,14 @@
 The event is written to the outbox in the vote's own transaction (clickvote/storage/sql.py),
 so a stored vote always has its event and the vote never waits on delivery. Each instance runs
 a `Deliverer`: it claims due events (leased, so two instances don't send one at once), POSTs
-each (clickvote/webhook_http.py), and records the attempt in the delivery log; a failure is
-retried after a delay doubling from `webhook_backoff` up to `webhook_backoff_max` (with
-jitter). Delivery is at least once: a receiver may get an event twice (after a timeout, or an
-instance stopping mid-send) and tells them apart by the event's `id`.
+each (clickvote/webhook_http.py, on connections kept open per destination), and records the
+attempt in the delivery log; a failure is retried after a delay doubling from
+`webhook_backoff` up to `webhook_backoff_max` (with jitter). Past its bound
+(`webhook_max_pending`, or the webhook's own) an environment's oldest waiting events are
+discarded, every 5 x `webhook_poll` seconds, and the delivery log says how many. Delivery is
+at least once: a receiver may get an event twice (after a timeout, or an instance stopping
+mid-send) and tells them apart by the event's `id`. A webhook with a `batch_size` above 1
+gets the events due at once together, that many per POST at most (`batch_body`).
 
 Signature: `X-ClickVote-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the
 secret>`, `X-ClickVote-Timestamp` (Unix seconds), `X-ClickVote-Delivery` (the event's id).
@@ -28,13 +32,21 @@ from clickvote import __version__, jsonfast
 from clickvote import reactions as defs
 from clickvote.config import Settings
 from clickvote.security import Box, time_ordered_id
-from clickvote.storage.base import Attempted, Storage, WebhookAttempt, WebhookEvent
+from clickvote.storage.base import (
+    Attempted,
+    Outage,
+    Storage,
+    StorageUnavailable,
+    WebhookAttempt,
+    WebhookEvent,
+)
 from clickvote.votes import reaction_totals, totals
-from clickvote.webhook_http import post
+from clickvote.webhook_http import Answer, Pool, post
 
 log = logging.getLogger("clickvote.webhooks")
 BATCH = 16  # events claimed at most per look at the outbox
 IN_FLIGHT = 64  # events this instance sends at once
+TRIM_EVERY = 5  # x webhook_poll: seconds between passes holding the outboxes to their bound
 STOP_WAIT = 10.0  # seconds a stopping instance waits for a claim or record under way
 SIGNATURE = "X-ClickVote-Signature"
 TIMESTAMP = "X-ClickVote-Timestamp"
@@ -92,16 +104,43 @@ def body_of(event: WebhookEvent) -> bytes:
     ).encode()
 
 
-def headers_of(event: WebhookEvent, secret: str, body: bytes, now: int) -> dict[str, str]:
-    return {
+def batch_body(events: list[WebhookEvent]) -> bytes:
+    """Several events in one POST (a webhook whose `batch_size` is above 1, always this form):
+    `{"type": "batch", "events": [each event's JSON as sent alone]}`."""
+    return b'{"type":"batch","events":[' + b",".join(map(body_of, events)) + b"]}"
+
+
+def headers_of(
+    events: list[WebhookEvent], secret: str, body: bytes, now: int, batch: bool = False
+) -> dict[str, str]:
+    first = events[0]
+    out = {
         "Content-Type": "application/json",
         "User-Agent": f"ClickVote-Webhook/{__version__}",
         SIGNATURE: sign(secret, now, body),
         TIMESTAMP: str(now),
-        DELIVERY: event.id,
-        "X-ClickVote-Event": event.type,
-        "X-ClickVote-Attempt": str(event.attempt),
+        DELIVERY: first.id,  # a batch: its first event's (each event's id is in the body)
+        "X-ClickVote-Event": "batch" if batch else first.type,
+        "X-ClickVote-Attempt": str(max(e.attempt for e in events)),
     }
+    if batch:
+        out["X-ClickVote-Events"] = str(len(events))
+    return out
+
+
+def batches(events: list[WebhookEvent]) -> list[list[WebhookEvent]]:
+    """The claimed events as POSTs: one each, or, for a webhook with a `batch_size` above 1,
+    that many at most of its events together (in the order claimed)."""
+    out: list[list[WebhookEvent]] = []
+    open_: dict[tuple[str, str], list[WebhookEvent]] = {}
+    for event in events:
+        where = (event.env_id, event.url)
+        batch = open_.get(where)
+        if batch is None or len(batch) >= event.batch_size:
+            batch = open_[where] = []
+            out.append(batch)
+        batch.append(event)
+    return out
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -123,6 +162,8 @@ class Deliverer:
         self._finished: list[Attempted] = []
         self._wake = asyncio.Event()
         self._stopping = False
+        self.pool = Pool()  # connections kept open per destination (keep-alive)
+        self._outage = Outage(log, "webhook delivery")
 
     @property
     def lease(self) -> float:
@@ -152,16 +193,27 @@ class Deliverer:
         try:  # what finished is recorded; what was still being sent is due again at once
             await self._record()
             await self.storage.release_webhook_events(sorted(self._in_flight))
+        except StorageUnavailable as exc:  # due again once their leases expire
+            log.warning("webhook events not released on stopping: %s", exc)
         except Exception:  # pragma: no cover - the leases expire by themselves
             log.exception("could not record or release webhook events")
         self._in_flight.clear()
+        self.pool.close()
 
     async def _run(self) -> None:
+        trim_at = 0.0
         while not self._stopping:
             try:
+                if time.monotonic() >= trim_at:
+                    trim_at = time.monotonic() + TRIM_EVERY * self.settings.webhook_poll
+                    await self._trim()
                 await self._record()
                 asked = min(IN_FLIGHT - len(self._sending), BATCH)
                 claimed = await self._claim(asked) if asked > 0 else 0
+                self._outage.ended()
+            except StorageUnavailable as exc:  # restarting or hung: tried again next turn
+                self._outage.began(exc)
+                claimed = asked = 0
             except Exception:
                 log.exception("webhook delivery failed; retrying")
                 claimed = asked = 0
@@ -170,25 +222,32 @@ class Deliverer:
                     await asyncio.wait_for(self._wake.wait(), self.settings.webhook_poll)
             self._wake.clear()
 
+    async def _trim(self) -> None:
+        s = self.settings
+        for entry in await self.storage.trim_webhook_outboxes(
+            s.webhook_max_pending, s.webhook_log_size
+        ):
+            log.warning("webhook outbox over its bound: %s", entry.error)
+
     async def _claim(self, limit: int) -> int:
         now = time.time()
         events = await self.storage.claim_webhook_events(
             int(now * 1000), int((now + self.lease) * 1000), limit
         )
-        for event in events:
-            self._in_flight.add(event.id)
-            task = asyncio.create_task(self._send(event))
+        self._in_flight.update(event.id for event in events)
+        for batch in batches(events):
+            task = asyncio.create_task(self._send(batch))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         return len(events)
 
-    async def _send(self, event: WebhookEvent) -> None:
+    async def _send(self, events: list[WebhookEvent]) -> None:
         try:
-            attempted = await self.deliver(event)
+            attempted = await self.deliver(events)
         except Exception as exc:  # retried once its lease runs out
-            log.error("webhook event %s not delivered: %r", event.id, exc)
+            log.error("webhook event %s not delivered: %r", events[0].id, exc)
         else:  # appended after the await: _record may have swapped the list meanwhile
-            self._finished.append(attempted)
+            self._finished.extend(attempted)
         self._wake.set()
 
     async def _record(self) -> None:
@@ -200,15 +259,24 @@ class Deliverer:
             raise
         self._in_flight.difference_update(event.id for event, _, _ in done)
 
-    async def deliver(self, event: WebhookEvent) -> Attempted:
-        """One attempt to deliver `event`, and when to try again (None: delivered)."""
+    async def deliver(self, events: list[WebhookEvent]) -> list[Attempted]:
+        """One attempt to deliver `events` (one POST: one event, or a batch), and when to try
+        each again (None: delivered)."""
         started = time.monotonic()
-        body = body_of(event)
-        secret = self.box.open_secret(event.secret_sealed)
-        headers = headers_of(event, secret, body, int(time.time()))
+        batch = events[0].batch_size > 1
+        body = batch_body(events) if batch else body_of(events[0])
+        secret = self.box.open_secret(events[0].secret_sealed)
+        headers = headers_of(events, secret, body, int(time.time()), batch)
         s = self.settings
-        answer = await post(event.url, body, headers, s.webhook_timeout, s.webhook_allow_private)
+        answer = await post(
+            events[0].url, body, headers, s.webhook_timeout, s.webhook_allow_private, self.pool
+        )
         at = int(time.time() * 1000)
+        took = int((time.monotonic() - started) * 1000)
+        return [self._attempted(event, answer, at, took) for event in events]
+
+    def _attempted(self, event: WebhookEvent, answer: Answer, at: int, took: int) -> Attempted:
+        s = self.settings
         retry_at = None
         if not answer.ok:
             delay = backoff(event.attempt, s.webhook_backoff, s.webhook_backoff_max)
@@ -222,6 +290,6 @@ class Deliverer:
             error=answer.error,
             delivered=answer.ok,
             at=at,
-            duration_ms=int((time.monotonic() - started) * 1000),
+            duration_ms=took,
         )
         return event, attempt, retry_at

@@ -8,6 +8,13 @@ counts through the hub (clickvote/hublink.py), and restarts one that dies. SIGTE
 stops them all: each gets SIGTERM (uvicorn's graceful shutdown), one still running STOP_WAIT
 seconds later SIGKILL. With one worker, `clickvote serve` is one process as it always was (no
 hub, no supervisor).
+
+An upgrade in place (a new clickvote installed under a running server) takes effect at the
+first worker restart: a worker whose version differs from its supervisor's would not speak its
+hub's language, so it exits with UPGRADED, and the supervisor stops the others and runs
+`clickvote serve` again with the same arguments in its own process (exec: same process id for
+a service manager), on the new version; connections open at that moment are closed, as by a
+restart.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from clickvote import serving, stopping
+from clickvote import __version__, serving, stopping
 from clickvote.config import Settings
 from clickvote.connguard import (
     Route,
@@ -37,13 +44,16 @@ from clickvote.connguard import (
 from clickvote.hub import Hub
 
 log = logging.getLogger("clickvote.workers")
-STOP_WAIT = 5.0  # seconds a worker has to stop (uvicorn's graceful shutdown takes up to 3)
+STOP_WAIT = 8.0  # seconds a worker has to stop (uvicorn's graceful shutdown takes up to 3, a
+# hung database 2 within them: clickvote/storage/base.py STOP_GRACE)
 RESTART_PAUSE = 1.0  # seconds before restarting a worker that died within its first second
 HUB_SOCKET = "hub.sock"
 STARTUP_FAILURE = 3  # exit status of a server that could not start (uvicorn.config's)
 WORKER_OF = "CLICKVOTE_WORKER_OF"  # set for a worker process: "INDEX:FD:DIR"
 CONNECTIONS = "connections"  # the workers' connection counts (connguard.SharedCount)
 BACKLOG = 2048
+SUPERVISOR_VERSION = "CLICKVOTE_SUPERVISOR_VERSION"  # the version its supervisor runs
+UPGRADED = 4  # exit status of a worker whose version differs from its supervisor's
 
 
 def worker_count(setting: int) -> int:
@@ -129,8 +139,19 @@ def serve(settings: Settings, workers: int) -> int:
     with sock, tempfile.TemporaryDirectory(prefix="clickvote-") as rundir:
         os.chmod(rundir, 0o700)
         SharedCount.create(str(Path(rundir) / CONNECTIONS), workers)
-        asyncio.run(Supervisor(settings, workers, sock, rundir).run())
+        supervisor = Supervisor(settings, workers, sock, rundir)
+        asyncio.run(supervisor.run())
+    if supervisor.upgraded:
+        restart_on_new_version()
     return 0
+
+
+def restart_on_new_version() -> None:
+    """Run this `clickvote serve` command again in this process, on the installed version."""
+    log.warning("clickvote was upgraded under this server: starting it again on the new version")
+    logging.shutdown()
+    time.sleep(RESTART_PAUSE)  # never a tight loop, whatever the installed files do
+    os.execv(sys.executable, sys.orig_argv)
 
 
 class Supervisor:
@@ -138,6 +159,7 @@ class Supervisor:
         self.settings, self.count, self.sock, self.rundir = settings, workers, sock, rundir
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.stopping = asyncio.Event()
+        self.upgraded = False  # a worker found another version installed: restart on it
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -163,7 +185,7 @@ class Supervisor:
             "clickvote",
             "serve",
             pass_fds=(fd,),
-            env={**env, WORKER_OF: f"{index}:{fd}:{self.rundir}"},
+            env={**env, WORKER_OF: f"{index}:{fd}:{self.rundir}", SUPERVISOR_VERSION: __version__},
         )
 
     async def _keep(self, index: int) -> None:
@@ -178,6 +200,10 @@ class Supervisor:
                 continue
             code = await proc.wait()
             if self.stopping.is_set():
+                return
+            if code == UPGRADED:
+                self.upgraded = True
+                self.stopping.set()
                 return
             log.warning(
                 "worker %d (pid %d) ended with status %s: restarting", index, proc.pid, code
@@ -213,6 +239,10 @@ def run_worker(settings: Settings, worker_of: str) -> int:
     from clickvote.hublink import HubLink
 
     index, fd, rundir = worker_of.split(":", 2)
+    supervisor_runs = os.environ.get(SUPERVISOR_VERSION, __version__)
+    if supervisor_runs != __version__:
+        log.error("clickvote %s is installed, its server runs %s", __version__, supervisor_runs)
+        return UPGRADED
     link = HubLink(str(Path(rundir) / HUB_SOCKET))
     app = create_app(settings, hub=link, worker=int(index))
     handover = Handover(rundir, int(index))

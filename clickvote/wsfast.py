@@ -5,8 +5,12 @@ sent, a wsproto serialisation and a socket write of its own. This protocol (uvic
 class in clickvote.app.SERVER_OPTIONS) offers the app, in the ASGI scope extension
 `clickvote.ws`, two calls that skip that per-frame work once the WebSocket is accepted:
 
-- `send_texts(texts)`: every text as one unmasked FIN frame (RFC 6455 5.2; a server's frames
-  are never masked), all in ONE transport write; nothing once the close handshake has begun.
+- `send_texts(items)`: every text as one unmasked FIN frame (RFC 6455 5.2; a server's frames
+  are never masked; bytes are a frame built already, clickvote.wsframe), all in ONE transport
+  write; nothing once the close handshake has begun.
+- `write_now(frame)`: a frame built already, written at once, without a task or an await, if
+  the connection is open and its transport takes writes (below its high-water mark); False,
+  and nothing written, otherwise (the caller queues it for `send_texts`).
 - `receive_batch()`: every message received so far (at least one), as the ASGI dicts
   `receive` gives one at a time, so the events of one socket read are handled together.
 
@@ -31,7 +35,6 @@ here are never compressed, which RFC 7692 allows where the extension was negotia
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -41,8 +44,8 @@ from wsproto.events import BytesMessage, Pong, TextMessage
 from wsproto.frame_protocol import LOCAL_ONLY_CLOSE_REASONS, CloseReason
 
 from clickvote.engineio import EXTENSION
+from clickvote.wsframe import text_frame
 
-_FIN_TEXT = 0x81  # FIN + opcode 1 (text)
 MAX_BACKLOG = 64  # messages received and not yet taken by the app before reading pauses
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
 KNOWN_CODES = frozenset(int(c) for c in CloseReason) - {int(c) for c in LOCAL_ONLY_CLOSE_REASONS}
@@ -73,15 +76,9 @@ class ProtocolFailure(Exception):
         self.code, self.reason = code, reason
 
 
-def text_frame(text: str) -> bytes:
-    """One unmasked final text frame carrying `text` (RFC 6455 5.2)."""
-    payload = text.encode()
-    n = len(payload)
-    if n < 126:
-        return bytes((_FIN_TEXT, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", _FIN_TEXT, 126, n) + payload
-    return struct.pack("!BBQ", _FIN_TEXT, 127, n) + payload
+def as_frame(item: str | bytes) -> bytes:
+    """A text's frame; bytes are one already."""
+    return item if isinstance(item, bytes) else text_frame(item)
 
 
 class LeanWSProtocol(WSProtocol):
@@ -99,6 +96,7 @@ class LeanWSProtocol(WSProtocol):
         super().handle_connect(event)
         self.scope["extensions"][EXTENSION] = {  # type: ignore[index]
             "send_texts": self.send_texts,
+            "write_now": self.write_now,
             "receive_batch": self.receive_batch,
         }
 
@@ -114,7 +112,19 @@ class LeanWSProtocol(WSProtocol):
                 return
         super().handle_message(event)
 
-    async def send_texts(self, texts: list[str]) -> None:
+    def write_now(self, frame: bytes) -> bool:
+        if (
+            self.close_sent
+            or self.disconnected
+            or not self.writable.is_set()
+            or self.transport.is_closing()
+            or self.conn.state is not ConnectionState.OPEN
+        ):
+            return False
+        self.transport.write(frame)
+        return True
+
+    async def send_texts(self, texts: list[str | bytes]) -> None:
         if not self.writable.is_set():  # the client reads slower than we write: wait
             await self.writable.wait()
         if self.disconnected:
@@ -122,7 +132,7 @@ class LeanWSProtocol(WSProtocol):
         if self.close_sent or self.conn.state is not ConnectionState.OPEN:
             return  # closing: the app's reader ends the session
         if not self.transport.is_closing():
-            self.transport.write(b"".join(map(text_frame, texts)))
+            self.transport.write(b"".join(map(as_frame, texts)))
 
     async def send(self, message: Any) -> None:
         await super().send(message)

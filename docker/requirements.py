@@ -1,7 +1,9 @@
-"""Print pyproject.toml's requirements for a target machine, one per line, markers resolved.
+"""Print pyproject.toml's or a lock file's requirements for a target machine, markers resolved.
 
-``python3 requirements.py pyproject.toml MACHINE [EXTRA]``: the runtime dependencies, or those
-of the optional group EXTRA. pip evaluates environment markers against the interpreter it runs
+``python3 requirements.py pyproject.toml|LOCK MACHINE [EXTRA]``: pyproject's runtime
+dependencies, or those of the optional group EXTRA; or the lines of a lock file
+(docker/lock/<group>.txt, written by `inv lock`) that apply to MACHINE, with their hashes.
+pip evaluates environment markers against the interpreter it runs
 on, and the image build runs pip natively for every target (--platform/--target), so a marker
 such as ``platform_machine != 'armv7l'`` would be judged for the build host. Here each marker
 is evaluated with the target's ``platform_machine`` (uname -m of the target, e.g. armv7l)
@@ -30,10 +32,26 @@ def for_machine(specs: list[str], machine: str) -> list[str]:
     return out
 
 
+def locked_for_machine(text: str, machine: str) -> list[str]:
+    """The lines of a lock file that apply to ``machine``: ``name==version --hash=...``."""
+    out = []
+    for line in text.replace("\\\n", " ").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        spec, _, hashes = line.partition(" --hash=")
+        kept = for_machine([spec.strip()], machine)
+        out += [f"{kept[0]} --hash={' '.join(hashes.split())}"] if kept else []
+    return out
+
+
 def main(argv: list[str]) -> int:
     if len(argv) not in (2, 3):
         print(__doc__.splitlines()[2], file=sys.stderr)
         return 2
+    if not argv[0].endswith(".toml"):
+        with open(argv[0]) as f:
+            print("\n".join(locked_for_machine(f.read(), argv[1])))
+        return 0
     with open(argv[0], "rb") as f:
         project = tomllib.load(f)["project"]
     specs = project["optional-dependencies"][argv[2]] if len(argv) == 3 else project["dependencies"]

@@ -1,4 +1,4 @@
-"""Image tasks: ``inv build``, ``inv validate``, ``inv compose-images``."""
+"""Image tasks: ``inv build``, ``inv validate``, ``inv compose-images``, ``inv lock``."""
 
 from __future__ import annotations
 
@@ -93,4 +93,25 @@ def compose_images(c: Context, base: str = "auto", dry: bool = False) -> None:
         print(f"export {name}={ref}")
 
 
-TASKS: tuple[Task[Any], ...] = (build, compose_images, validate)
+@task(
+    help={
+        "check": "only say whether docker/lock/ still answers pyproject.toml (no download)",
+        "dry": "print the pip commands instead of running them, write nothing",
+    }
+)
+def lock(c: Context, check: bool = False, dry: bool = False) -> None:
+    """Lock the images' Python dependencies for every platform (docker/lock/, with hashes)."""
+    from ci import lock as locking
+    from ci import lockfile
+
+    with failures():
+        if not check:
+            locking.write(dry=dry)
+        if dry:
+            return
+        if found := lockfile.problems(locking.PYPROJECT):
+            raise fail("\n  ".join([lockfile.RELOCK, *found]))
+        print("ok: docker/lock/ answers pyproject.toml")
+
+
+TASKS: tuple[Task[Any], ...] = (build, compose_images, lock, validate)

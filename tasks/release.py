@@ -55,7 +55,7 @@ def registry(c: Context, action: str, dry: bool = False) -> None:
         "tag_only": "choose the candidate tag (see --tag-file, --output), build nothing",
         "platform": "one platform only, pushed by digest into --digests (one CI job each)",
         "digests": "directory of the per-platform digests (written by --platform)",
-        "merge": "tag the per-platform pushes in --digests as the candidate --tag",
+        "merge": "make the candidate --tag of the per-platform digests in --digests",
         "dry": "print the build command instead of running it",
     }
 )

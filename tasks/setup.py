@@ -20,12 +20,24 @@ def setup(c: Context, dry: bool = False) -> None:
         host.setup(dry=dry)
 
 
-@task(help={"dry": "print what would be done, change nothing"})
-def base(c: Context, dry: bool = False) -> None:
-    """Build the offline multi-platform base image (debootstrap) unless it is present."""
+@task(
+    help={
+        "dry": "print what would be done, change nothing",
+        "record": "write the roots' Debian packages to docker/base-packages/ (commit them)",
+        "strict": "an error, not a warning, where the roots' packages differ from the record",
+    }
+)
+def base(c: Context, dry: bool = False, record: bool = False, strict: bool = False) -> None:
+    """Build the offline multi-platform base image (debootstrap) unless it is present; compare
+    its roots' Debian packages with docker/base-packages/."""
     with failures():
         images.build_base(
-            project.platforms(), project.local_base_image(), project.base_suite(), dry=dry
+            project.platforms(),
+            project.local_base_image(),
+            project.base_suite(),
+            dry=dry,
+            record=record,
+            strict=strict,
         )
 
 

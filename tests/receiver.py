@@ -1,14 +1,22 @@
 """A webhook receiver on 127.0.0.1 for tests: records every POST (headers and body) and
 answers as its `mode` says: "ok" (204), "fail" (500) or "hang" (no answer for `hang` seconds).
-It can be stopped (its port then refuses connections) and started again on the same port."""
+It can be stopped (its port then refuses connections, its open ones are closed) and started
+again on the same port. It counts the connections it accepted; with `keep_alive` it answers
+in HTTP/1.1 and keeps each connection open for the next request, unless `close_after`: then it
+closes it after each answer without saying so, unread, as the next request arrives (as a server
+whose idle timeout runs out just then)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.server
 import json
+import select
+import socket
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +40,11 @@ class Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # socketserver's 5 drops the connects of a batch sent at once
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+        # else: the sender gave up waiting (a "hang" answer), or stop() closed the connection
+
 
 @dataclass
 class Received:
@@ -51,7 +64,12 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     tls: ssl.SSLContext | None = None  # serve https (as localhost) with this context
     answering: int = 0  # requests received and not answered yet
+    keep_alive: bool = False
+    close_after: bool = False
+    connections: int = 0  # accepted so far
     _server: http.server.ThreadingHTTPServer | None = None
+    _open: set[socket.socket] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
@@ -63,6 +81,19 @@ class Receiver:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if owner.keep_alive else "HTTP/1.0"
+
+            def setup(self) -> None:
+                super().setup()
+                with owner._lock:
+                    owner.connections += 1
+                    owner._open.add(self.connection)
+
+            def finish(self) -> None:
+                with owner._lock:
+                    owner._open.discard(self.connection)
+                super().finish()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 owner.answering += 1
@@ -74,6 +105,10 @@ class Receiver:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                if owner.close_after:  # at the worst moment: as the next request arrives
+                    self.wfile.flush()
+                    select.select([self.connection], [], [], 1.0)
+                    self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -90,6 +125,10 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
 
     def events(self, secret: str) -> list[dict[str, Any]]:
         """Every event received so far, each checked against its signature."""

@@ -6,6 +6,7 @@ Missing binaries fail with a clear message (run `inv setup`); these tests are ne
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import queue
@@ -42,6 +43,18 @@ LOAD_SETTINGS: dict[str, Any] = {
     "webhook_backoff_max": 0.4,
     "webhook_timeout": 1.0,
 }
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10) -> None:
+    """SIGTERM, `grace` seconds to exit, then SIGKILL; a process already gone is left be."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
 
 
 def load_settings(port: int, data_dir: Path, **overrides: Any) -> Settings:
@@ -117,25 +130,10 @@ class PostgresServer:
         return list(args)
 
     def start(self) -> PostgresServer:
-        if self.as_root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        subprocess.run(
-            self._cmd(
-                str(self.bindir / "initdb"),
-                "-D",
-                str(self.data),
-                "-U",
-                self.user,
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        """Create the cluster (the first time) and start it; after `halt()`, start it again
+        on the same port and data."""
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb()
         opts = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -161,6 +159,27 @@ class PostgresServer:
         )
         return self
 
+    def _initdb(self) -> None:
+        if self.as_root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run(
+            self._cmd(
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
@@ -173,13 +192,28 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def stop(self) -> None:
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its data and port for `start()` (`fast`: as a restart
+        does, every session ended; `immediate`: as a crash)."""
         subprocess.run(
-            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"),
+            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"),
             capture_output=True,
             timeout=60,
         )
+
+    def stop(self) -> None:
+        self.halt("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def pids(self) -> list[int]:
+        """The running server's processes: the postmaster first, then its descendants."""
+        first = (self.data / "postmaster.pid").read_text().split("\n", 1)[0]
+        found = [int(first)]
+        for pid in found:  # grows as it goes: children's children too
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                with contextlib.suppress(OSError):  # the task ended meanwhile
+                    found += [int(c) for c in children.read_text().split()]
+        return found
 
 
 class RedisServer:
@@ -219,13 +253,8 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
 

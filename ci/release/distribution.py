@@ -1,21 +1,21 @@
 """Reading manifests straight from a registry (the OCI distribution API), for where
 ``docker buildx`` is missing: the verifier container carries the docker CLI only.
 
-Anonymous pulls, as ``docker pull`` of a public candidate does: a registry that answers
-401 with a Bearer challenge is asked for an anonymous token. Plain HTTP for loopback
-registries (and ``CLICKVOTE_REGISTRY_INSECURE``), HTTPS otherwise.
+Read as ``docker pull`` reads: anonymously first, a 401 answered with the credentials
+``docker login`` stored (Basic, or a pull token asked with them; an anonymous token where
+none are stored), see registryauth. Plain HTTP for loopback registries (and
+``CLICKVOTE_REGISTRY_INSECURE``), HTTPS otherwise.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import urllib.error
-import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from email.message import Message
 
-from ci.release import ReleaseError
+from ci.release import ReleaseError, registryauth
 from ci.release.config import is_loopback
 
 TIMEOUT = 60.0
@@ -50,39 +50,35 @@ def manifest(ref: str) -> bytes | None:
     """The manifest or index ``ref`` names, as stored; None when the registry has none."""
     registry, repo, reference = split(ref)
     url = f"{_scheme(registry)}://{registry}/v2/{repo}/manifests/{reference}"
-    headers = {"Accept": ACCEPT}
-    for _ in range(2):
+    found = get(url, registry, repo, {"Accept": ACCEPT})
+    return None if found is None else found[0]
+
+
+def get(
+    url: str, registry: str, repo: str, headers: Mapping[str, str], auth: str = ""
+) -> tuple[bytes, Message, str] | None:
+    """GET an API ``url`` of ``repo`` as ``docker pull`` reads: anonymous first (or with
+    ``auth``), a 401 answered once as the registry asks (registryauth). The body, the
+    response headers and the ``Authorization`` to send along next time; None for a 404."""
+    for attempt in range(2):
+        hdrs = {**headers, **({"Authorization": auth} if auth else {})}
         try:
-            req = urllib.request.Request(url, headers=headers)
-            with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
-                return bytes(resp.read())
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=hdrs), timeout=TIMEOUT
+            ) as resp:
+                return bytes(resp.read()), resp.headers, auth
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 return None
             challenge = e.headers.get("WWW-Authenticate", "")
-            if e.code == 401 and "Authorization" not in headers and challenge:
-                headers["Authorization"] = f"Bearer {_token(challenge, repo)}"
+            if e.code == 401 and challenge and attempt == 0:
+                auth = registryauth.authorization(
+                    registry, challenge, f"repository:{repo}:pull", what="pull"
+                )
                 continue
-            raise ReleaseError(f"{registry}: {ref} answered HTTP {e.code}") from e
+            if e.code in (401, 403):
+                raise registryauth.refused(registry, repo, challenge, "pull", e.code) from e
+            raise ReleaseError(f"{registry}: {url} answered HTTP {e.code}") from e
         except (urllib.error.URLError, OSError) as e:
             raise ReleaseError(f"cannot reach the registry {registry}: {e}") from e
-    raise ReleaseError(f"{registry} refused an anonymous pull of {ref}")
-
-
-def _token(challenge: str, repo: str) -> str:
-    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    if not challenge.lower().startswith("bearer") or "realm" not in params:
-        raise ReleaseError(f"the registry wants credentials ({challenge[:80]})")
-    query = {"scope": params.get("scope", f"repository:{repo}:pull")}
-    if "service" in params:
-        query["service"] = params["service"]
-    url = params["realm"] + "?" + urllib.parse.urlencode(query)
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
-            data = json.load(resp)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise ReleaseError(f"no anonymous pull token from {params['realm']}: {e}") from e
-    token = data.get("token") or data.get("access_token")
-    if not token:
-        raise ReleaseError(f"no anonymous pull token from {params['realm']}")
-    return str(token)
+    raise registryauth.refused(registry, repo, "", "pull")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 from ci import shell
-from ci.release import ReleaseError, distribution
+from ci.release import ReleaseError, distribution, registryauth
 from ci.release.config import ReleaseConfig
 from ci.release.oci import Index, parse_index, predicate_types
 
@@ -96,26 +94,30 @@ def create(target: str, sources: Sequence[str], *, dry: bool) -> None:
 
 
 def list_tags(cfg: ReleaseConfig, *, test: bool = False) -> list[str] | None:
-    """All tags of the repository, or None when the registry wants credentials for that."""
+    """All tags of the repository, read as ``docker pull`` reads (distribution.get: with
+    docker login's credentials where the registry wants some, an error naming the registry
+    when they are missing or refused); None when the registry does not let those credentials
+    list them (the caller then asks for each tag it needs)."""
     repo = cfg.test_repository if test else cfg.repository
     scheme = "http" if cfg.plain_http else "https"
     url: str | None = f"{scheme}://{cfg.registry}/v2/{repo}/tags/list?n=1000"
     tags: list[str] = []
+    auth = ""
     for _ in range(MAX_PAGES):
         if url is None:
             return tags
         try:
-            with urllib.request.urlopen(url, timeout=30) as resp:
-                tags.extend(json.load(resp).get("tags") or [])
-                url = _next_page(cfg, scheme, resp.headers.get("Link"))
-        except urllib.error.HTTPError as e:
-            if e.code == 404:
-                return tags
-            if e.code in (401, 403):
-                return None
-            raise ReleaseError(f"{cfg.registry}: tag list answered {e.code}") from e
-        except (urllib.error.URLError, OSError) as e:
-            raise ReleaseError(f"cannot reach the registry {cfg.registry}: {e}") from e
+            found = distribution.get(url, cfg.registry, repo, {}, auth)
+        except registryauth.Forbidden:
+            return None
+        if found is None:  # no such repository yet
+            return tags
+        body, headers, auth = found
+        try:
+            tags.extend(json.loads(body).get("tags") or [])
+        except (ValueError, AttributeError) as e:
+            raise ReleaseError(f"{cfg.registry}: the tag list of {repo} is not JSON") from e
+        url = _next_page(cfg, scheme, headers.get("Link"))
     return tags
 
 

@@ -6,6 +6,10 @@ loads it (keeping its digests, attestations included) and ``docker push`` pushes
 rebuild of the candidate's commit (``inv verify``, ``ci/release/rebuild.py``) can get the
 digests the registry serves. Uncached (``--no-cache``) as a rebuild is: a cached step
 (dependencies installed from the package index) may hold what an older build got.
+
+One platform (``platform=``, one CI job each) is pushed by digest only (``ci/release/
+upload.py``: the tarball's blobs and manifests, no tag); ``merge`` makes the candidate's
+manifest list of every platform's ``REPO@digest`` with ``docker buildx imagetools create``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from ci import project, shell
 from ci.build import REWRITE
-from ci.release import ReleaseError, candidate, imagetools, oci
+from ci.release import ReleaseError, candidate, imagetools, oci, upload
 from ci.release.config import ReleaseConfig
 
 BUILDER = "clickvote-release"
@@ -27,6 +34,7 @@ BUILD_TIMEOUT = 3600.0
 PUSH_ATTEMPTS = 3
 APP_TARGET = "app"
 TEST_TARGET = "test"
+T = TypeVar("T")
 
 
 def _docker_driver_pushes_attestations() -> bool:
@@ -124,10 +132,10 @@ def bake_command(
 ) -> list[str]:
     """Bake one target for every platform, with provenance and SBOM attestations, into the
     OCI ``tarball`` (timestamps rewritten) named for its push (``push_commands``); with
-    ``platform``, that one only, under its scratch tag (``merge`` tags the digests)."""
+    ``platform``, that one only (pushed by digest, ``upload.push``; ``merge`` tags them)."""
     test = target == TEST_TARGET
     out = ["--set", f"{target}.output=type=oci,dest={tarball},{REWRITE}"]
-    push = [*out, "--set", f"{target}.tags={target_ref(cfg, tag, target, platform)}"]
+    push = [*out, "--set", f"{target}.tags={target_ref(cfg, tag, target)}"]
     if platform:
         push += ["--set", f"{target}.platform={platform}"]
     cmd = [
@@ -155,9 +163,13 @@ def bake_command(
     return [*cmd, target]
 
 
-def target_ref(cfg: ReleaseConfig, tag: str, target: str, platform: str = "") -> str:
-    """Where ``target`` of candidate ``tag`` is pushed (one platform: its scratch tag)."""
-    return cfg.image(scratch_tag(tag, platform) if platform else tag, test=target == TEST_TARGET)
+def target_ref(cfg: ReleaseConfig, tag: str, target: str) -> str:
+    """Where ``target`` of candidate ``tag`` is pushed (its name in the tarball)."""
+    return cfg.image(tag, test=target == TEST_TARGET)
+
+
+def repository(cfg: ReleaseConfig, target: str) -> str:
+    return cfg.test_repository if target == TEST_TARGET else cfg.repository
 
 
 def push_commands(tarball: Path, ref: str) -> list[list[str]]:
@@ -165,22 +177,34 @@ def push_commands(tarball: Path, ref: str) -> list[list[str]]:
     return [["docker", "load", "-i", str(tarball)], ["docker", "push", ref]]
 
 
+def retried(push: Callable[[], T]) -> T:
+    """``push()``, retried when it fails (registry 2.8's filesystem store can answer 500 to
+    concurrent manifest requests)."""
+    for attempt in range(1, PUSH_ATTEMPTS):
+        try:
+            return push()
+        except ReleaseError:
+            shell.echo(f"push failed (attempt {attempt}/{PUSH_ATTEMPTS}); retrying")
+            time.sleep(2 * attempt)
+    return push()
+
+
 def bake(cmd: list[str], pushes: list[list[str]], *, env: dict[str, str], dry: bool) -> None:
-    """Run a bake, then its pushes; retry a failed push (registry 2.8's filesystem store can
-    answer 500 to concurrent manifest requests)."""
+    """Run a bake, then its pushes (retried)."""
     shell.change(cmd, dry=dry, timeout=BUILD_TIMEOUT, env=env)
     load, *rest = pushes
     shell.change(load, dry=dry, timeout=BUILD_TIMEOUT)
     for push in rest:
-        for attempt in range(1, PUSH_ATTEMPTS + 1):
-            try:
-                shell.change(push, dry=dry, timeout=BUILD_TIMEOUT)
-                break
-            except ReleaseError:
-                if attempt == PUSH_ATTEMPTS:
-                    raise
-                shell.echo(f"push failed (attempt {attempt}/{PUSH_ATTEMPTS}); retrying")
-                time.sleep(2 * attempt)
+        retried(partial(shell.change, push, dry=dry, timeout=BUILD_TIMEOUT))
+
+
+def push_by_digest(cfg: ReleaseConfig, target: str, tarball: Path, *, dry: bool) -> str:
+    """Push one platform's tarball by digest, no tag (``upload.push``); its digest."""
+    repo = repository(cfg, target)
+    shell.echo(f"{'[dry] ' if dry else ''}push {tarball.name} to {cfg.registry}/{repo} by digest")
+    if dry:
+        return ""
+    return retried(lambda: upload.push(tarball, cfg.registry, repo, plain_http=cfg.plain_http))
 
 
 def build_env() -> tuple[dict[str, str], str, str | None]:
@@ -193,6 +217,21 @@ def build_env() -> tuple[dict[str, str], str, str | None]:
     except images.BuildError as e:
         raise ReleaseError(str(e)) from e
     return env, base, python
+
+
+BASE_STRICT = "CLICKVOTE_BASE_STRICT"
+
+
+def require_recorded_base(base: str, platforms: list[str]) -> None:
+    """On the offline base, its roots' Debian packages must be those docker/base-packages/
+    records (``inv base --strict``): a candidate is built on the package set its commit names.
+    ``CLICKVOTE_BASE_STRICT=0`` makes a difference a warning (a candidate then names a package
+    set its commit does not; the release flow tests use it, as the mirror moves on)."""
+    from ci import build as images
+
+    if base == project.local_base_image():
+        strict = os.environ.get(BASE_STRICT, "1") != "0"
+        images.base_packages(platforms, project.base_suite(), strict=strict)
 
 
 def choose_tag(cfg: ReleaseConfig, *, by_sha: bool, tag: str = "") -> str:
@@ -224,8 +263,8 @@ def publish(
     platform: str = "",
     digest_dir: Path | None = None,
 ) -> str:
-    """Build and push the candidate ``tag``; with ``platform``, only that platform, under its
-    scratch tag, its digests written to ``digest_dir`` for ``merge`` (one job per platform)."""
+    """Build and push the candidate ``tag``; with ``platform``, only that platform, by digest
+    (no tag), its digests written to ``digest_dir`` for ``merge`` (one job per platform)."""
     tag = choose_tag(cfg, by_sha=by_sha, tag=tag)
     if not dry and imagetools.exists(cfg.image(tag)):
         raise ReleaseError(f"{cfg.image(tag)} already exists: candidates are never overwritten")
@@ -239,9 +278,11 @@ def publish(
     if not dry:
         metadata.parent.mkdir(parents=True, exist_ok=True)
     env, base, python = build_env()
+    if not dry:
+        require_recorded_base(base, [platform] if platform else project.platforms())
     sbom = sbom_generator(cfg, base, dry=dry)
     for target in [APP_TARGET] + ([TEST_TARGET] if with_test else []):
-        meta = metadata.with_suffix(f".{target}.json")
+        meta, pushed = metadata.with_suffix(f".{target}.json"), ""
         with tempfile.TemporaryDirectory(prefix="clickvote-publish-") as tmp:
             tarball = Path(tmp) / f"{target}.oci.tar"
             cmd = bake_command(
@@ -256,20 +297,23 @@ def publish(
                 sbom=sbom,
                 platform=platform,
             )
-            ref = target_ref(cfg, tag, target, platform)
-            bake(cmd, push_commands(tarball, ref), env=env, dry=dry)
+            if platform:
+                shell.change(cmd, dry=dry, timeout=BUILD_TIMEOUT, env=env)
+                pushed = push_by_digest(cfg, target, tarball, dry=dry)
+            else:
+                bake(cmd, push_commands(tarball, target_ref(cfg, tag, target)), env=env, dry=dry)
         if platform and digest_dir is not None and not dry:
-            write_digest(digest_dir, target, platform, pushed_digest(meta, target))
+            write_digest(digest_dir, target, platform, same(pushed, pushed_digest(meta, target)))
     if not dry and not platform:
         _report(cfg, tag, pushed_digest(metadata.with_suffix(f".{APP_TARGET}.json"), APP_TARGET))
     return tag
 
 
-def scratch_tag(tag: str, platform: str) -> str:
-    """Where one platform's push of candidate ``tag`` lands before ``merge``: BuildKit's
-    docker driver, which builds on the local base and SBOM scanner images, pushes by
-    digest only under a tag."""
-    return f"{tag}-{project.arch_name(platform)}"
+def same(pushed: str, reported: str) -> str:
+    """The digest pushed, when it is the one bake reported."""
+    if pushed != reported:
+        raise ReleaseError(f"pushed {pushed}, but bake reported {reported}")
+    return pushed
 
 
 def pushed_digest(metadata: Path, target: str) -> str:
@@ -290,8 +334,9 @@ def write_digest(digest_dir: Path, target: str, platform: str, digest: str) -> N
 
 
 def merge(cfg: ReleaseConfig, tag: str, digest_dir: Path, *, dry: bool = False) -> None:
-    """Tag the per-platform pushes of ``publish(platform=...)`` as one candidate
-    (``docker buildx imagetools create``), its test image likewise, and check it."""
+    """Make the candidate's manifest list of the per-platform pushes by digest of
+    ``publish(platform=...)`` (``docker buildx imagetools create`` from ``REPO@digest``),
+    its test image's likewise, and check it."""
     if not dry and imagetools.exists(cfg.image(tag)):
         raise ReleaseError(f"{cfg.image(tag)} already exists: candidates are never overwritten")
     for target in (APP_TARGET, TEST_TARGET):
@@ -306,7 +351,7 @@ def merge(cfg: ReleaseConfig, tag: str, digest_dir: Path, *, dry: bool = False) 
                 f"no {target} digest in {digest_dir} for {', '.join(missing)}: every platform "
                 "of docker/docker-bake.hcl is published"
             )
-        repo = f"{cfg.registry}/{cfg.test_repository if test else cfg.repository}"
+        repo = f"{cfg.registry}/{repository(cfg, target)}"
         sources = []
         for p, d in present.items():
             if not oci.is_digest(d):

@@ -1,6 +1,6 @@
 """Errors as JSON answers: `{message, statusCode, field?, code?, errors?, retryAfter?}` (and
-`Retry-After` on 429), whatever raised them: the handlers, the account rules, the field rules,
-storage, the voting engine, request validation or the router."""
+`Retry-After` on 429 and 503), whatever raised them: the handlers, the account rules, the field
+rules, storage, the voting engine, request validation or the router."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from starlette.responses import JSONResponse
 
 from clickvote.accounts import LoginFailed, Refused
 from clickvote.api.schema import Invalid, integer, number, obj, string
-from clickvote.errors import ClickVoteError
+from clickvote.errors import STORAGE_RETRY, ClickVoteError
 from clickvote.fields import FieldError
 from clickvote.ratelimit import retry_after, retry_after_header
-from clickvote.storage import Conflict, NotFound
+from clickvote.storage import Conflict, NotFound, StorageUnavailable
 
 ERROR = obj(
     {"message": string(), "statusCode": integer(400, 599)},
@@ -74,6 +74,12 @@ def answer(exc: Exception) -> JSONResponse:
     if isinstance(exc, ClickVoteError):
         body = {**error_body(exc.status, exc.message), "code": exc.code}
         return JSONResponse(body, exc.status)
+    if isinstance(exc, StorageUnavailable):  # transient: the same request may be sent again
+        busy = ClickVoteError("storage_unavailable")
+        body = {**error_body(busy.status, busy.message), "code": busy.code}
+        body["retryAfter"] = STORAGE_RETRY
+        headers = {"Retry-After": retry_after_header(STORAGE_RETRY)}
+        return JSONResponse(body, busy.status, headers=headers)
     assert isinstance(exc, HTTPException)
     return JSONResponse(
         error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers
@@ -95,6 +101,7 @@ HANDLERS: dict[Any, Any] = {
         Conflict,
         NotFound,
         ClickVoteError,
+        StorageUnavailable,
         HTTPException,
     )
 }

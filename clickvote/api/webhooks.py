@@ -1,5 +1,5 @@
-"""The current environment's webhook (clickvote/webhooks.py): its URL and write-only secret,
-a test event, and the delivery log."""
+"""The current environment's webhook (clickvote/webhooks.py): its URL, write-only secret and
+bound on waiting events, a test event, and the delivery log."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ from clickvote.api.session import Call
 from clickvote.storage import NotFound
 from clickvote.storage.base import Webhook, WebhookAttempt
 from clickvote.webhook_http import MAX_URL, BadDestination, parse_url, resolve
+from clickvote.webhooks import BATCH
 
 OPERATIONS = Operations()
 MIN_SECRET, MAX_SECRET = 16, 256
 LOG_LIMIT = 100
+MAX_PENDING = 10_000_000  # the highest bound an environment may set on its waiting events
 WEBHOOK = obj(
     {
         "url": nullable(string()),
         "secretSet": boolean(),  # the secret itself is never sent back
         "pending": integer(0),  # events waiting for delivery
+        # past it, the oldest waiting events are discarded (the installation's by default)
+        "maxPending": integer(1),
+        "batchSize": integer(1),  # events per POST at most; above 1: always as a batch
         "updatedAt": nullable(integer()),
     },
     closed=True,
@@ -27,19 +32,25 @@ WEBHOOK = obj(
 CHANGE = obj(
     {"url": string(1, MAX_URL)},
     # required when the environment has no webhook yet; left out: the current one stays
-    {"secret": string(MIN_SECRET, MAX_SECRET)},
+    {
+        "secret": string(MIN_SECRET, MAX_SECRET),
+        # left out: the current bound stays; null: the installation's (webhook_max_pending)
+        "maxPending": nullable(integer(1, MAX_PENDING)),
+        "batchSize": integer(1, BATCH),  # left out: the current one stays (new: 1)
+    },
 )
 ATTEMPT = obj(
     {
         "id": string(),
         "eventId": string(),
         "type": string(),
-        "attempt": integer(1),
+        "attempt": integer(0),  # 0 for a discard (type "discarded")
         "status": nullable(integer()),
         "error": nullable(string()),
         "delivered": boolean(),
         "at": integer(),
         "durationMs": integer(0),
+        "dropped": integer(0),  # events a discard dropped, the oldest waiting
     },
     closed=True,
 )
@@ -53,8 +64,15 @@ async def webhook_json(call: Call, hook: Webhook | None) -> dict[str, Any]:
         "url": hook.url if hook else None,
         "secretSet": hook is not None,
         "pending": pending,
+        "maxPending": max_pending(call, hook),
+        "batchSize": hook.batch_size if hook else 1,
         "updatedAt": hook.updated_at if hook else None,
     }
+
+
+def max_pending(call: Call, hook: Webhook | None) -> int:
+    bound = hook.max_pending if hook else None
+    return call.ctx.settings.webhook_max_pending if bound is None else bound
 
 
 def attempt_json(a: WebhookAttempt) -> dict[str, Any]:
@@ -68,6 +86,7 @@ def attempt_json(a: WebhookAttempt) -> dict[str, Any]:
         "delivered": a.delivered,
         "at": a.at,
         "durationMs": a.duration_ms,
+        "dropped": a.dropped,
     }
 
 
@@ -100,7 +119,7 @@ async def webhook_get(call: Call) -> dict[str, Any]:
     "PUT",
     "/settings/webhook",
     tag="webhooks",
-    summary="Set the current environment's webhook: its URL and (write-only) secret",
+    summary="Set the current environment's webhook: its URL, (write-only) secret and bound",
     body=CHANGE,
     session=True,
     csrf=True,
@@ -117,7 +136,10 @@ async def webhook_put(call: Call) -> dict[str, Any]:
         sealed = current.secret_sealed
     else:
         raise Refused("secret", "required when the environment has no webhook yet")
-    return await webhook_json(call, await storage.set_webhook(env.id, url, sealed))
+    bound = call.body.get("maxPending", current.max_pending if current else None)
+    size = call.body.get("batchSize", current.batch_size if current else 1)
+    hook = await storage.set_webhook(env.id, url, sealed, bound, size)
+    return await webhook_json(call, hook)
 
 
 @OPERATIONS(

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from clickvote.config import Settings
-from clickvote.storage.base import Conflict, Env, Group, NotFound, Org, Storage, User, VoteOutcome
+from clickvote.storage.base import (
+    Conflict,
+    Env,
+    Group,
+    NotFound,
+    Org,
+    Storage,
+    StorageUnavailable,
+    User,
+    VoteOutcome,
+)
 
 __all__ = [
     "Conflict",
@@ -12,6 +22,7 @@ __all__ = [
     "NotFound",
     "Org",
     "Storage",
+    "StorageUnavailable",
     "User",
     "VoteOutcome",
     "open_storage",
@@ -23,7 +34,7 @@ def open_storage(settings: Settings) -> Storage:
     if url.startswith("sqlite:"):
         from clickvote.storage.sqlite import SQLiteStorage
 
-        return SQLiteStorage(url)
+        return SQLiteStorage(url, busy_timeout=settings.storage_wait)
     if url.startswith(("postgresql:", "postgres:")):
         try:
             from clickvote.storage.postgres import PostgresStorage
@@ -32,5 +43,5 @@ def open_storage(settings: Settings) -> Storage:
                 "PostgreSQL storage needs psycopg and the system's libpq "
                 f"(Debian/Ubuntu: apt-get install libpq5): {exc}"
             ) from exc
-        return PostgresStorage(url)
+        return PostgresStorage(url, answer_timeout=settings.storage_wait)
     raise ValueError(f"unsupported database URL: {url!r} (use sqlite:///path or postgresql://)")

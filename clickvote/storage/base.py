@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
@@ -15,6 +16,34 @@ class Conflict(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+STOP_GRACE = 2.0  # seconds a stop gives the storage calls under way (uvicorn then cancels at 3)
+
+
+class StorageUnavailable(OSError):
+    """The database could not be reached, or another process kept it locked, for longer than a
+    caller may wait. Transient: the same request may be sent again (a vote with its msgId
+    counts once)."""
+
+
+class Outage:
+    """A background loop's storage outage, logged as one warning when it begins and one when
+    it ends (not a traceback every turn)."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log, self.what = log, what
+        self.down = False
+
+    def began(self, exc: StorageUnavailable) -> None:
+        if not self.down:
+            self.log.warning("%s waits for the database: %s", self.what, exc)
+        self.down = True
+
+    def ended(self) -> None:
+        if self.down:
+            self.log.warning("%s resumed: the database answers again", self.what)
+        self.down = False
 
 
 class NotFound(Exception):
@@ -143,6 +172,8 @@ class Webhook:
     secret_sealed: str
     created_at: int
     updated_at: int
+    max_pending: int | None = None  # events kept waiting at most; None: the installation's
+    batch_size: int = 1  # events per POST at most (above 1: always as a batch)
 
 
 @dataclass(frozen=True)
@@ -163,6 +194,7 @@ class WebhookEvent:
     attempt: int  # 1 for the first delivery attempt
     url: str
     secret_sealed: str
+    batch_size: int = 1  # the webhook's: events per POST at most
 
 
 @dataclass(frozen=True)
@@ -178,6 +210,7 @@ class WebhookAttempt:
     delivered: bool
     at: int
     duration_ms: int
+    dropped: int = 0  # a discard pass (type "discarded"): the oldest waiting events it dropped
 
 
 # An event's delivery attempt and when to try again (None: delivered, it leaves the outbox).
@@ -190,6 +223,7 @@ Responder = Callable[[VoteOutcome], dict[str, Any]]
 class Storage(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
+    async def stopping(self) -> None: ...
     async def migrate(self, upto: int | None = None) -> list[int]: ...
     async def schema_version(self) -> int: ...
 
@@ -274,7 +308,14 @@ class Storage(Protocol):
 
     # webhooks (clickvote/webhooks.py): configuration, the outbox, the delivery log
     async def get_webhook(self, env_id: str) -> Webhook | None: ...
-    async def set_webhook(self, env_id: str, url: str, secret_sealed: str) -> Webhook: ...
+    async def set_webhook(
+        self,
+        env_id: str,
+        url: str,
+        secret_sealed: str,
+        max_pending: int | None = None,
+        batch_size: int = 1,
+    ) -> Webhook: ...
     async def clear_webhook(self, env_id: str) -> bool: ...
     async def queue_test_event(self, env_id: str) -> str | None: ...
     async def claim_webhook_events(
@@ -282,6 +323,7 @@ class Storage(Protocol):
     ) -> list[WebhookEvent]: ...
     async def webhook_attempted(self, attempts: list[Attempted], keep: int) -> None: ...
     async def release_webhook_events(self, ids: list[str]) -> None: ...
+    async def trim_webhook_outboxes(self, default: int, keep: int) -> list[WebhookAttempt]: ...
     async def webhook_log(self, env_id: str, limit: int) -> tuple[list[WebhookAttempt], int]: ...
 
     # export / import

@@ -1,6 +1,8 @@
 """Webhooks in storage: each environment's configuration, the outbox of events to deliver
 (a vote's row is written in the vote's own transaction: clickvote/storage/sql.py), the claims
-that lease due rows to one delivering instance at a time, and the bounded delivery log."""
+that lease due rows to one delivering instance at a time, each environment's outbox held to its
+bound (the oldest events past it discarded, in a pass of its own), and the bounded delivery
+log."""
 
 from __future__ import annotations
 
@@ -11,22 +13,32 @@ from clickvote.security import time_ordered_id
 from clickvote.storage.base import Attempted, Tally, Webhook, WebhookAttempt, WebhookEvent
 from clickvote.storage.sql import GROUP_COLS, SQLStorage, Tx, _group, now_ms
 
-HOOK_COLS = "env_id, url, secret_sealed, created_at, updated_at"
+HOOK_COLS = "env_id, url, secret_sealed, created_at, updated_at, max_pending, batch_size"
 EVENT_COLS = (
     "o.id, o.type, o.env_id, e.name, o.group_id, o.vote_to, o.value, o.previous, o.voters, "
-    "o.total, o.bit_counts, o.created_at, o.attempts, w.url, w.secret_sealed"
+    "o.total, o.bit_counts, o.created_at, o.attempts, w.url, w.secret_sealed, w.batch_size"
 )
-LOG_COLS = "id, event_id, type, attempt, status, error, delivered, at, duration_ms"
+LOG_COLS = "id, event_id, type, attempt, status, error, delivered, at, duration_ms, dropped"
 
 
 def _hook(row: Sequence[Any]) -> Webhook:
-    return Webhook(row[0], row[1], row[2], int(row[3]), int(row[4]))
+    bound = None if row[5] is None else int(row[5])
+    return Webhook(row[0], row[1], row[2], int(row[3]), int(row[4]), bound, int(row[6]))
 
 
 def _attempt(row: Sequence[Any]) -> WebhookAttempt:
     status = None if row[4] is None else int(row[4])
     return WebhookAttempt(
-        row[0], row[1], row[2], int(row[3]), status, row[5], bool(row[6]), int(row[7]), int(row[8])
+        row[0],
+        row[1],
+        row[2],
+        int(row[3]),
+        status,
+        row[5],
+        bool(row[6]),
+        int(row[7]),
+        int(row[8]),
+        int(row[9]),
     )
 
 
@@ -47,6 +59,24 @@ def _event(row: Sequence[Any], groups: dict[str, Any]) -> WebhookEvent:
         attempt=int(row[12]),
         url=row[13],
         secret_sealed=row[14],
+        batch_size=int(row[15]),
+    )
+
+
+def discarded(bound: int, last: str, dropped: int) -> WebhookAttempt:
+    """The delivery log's entry for a discard: `dropped` events up to `last`, past `bound`."""
+    at = now_ms()
+    return WebhookAttempt(
+        id=time_ordered_id(at),
+        event_id=last,  # the newest event discarded
+        type="discarded",
+        attempt=0,
+        status=None,
+        error=f"over the bound of {bound} waiting events: the {dropped} oldest discarded",
+        delivered=False,
+        at=at,
+        duration_ms=0,
+        dropped=dropped,
     )
 
 
@@ -60,18 +90,30 @@ class WebhookStorage(SQLStorage):
         )
         return _hook(row) if row else None
 
-    async def set_webhook(self, env_id: str, url: str, secret_sealed: str) -> Webhook:
+    async def set_webhook(
+        self,
+        env_id: str,
+        url: str,
+        secret_sealed: str,
+        max_pending: int | None = None,
+        batch_size: int = 1,
+    ) -> Webhook:
+        """Set the environment's webhook; `max_pending` None: the installation's bound."""
+
         def fn(tx: Tx) -> Webhook:
             ts = now_ms()
             tx.exec(
-                f"INSERT INTO webhooks ({HOOK_COLS}) VALUES (?, ?, ?, ?, ?) "
+                f"INSERT INTO webhooks ({HOOK_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (env_id) DO UPDATE SET url = excluded.url, "
-                "secret_sealed = excluded.secret_sealed, updated_at = excluded.updated_at",
+                "secret_sealed = excluded.secret_sealed, updated_at = excluded.updated_at, "
+                "max_pending = excluded.max_pending, batch_size = excluded.batch_size",
                 env_id,
                 url,
                 secret_sealed,
                 ts,
                 ts,
+                max_pending,
+                batch_size,
             )
             row = tx.one(f"SELECT {HOOK_COLS} FROM webhooks WHERE env_id = ?", env_id)
             assert row is not None
@@ -154,16 +196,20 @@ class WebhookStorage(SQLStorage):
             for event, attempt, retry_at in attempts:
                 self._attempted(tx, event, attempt, retry_at)
             for env_id in sorted({event.env_id for event, _, _ in attempts}):
-                tx.exec(
-                    "DELETE FROM webhook_log WHERE env_id = ? AND id NOT IN (SELECT id FROM "
-                    "webhook_log WHERE env_id = ? ORDER BY id DESC LIMIT ?)",
-                    env_id,
-                    env_id,
-                    keep,
-                )
+                self._trim_log(tx, env_id, keep)
 
         if attempts:
             await self._run(fn)
+
+    @staticmethod
+    def _trim_log(tx: Tx, env_id: str, keep: int) -> None:
+        tx.exec(
+            "DELETE FROM webhook_log WHERE env_id = ? AND id NOT IN (SELECT id FROM "
+            "webhook_log WHERE env_id = ? ORDER BY id DESC LIMIT ?)",
+            env_id,
+            env_id,
+            keep,
+        )
 
     @staticmethod
     def _attempted(
@@ -177,10 +223,14 @@ class WebhookStorage(SQLStorage):
                 retry_at,
                 event.id,
             )
-        a = attempt
+        WebhookStorage._log(tx, event.env_id, attempt)
+
+    @staticmethod
+    def _log(tx: Tx, env_id: str, a: WebhookAttempt) -> None:
         tx.exec(
-            f"INSERT INTO webhook_log (env_id, {LOG_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            event.env_id,
+            f"INSERT INTO webhook_log (env_id, {LOG_COLS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            env_id,
             a.id,
             a.event_id,
             a.type,
@@ -190,6 +240,7 @@ class WebhookStorage(SQLStorage):
             int(a.delivered),
             a.at,
             a.duration_ms,
+            a.dropped,
         )
 
     async def release_webhook_events(self, ids: list[str]) -> None:
@@ -201,6 +252,56 @@ class WebhookStorage(SQLStorage):
                     f"UPDATE webhook_outbox SET lease_until = 0 WHERE id IN ({marks})", *ids
                 )
             )
+
+    async def trim_webhook_outboxes(self, default: int, keep: int) -> list[WebhookAttempt]:
+        """Each environment's outbox held to its bound (its webhook's `max_pending`, else
+        `default`): the oldest events past it are discarded, and each environment's discard is
+        one "discarded" entry in its delivery log (which keeps its newest `keep`). A pass of
+        its own: the votes' transactions only ever add their event. What goes is found in a
+        read transaction; the write transaction only deletes up to the newest of it (events
+        added meanwhile come after it)."""
+        over = await self._run(lambda tx: self._past_bounds(tx, default), write=False)
+        if not over:
+            return []
+
+        def fn(tx: Tx) -> list[WebhookAttempt]:
+            self._tx_lock(tx, "clickvote:webhooks")  # no claim meanwhile
+            done = []
+            for env_id, bound, last in over:
+                dropped = tx.exec(
+                    "DELETE FROM webhook_outbox WHERE env_id = ? AND id <= ?", env_id, last
+                )
+                if dropped:
+                    entry = discarded(bound, last, dropped)
+                    self._log(tx, env_id, entry)
+                    self._trim_log(tx, env_id, keep)
+                    done.append(entry)
+            return done
+
+        return await self._run(fn)
+
+    @staticmethod
+    def _past_bounds(tx: Tx, default: int) -> list[tuple[str, int, str]]:
+        """(environment, its bound, the newest of its events past it) where there are any:
+        only webhooks whose bound is below the whole outbox's size are looked at, each by
+        walking its newest events on the (env_id, id) index, its bound + 1 at most."""
+        (total,) = tx.one("SELECT COUNT(*) FROM webhook_outbox") or (0,)
+        out = []
+        for env_id, bound in tx.all(
+            "SELECT env_id, COALESCE(max_pending, ?) FROM webhooks "
+            "WHERE COALESCE(max_pending, ?) < ? ORDER BY env_id",
+            default,
+            default,
+            int(total),
+        ):
+            row = tx.one(
+                "SELECT id FROM webhook_outbox WHERE env_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                env_id,
+                int(bound),
+            )
+            if row is not None:
+                out.append((str(env_id), int(bound), str(row[0])))
+        return out
 
     async def webhook_log(self, env_id: str, limit: int) -> tuple[list[WebhookAttempt], int]:
         """The environment's newest `limit` attempts, newest first, and its pending events."""

@@ -86,6 +86,10 @@ RECOUNT = (
     "GROUP BY v.group_id, v.vote_to, s.bit_no"
 )
 REACTION_COUNTS_FROM = 8  # the schema version that has reaction_counts
+# A voter's vote on an item (group, item, voter), and with it the one stored under the legacy
+# id it may take over (identity.Voter.legacy): (group, item, voter, group, item, legacy id)
+OWN = "SELECT voter, value FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?"
+OWN_AND_LEGACY = f"{OWN} UNION ALL {OWN}"
 
 
 class ImportRefused(ValueError):
@@ -612,16 +616,7 @@ class SQLStorage:
         self, group_id: str, vote_to: str, voter: str, adopt: str | None = None
     ) -> tuple[int, Tally]:
         def fn(tx: Tx) -> tuple[int, Tally]:
-            rows = dict(
-                tx.all(
-                    "SELECT voter, value FROM votes WHERE group_id = ? AND vote_to = ? "
-                    "AND voter IN (?, ?)",
-                    group_id,
-                    vote_to,
-                    voter,
-                    voter if adopt is None else adopt,
-                )
-            )
+            rows = self._own_and_legacy(tx, (group_id, vote_to, voter), adopt)
             value = rows.get(voter) or (rows.get(adopt) if adopt is not None else None) or 0
             return int(value), self._tally(tx, group_id, vote_to)
 
@@ -657,10 +652,8 @@ class SQLStorage:
                 )
                 if row:
                     return json.loads(row[0]), True
-            if adopt is not None:  # the voter takes over its vote stored under `adopt`
-                self._adopt_vote(tx, group_id, vote_to, voter, adopt)
             ts = now_ms()
-            previous, value = self._store_vote(tx, key, given, combine, ts)
+            previous, value = self._store_vote(tx, key, given, combine, ts, adopt)
             d_voters = int(value != 0) - int(previous != 0)
             d_total = value - previous
             after, seq = self._bump_tally(tx, group_id, vote_to, (d_voters, d_total), ts)
@@ -685,37 +678,47 @@ class SQLStorage:
 
         return await self._run(fn)
 
-    # apply_vote's steps, in the order it runs them (all inside its one transaction)
     @staticmethod
-    def _adopt_vote(tx: Tx, group_id: str, vote_to: str, voter: str, adopt: str) -> None:
-        """``voter`` takes over the vote stored under ``adopt`` unless it has one of its own."""
+    def _own_and_legacy(tx: Tx, key: tuple[str, str, str], adopt: str | None) -> dict[str, int]:
+        """voter -> value on the item, of the voter in `key` and of `adopt`, where stored: two
+        seeks of the primary key in one statement (`voter IN (?, ?)` would have SQLite build
+        a temporary index for the list at each run)."""
+        if adopt is None:
+            return dict(tx.all(OWN, *key))
+        return dict(tx.all(OWN_AND_LEGACY, *key, *key[:2], adopt))
+
+    # apply_vote's steps, in the order it runs them (all inside its one transaction)
+    @classmethod
+    def _previous(cls, tx: Tx, key: tuple[str, str, str], adopt: str | None) -> int:
+        """The value the voter has on the item; where it has none but a vote stored under
+        ``adopt`` (Storage.get_vote), that one, taken over: stored under ``voter`` from now on.
+        Both rows in one read, so a vote adopting nothing costs no UPDATE."""
+        group_id, vote_to, voter = key
+        rows = cls._own_and_legacy(tx, key, adopt)
+        if voter in rows or adopt is None or adopt not in rows:
+            return int(rows.get(voter) or 0)
         tx.exec(
-            "UPDATE votes SET voter = ? WHERE group_id = ? AND vote_to = ? AND voter = ? "
-            "AND NOT EXISTS (SELECT 1 FROM votes WHERE group_id = ? AND vote_to = ? "
-            "AND voter = ?)",
+            "UPDATE votes SET voter = ? WHERE group_id = ? AND vote_to = ? AND voter = ?",
             voter,
             group_id,
             vote_to,
             adopt,
-            group_id,
-            vote_to,
-            voter,
         )
+        return int(rows[adopt])
 
-    @staticmethod
+    @classmethod
     def _store_vote(
+        cls,
         tx: Tx,
         key: tuple[str, str, str],
         given: int,
         combine: Callable[[int], int] | None,
         ts: int,
+        adopt: str | None = None,
     ) -> tuple[int, int]:
         """Set the voter's value on the item (0 deletes it): `given`, or what `combine` makes of
         the value it had (a reactions toggle); returns (the value it had, the value set)."""
-        row = tx.one(
-            "SELECT value FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?", *key
-        )
-        previous = int(row[0]) if row else 0
+        previous = cls._previous(tx, key, adopt)
         value = combine(previous) if combine is not None else given
         if value == 0:
             tx.exec("DELETE FROM votes WHERE group_id = ? AND vote_to = ? AND voter = ?", *key)

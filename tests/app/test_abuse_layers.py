@@ -171,6 +171,20 @@ def test_proof_of_work_before_a_first_vote(server: Server, dash: Dashboard, brow
     assert refused(dash)["proofOfWork"] == 2
 
 
+def test_login_says_whether_a_first_vote_needs_proof_of_work(
+    server: Server, dash: Dashboard, browser: Any
+) -> None:
+    """The hint a client reads before asking for a challenge: the environment's bits, 0 off."""
+    pk = setup(dash)
+    c = browser(ip="192.0.2.60")
+    assert c.call("login", {"apiKey": pk})["proofOfWork"] == 0
+    assert c.wait("login")["proofOfWork"] == 0  # the event carries it too
+    assert dash.put("/settings/", {"powDifficulty": 8}).status_code == 200
+    assert c.call("login", {"apiKey": pk})["proofOfWork"] == 8
+    assert dash.put("/settings/", {"powDifficulty": 0}).status_code == 200
+    assert c.call("login", {"apiKey": pk})["proofOfWork"] == 0
+
+
 def test_forged_expired_and_unworked_solutions_are_refused(
     server: Server, dash: Dashboard, browser: Any
 ) -> None:
@@ -185,7 +199,11 @@ def test_forged_expired_and_unworked_solutions_are_refused(
     other_pk = setup(Dashboard(server.url))
     elsewhere = proof_of_work(c.call("challenge", {"key": other_pk}))
     bad = {
-        "forged": {**good, "challenge": good["challenge"][:-2] + "00"},
+        "forged": {
+            **good,
+            "challenge": good["challenge"][:-2]
+            + ("11" if good["challenge"].endswith("00") else "00"),
+        },
         "expired": proof_of_work(old),
         "unworked": {**good, "counter": lazy},
         "elsewhere": elsewhere,

@@ -9,11 +9,25 @@ from typing import Any
 import pytest
 
 from clickvote import proof
-from clickvote.abuse import DAY_MS, IpWindow, Refusals, tightened
+from clickvote.abuse import (
+    DAY_MS,
+    IpWindow,
+    Refusals,
+    admit_and_take,
+    admit_voter,
+    tightened,
+    window_key,
+)
 from clickvote.client import proof_of_work
+from clickvote.ratelimit import WINDOW_REFUSED, RateLimiter
 from clickvote.security import Box
 
 BOX = Box(b"k" * 32)
+
+
+def other_last(challenge: str) -> str:
+    """The challenge with its mac's last character changed (always to another one)."""
+    return challenge[:-1] + ("1" if challenge.endswith("0") else "0")
 
 
 def failing_counter(challenge: str, bits: int) -> int:
@@ -36,7 +50,7 @@ def test_a_solution_is_checked_with_its_challenge() -> None:
     ("change", "why"),
     [
         (lambda s: {**s, "counter": failing_counter(s["challenge"], 8)}, "does not do"),
-        (lambda s: {**s, "challenge": s["challenge"][:-1] + "0"}, "not a challenge"),
+        (lambda s: {**s, "challenge": other_last(s["challenge"])}, "not a challenge"),
         (lambda s: {**s, "challenge": s["challenge"].replace("env1", "env2")}, "not a challenge"),
         (lambda s: {**s, "counter": -1}, "non-negative"),
         (lambda s: {**s, "counter": True}, "non-negative"),
@@ -93,6 +107,69 @@ def test_the_window_keeps_a_bounded_number_of_voters() -> None:
     for i in range(50):
         w.admit(("e", "g", f"item{i}", "ip", "ua"), "v", 60, 5, now=0)
     assert w._entries <= 10 and len(w._seen) <= 10
+
+
+class Shared:
+    """A shared backend answering `answer` (None: not answering) and recording the asks."""
+
+    def __init__(self, answer: bool | None) -> None:
+        self.answer = answer
+        self.asked: list[tuple[str, str, float, int]] = []
+
+    async def admit_voter(self, key: str, voter: str, window: float, limit: int) -> bool | None:
+        self.asked.append((key, voter, window, limit))
+        return self.answer
+
+
+def test_the_shared_window_decides_where_it_answers() -> None:
+    key = ("e", "g", "item", "203.0.113.7", "Firefox \ud800")
+    local, shared = IpWindow(), Shared(False)
+
+    async def admit(voter: str, limit: int = 1) -> bool:
+        return await admit_voter(local, shared, key, voter, 3600, limit)  # type: ignore[arg-type]
+
+    assert asyncio.run(admit("a")) is False  # the shared window's answer
+    assert shared.asked == [(window_key(key), "a", 3600, 1)] and not local._seen
+    assert len(window_key(key)) == 32 and window_key(key) != window_key((*key[:4], "Chrome"))
+    assert asyncio.run(admit("a", limit=0)) is True and len(shared.asked) == 1  # 0: off
+    shared.answer = None  # not answering (Redis down, no hub): this process' own window
+    assert [asyncio.run(admit(v)) for v in ("a", "b", "a")] == [True, False, True]
+    assert asyncio.run(admit_voter(local, None, key, "c", 3600, 2)) is True  # no shared one
+
+
+class Both:
+    """A shared backend asked the window and the bucket at once, answering `answer`."""
+
+    def __init__(self, answer: float | None) -> None:
+        self.answer = answer
+        self.asked: list[Any] = []
+
+    async def admit_and_take(self, window: Any, bucket: Any) -> float | None:
+        self.asked.append((window, bucket))
+        return self.answer
+
+
+def test_the_window_and_the_bucket_are_one_question_with_a_local_fallback() -> None:
+    key = ("e", "g", "item", "203.0.113.7", "Firefox")
+    shared = Both(WINDOW_REFUSED)
+    limiter = RateLimiter(1, 0.001, shared=shared)  # type: ignore[arg-type]
+    local = IpWindow()
+
+    def ask(voter: str) -> tuple[bool, float]:
+        window, bucket = (key, voter, 3600.0, 1), (f"v|{voter}", 1.0, 0.001)
+        return asyncio.run(admit_and_take(local, limiter, window, bucket))
+
+    assert ask("a") == (False, 0.0)  # the shared window refused
+    assert shared.asked == [((window_key(key), "a", 3600.0, 1), ("v|a", 1.0, 0.001, 1.0))]
+    shared.answer = 0.25
+    assert ask("a") == (True, 0.25)  # admitted, the shared bucket's wait
+    assert not local._seen and not limiter._buckets
+    shared.answer = None  # not answering: this process' own window, then its own bucket
+    assert ask("a") == (True, 0.0)
+    admitted, wait = ask("a")
+    assert admitted and wait > 0  # its one token taken
+    assert ask("b") == (False, 0.0) and "v|b" not in limiter._buckets  # no token taken
+    assert len(shared.asked) == 5
 
 
 class Store:

@@ -17,14 +17,14 @@ def test_writes_of_one_turn_share_a_commit_and_fail_alone(tmp_path: Path) -> Non
         await s.open()
         await s.migrate()
         commits = 0
-        run_sync = s.run_sync
+        attempt = s._attempt
 
-        def counting(fn, write=True):  # type: ignore[no-untyped-def]
+        def counting(fn, write):  # type: ignore[no-untyped-def]
             nonlocal commits
             commits += write
-            return run_sync(fn, write)
+            return attempt(fn, write)
 
-        s.run_sync = counting  # type: ignore[method-assign]
+        s._attempt = counting  # type: ignore[method-assign]
         made = await asyncio.gather(*(s.create_user(f"u{i}@example.com", "h") for i in range(20)))
         assert commits == 1 and len({u.id for u in made}) == 20
         # one of them fails (duplicate e-mail): only its caller sees the error

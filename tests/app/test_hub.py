@@ -1,7 +1,8 @@
 """The hub of `clickvote serve --workers N` and the workers' links to it, in one process: the
 fan-out reaches every other worker with sockets in the room once (and the sender only
-locally), invalidations empty the other workers' caches, token buckets, session counts and
-used proofs of work are the hub's, and a worker whose hub is gone stops itself."""
+locally), invalidations empty the other workers' caches, token buckets, session counts, used
+proofs of work and IP + user-agent windows are the hub's, and a worker whose hub is gone stops
+itself."""
 
 from __future__ import annotations
 
@@ -9,23 +10,29 @@ import asyncio
 import contextlib
 import signal
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from clickvote import context, hublink
 from clickvote import hub as hub_module
+from clickvote.abuse import IpWindow, Refusals, day_of
 from clickvote.config import Settings
 from clickvote.context import Context
 from clickvote.fanout import EMIT, Message
 from clickvote.hub import Hub
 from clickvote.hublink import HubBuckets, HubFanout, HubLink, room_line
 from clickvote.ratelimit import RateLimiter
+from clickvote.realtime import RateLimited, Realtime
 from clickvote.sio import Conn, SocketServer
 from clickvote.storage import Env
+from clickvote.storage.base import AbuseSettings
+from clickvote.votes import VoteError
 
 WAIT = 5.0  # seconds: a liveness bound
 
@@ -218,6 +225,57 @@ def test_token_buckets_are_shared_by_the_workers() -> None:
     asyncio.run(main())
 
 
+def test_a_vote_asks_the_hub_once_and_a_window_refusal_takes_no_token() -> None:
+    """With the IP + user-agent window and the voter's bucket both on, a vote's layers are one
+    `V` line to the hub (not a `W` and a `T`); the window refusing takes no token."""
+
+    async def main() -> None:
+        async with hub_with(1) as (hub, links):
+            lines: list[bytes] = []
+            handle = hub.handle
+
+            def record(writer: asyncio.StreamWriter, got: list[bytes]) -> None:
+                lines.extend(got)
+                handle(writer, got)
+
+            hub.handle = record  # type: ignore[method-assign]
+            limiter = RateLimiter(2, 0.001, shared=HubBuckets(links[0]))
+            ctx = SimpleNamespace(voter_limiter=limiter, ip_window=IpWindow(), refusals=Refusals())
+            abuse = AbuseSettings(ip_voters=1)  # and the server's rate limit
+            env = Env("e", "org", "dev", 0, "pb_x", "sealed", ("signed",), 0, abuse)
+            info = {"ip": "203.0.113.7", "ua": "Firefox"}
+
+            async def layers(voter: str) -> str:
+                try:
+                    fake = SimpleNamespace(ctx=ctx)  # what _layers uses of a Realtime
+                    await Realtime._layers(fake, env, ("g", "x"), voter, {}, info)  # type: ignore[arg-type]
+                except VoteError as exc:
+                    return exc.code
+                except RateLimited:
+                    return "rate_limited"
+                return "ok"
+
+            assert await layers("s:a") == "ok"
+            assert [line[:1] for line in lines] == [b"V"]
+            assert await layers("s:b") == "too_many_voters"  # a second voter from one pair
+            assert [line[:1] for line in lines] == [b"V", b"V"]
+            bucket = hub.limiters[(2.0, 0.001)]._buckets
+            assert "v|e|s:a" in bucket and "v|e|s:b" not in bucket  # refused: no token taken
+            assert [await layers("s:a") for _ in range(2)] == ["ok", "rate_limited"]
+            assert len(lines) == 4 and not local_state(ctx)  # the hub decided every one
+            assert ctx.refusals._counts == {
+                ("e", day_of(time.time() * 1000), "ipWindow"): 1,
+                ("e", day_of(time.time() * 1000), "rateLimit"): 1,
+            }
+
+    asyncio.run(main())
+
+
+def local_state(ctx: Any) -> bool:
+    """Whether this process' own window or buckets were used (they are not, the hub answering)."""
+    return bool(ctx.ip_window._seen or ctx.voter_limiter._buckets)
+
+
 def test_a_proof_of_work_counts_once_across_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub_module, "USED_MAX", 3)
 
@@ -231,6 +289,45 @@ def test_a_proof_of_work_counts_once_across_the_workers(monkeypatch: pytest.Monk
             assert await first.first_use("challenge-3", 60) is True
             assert await first.first_use("challenge-4", 60) is True  # past USED_MAX: the
             assert await second.first_use("challenge-1", 60) is True  # oldest is forgotten
+
+    asyncio.run(main())
+
+
+def test_the_ip_window_is_shared_by_the_workers() -> None:
+    async def main() -> None:
+        async with hub_with(2) as (_, links):
+            on = [HubBuckets(link) for link in links]
+            admitted = [await on[i % 2].admit_voter("k", f"v{i}", 3600, 2) for i in range(5)]
+            assert admitted == [True, True, False, False, False]  # two in all, not per worker
+            assert await on[1].admit_voter("k", "v0", 3600, 2) is True  # known: votes again
+            assert await on[0].admit_voter("k", "v1", 3600, 2) is True
+            assert await on[0].admit_voter("other", "v9", 3600, 2) is True  # another key
+
+    asyncio.run(main())
+
+
+def test_the_hubs_window_forgets_voters_once_it_is_over() -> None:
+    async def main() -> None:
+        async with hub_with(2) as (_, links):
+            on = [HubBuckets(link) for link in links]
+            assert await on[0].admit_voter("k", "a", 0.2, 1) is True
+            assert await on[1].admit_voter("k", "b", 0.2, 1) is False
+            await asyncio.sleep(0.3)  # past the window (the hub's monotonic clock)
+            assert await on[1].admit_voter("k", "b", 0.2, 1) is True
+            assert await on[0].admit_voter("k", "a", 0.2, 1) is False  # b's window now
+
+    asyncio.run(main())
+
+
+def test_the_hubs_window_is_bounded() -> None:
+    async def main() -> None:
+        async with hub_with(1) as (hub, links):
+            hub.window.max_entries = 3
+            on = HubBuckets(links[0])
+            assert [await on.admit_voter(f"k{i}", "a", 3600, 1) for i in range(10)] == [True] * 10
+            assert hub.window._entries <= 3 and len(hub.window._seen) <= 3
+            assert await on.admit_voter("k0", "b", 3600, 1) is True  # forgotten: least recent
+            assert await on.admit_voter("k9", "b", 3600, 1) is False  # still remembered
 
     asyncio.run(main())
 
@@ -271,6 +368,12 @@ def test_a_worker_stops_itself_when_the_hub_is_gone(monkeypatch: pytest.MonkeyPa
 def test_no_hub_answer_falls_back_to_local_state() -> None:
     async def main() -> Any:
         link = HubLink("/nonexistent")  # never started
-        return await link.admit("ip", 1), await HubBuckets(link).take("k", 1, 1, 1)
+        buckets = HubBuckets(link)
+        return (
+            await link.admit("ip", 1),
+            await buckets.take("k", 1, 1, 1),
+            await buckets.admit_voter("k", "v", 60, 1),
+            await buckets.admit_and_take(("k", "v", 60, 1), ("b", 1, 1, 1)),
+        )
 
-    assert asyncio.run(main()) == (None, None)
+    assert asyncio.run(main()) == (None, None, None, None)

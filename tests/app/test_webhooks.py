@@ -50,6 +50,7 @@ def test_vote_reaches_the_receiver_signed(
     r = hook(dash, receiver.url)
     assert r.status_code == 200, r.text
     assert r.json() == {"url": receiver.url, "secretSet": True, "pending": 0, **_at(r)}
+    assert r.json()["maxPending"] == 100_000  # the installation's bound
     assert SECRET not in r.text and SECRET not in dash.get("/settings/webhook").text
     c = clients()
     token = login(c, dash.keys()["publicKey"])
@@ -105,7 +106,8 @@ def test_backoff_doubles_to_its_cap_with_jitter() -> None:
 
 
 def _at(r: requests.Response) -> dict[str, Any]:
-    return {"updatedAt": r.json()["updatedAt"]}
+    got = r.json()
+    return {k: got[k] for k in ("updatedAt", "maxPending", "batchSize")}
 
 
 def test_test_event_secret_kept_and_clearing(dash: Dashboard, receiver: Receiver) -> None:
@@ -122,7 +124,14 @@ def test_test_event_secret_kept_and_clearing(dash: Dashboard, receiver: Receiver
     finally:
         other.stop()
     r = dash.delete("/settings/webhook")
-    assert r.json() == {"url": None, "secretSet": False, "pending": 0, "updatedAt": None}
+    assert r.json() == {
+        "url": None,
+        "secretSet": False,
+        "pending": 0,
+        "maxPending": 100_000,
+        "batchSize": 1,
+        "updatedAt": None,
+    }
     assert dash.post("/settings/webhook/test").status_code == 404
 
 
@@ -140,6 +149,9 @@ def test_test_event_secret_kept_and_clearing(dash: Dashboard, receiver: Receiver
         ({"secret": SECRET}, "url", "required"),
         ({"url": "http://127.0.0.1:9/"}, "secret", "required"),
         ({"url": "http://127.0.0.1:9/", "secret": "short"}, "secret", "at least 16"),
+        ({"url": "http://127.0.0.1:9/", "secret": SECRET, "maxPending": 0}, "maxPending", "1"),
+        ({"url": "http://127.0.0.1:9/", "secret": SECRET, "maxPending": "9"}, "maxPending", ""),
+        ({"url": "http://127.0.0.1:9/", "secret": SECRET, "maxPending": 10**8}, "maxPending", ""),
     ],
 )
 def test_bad_webhooks_refused_by_field(
@@ -150,6 +162,19 @@ def test_bad_webhooks_refused_by_field(
     assert r.json()["field"] == field and words in r.json()["message"], r.json()
     assert r.json()["message"].startswith(f"{field}: ")
     assert dash.get("/settings/webhook").json()["secretSet"] is False
+
+
+def test_bound_on_waiting_events_set_kept_and_reset(dash: Dashboard) -> None:
+    r = dash.put("/settings/webhook", {"url": "http://127.0.0.1:9/", "secret": SECRET})
+    assert r.json()["maxPending"] == 100_000
+    r = dash.put("/settings/webhook", {"url": "http://127.0.0.1:9/", "maxPending": 250})
+    assert r.status_code == 200 and r.json()["maxPending"] == 250, r.text
+    r = dash.put("/settings/webhook", {"url": "http://127.0.0.1:9/x"})  # left out: kept
+    assert r.json()["maxPending"] == 250
+    assert dash.get("/settings/webhook").json()["maxPending"] == 250
+    r = dash.put("/settings/webhook", {"url": "http://127.0.0.1:9/", "maxPending": None})
+    assert r.json()["maxPending"] == 100_000  # null: the installation's again
+    dash.delete("/settings/webhook")
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +293,226 @@ def test_a_slow_receiver_holds_up_no_other(patient: str) -> None:
             c.close()
         slow.stop()
         quick.stop()
+
+
+def posts(url: str, n: int, pool: Any) -> list[Any]:
+    from clickvote.webhook_http import post
+
+    async def go() -> list[Any]:
+        return [await post(url, b'{"n": %d}' % i, {}, 2.0, True, pool) for i in range(n)]
+
+    return asyncio.run(go())
+
+
+def test_posts_share_a_connection_while_it_stays_open() -> None:
+    from clickvote.webhook_http import Pool
+
+    receiver = Receiver(keep_alive=True).start()
+    try:
+        pool = Pool()
+        answers = posts(receiver.url, 8, pool)
+        assert all(a.ok for a in answers), answers
+        assert [r.body for r in receiver.received] == [b'{"n": %d}' % i for i in range(8)]
+        assert receiver.connections == 1
+        assert all(a.ok for a in posts(receiver.url, 3, None))  # no pool: one each
+        assert receiver.connections == 4 and len(receiver.received) == 11
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize("keep_alive", [False, True])
+def test_a_receiver_closing_after_each_answer_gets_everything(keep_alive: bool) -> None:
+    """HTTP/1.0 (closed, as it says), or HTTP/1.1 closed without a word (the connection
+    reused meets its end: the POST goes again on a new one)."""
+    from clickvote.webhook_http import Pool
+
+    receiver = Receiver(keep_alive=keep_alive, close_after=True).start()
+    try:
+        answers = posts(receiver.url, 6, Pool())
+        assert all(a.ok for a in answers), answers
+        assert [r.body for r in receiver.received] == [b'{"n": %d}' % i for i in range(6)]
+        assert receiver.connections == 6
+    finally:
+        receiver.stop()
+
+
+def test_a_connection_is_reused_only_for_the_address_just_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The host is resolved and checked before each POST; a connection serves only the same
+    scheme, host, port and address: another name for the address gets its own, and a name now
+    refused gets nothing, open connection or not."""
+    from clickvote import webhook_http
+    from clickvote.webhook_http import Pool, post
+
+    async def lookup(host: str, port: int, timeout: float) -> list[str]:
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(webhook_http, "lookup", lookup)
+    monkeypatch.setattr(webhook_http, "public_address", lambda a: True)  # 127.0.0.1 allowed
+    receiver = Receiver(keep_alive=True).start()
+    try:
+        pool = Pool()
+        named = receiver.url.replace("127.0.0.1", "hooks.example")
+        other = receiver.url.replace("127.0.0.1", "other.example")
+
+        async def go() -> list[Any]:
+            out = [await post(u, b"{}", {}, 2.0, False, pool) for u in (named, named, other)]
+            monkeypatch.setattr(webhook_http, "public_address", lambda a: False)  # rebound
+            return [*out, await post(named, b"{}", {}, 2.0, False, pool)]
+
+        *sent, refused = asyncio.run(go())
+        assert all(a.ok for a in sent) and receiver.connections == 2
+        assert refused.error.startswith("refused: url host hooks.example resolves to a loopback")
+        assert len(receiver.received) == 3
+        hosts = [r.headers["Host"] for r in receiver.received]
+        assert hosts == [f"hooks.example:{receiver.port}"] * 2 + [f"other.example:{receiver.port}"]
+    finally:
+        receiver.stop()
+
+
+def test_an_idle_connection_is_closed_after_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clickvote import webhook_http
+    from clickvote.webhook_http import Pool, post
+
+    monkeypatch.setattr(webhook_http, "IDLE", 0.1)
+    receiver = Receiver(keep_alive=True).start()
+    try:
+        pool = Pool()
+
+        async def go() -> None:
+            assert (await post(receiver.url, b"{}", {}, 2.0, True, pool)).ok
+            await asyncio.sleep(0.4)  # the pool closed it meanwhile
+            assert (await post(receiver.url, b"{}", {}, 2.0, True, pool)).ok
+            pool.close()
+
+        asyncio.run(go())
+        assert receiver.connections == 2 and len(receiver.received) == 2
+    finally:
+        receiver.stop()
+
+
+def test_deliveries_share_a_connection(dash: Dashboard) -> None:
+    receiver = Receiver(keep_alive=True).start()
+    try:
+        assert hook(dash, receiver.url).status_code == 200
+        for n in range(1, 6):  # one at a time: each on the connection the last one left open
+            dash.post("/settings/webhook/test")
+            wait_for(lambda n=n: len(receiver.received) == n, "the test event")
+        assert receiver.connections == 1
+        dash.delete("/settings/webhook")
+    finally:
+        receiver.stop()
+
+
+def test_a_webhook_with_a_batch_size_gets_the_waiting_events_together(tmp_path: Path) -> None:
+    """Seven events waiting, batches of at most 5: two signed POSTs, `{"type": "batch",
+    "events": [...]}`, each event in it as it is sent alone; every event once, all delivered."""
+    from clickvote.identity import KINDS
+    from clickvote.security import Box
+    from clickvote.storage.base import NewEnv
+    from clickvote.storage.sqlite import SQLiteStorage
+    from clickvote.webhooks import Deliverer
+
+    receiver = Receiver(keep_alive=True).start()
+    storage = SQLiteStorage(f"sqlite:///{tmp_path / 'batch.db'}")
+    box = Box(b"k" * 32)
+    settings = load_settings(free_port(), tmp_path)
+
+    async def go() -> list[str]:
+        await storage.open()
+        await storage.migrate()
+        user = await storage.create_user("batch@example.com", "hash")
+        org = await storage.create_org(user.id, "acme", [NewEnv("dev", 0, "pb_b", "s", KINDS)])
+        env = (await storage.list_envs(org.id))[0].id
+        await storage.set_webhook(env, receiver.url, box.seal_secret(SECRET), None, 5)
+        ids = [str(await storage.queue_test_event(env)) for _ in range(7)]
+        deliverer = Deliverer(storage, box, settings)
+        deliverer.start()
+        try:
+            for _ in range(200):
+                if (await storage.webhook_log(env, 0))[1] == 0:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await deliverer.close()
+            log, pending = await storage.webhook_log(env, 20)
+            await storage.close()
+        assert pending == 0 and len(log) == 7 and all(a.delivered for a in log)
+        return ids
+
+    try:
+        ids = asyncio.run(go())
+        posts = receiver.events(SECRET)  # each POST's body checked against its signature
+        assert [p["type"] for p in posts] == ["batch", "batch"]
+        assert sorted(len(p["events"]) for p in posts) == [2, 5]  # sent at once, either first
+        sent = [e["id"] for p in posts for e in p["events"]]
+        assert sorted(sent) == sorted(ids)
+        assert all(
+            e["type"] == "test" and e["environment"]["name"] == "dev"
+            for e in (e for p in posts for e in p["events"])
+        )
+        for got, batch in zip(receiver.received, posts, strict=True):
+            assert got.headers["X-ClickVote-Event"] == "batch"
+            assert got.headers["X-ClickVote-Events"] == str(len(batch["events"]))
+            assert got.headers["X-ClickVote-Delivery"] == batch["events"][0]["id"]
+    finally:
+        receiver.stop()
+
+
+def test_batch_size_set_kept_and_refused_past_its_range(dash: Dashboard) -> None:
+    r = dash.put("/settings/webhook", {"url": "http://127.0.0.1:9/", "secret": SECRET})
+    assert r.json()["batchSize"] == 1  # one event per POST unless asked
+    r = dash.put("/settings/webhook", {"url": "http://127.0.0.1:9/", "batchSize": 16})
+    assert r.status_code == 200 and r.json()["batchSize"] == 16, r.text
+    assert dash.put("/settings/webhook", {"url": "http://127.0.0.1:9/"}).json()["batchSize"] == 16
+    for bad in (0, 17, "4", None):
+        r = dash.put("/settings/webhook", {"url": "http://127.0.0.1:9/", "batchSize": bad})
+        assert r.status_code == 422 and r.json()["field"] == "batchSize", r.text
+    dash.delete("/settings/webhook")
+
+
+ANSWERS = [
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3;x=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n",
+    b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n\r\n",  # no length: the body runs to the end, the connection with it
+    b"HTTP/1.0 204 No Content\r\n\r\n",
+]
+
+
+def test_answers_framed_every_way_keep_or_close_their_connection() -> None:
+    """A chunked body (with an interim 100 and trailers) or one of a stated length leaves the
+    connection to the next POST; `Connection: close`, a body without a length and HTTP/1.0 end
+    it. Every status is read as sent."""
+    from clickvote.webhook_http import Pool, post
+
+    accepted: list[int] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(len(accepted))
+        while (head := await reader.readuntil(b"\r\n\r\n")) and ANSWERS:
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            reply = ANSWERS.pop(0)
+            writer.write(reply)
+            await writer.drain()
+            framed = b"Content-Length" in reply or b"chunked" in reply
+            if b"close" in reply or b"HTTP/1.0" in reply or not framed:
+                break
+        writer.close()
+
+    async def go() -> list[Any]:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        pool = Pool()
+        try:
+            return [await post(url, b"{}", {}, 2.0, True, pool) for _ in range(5)]
+        finally:
+            pool.close()
+            server.close()
+
+    answers = asyncio.run(go())
+    assert [a.status for a in answers] == [200, 202, 500, 200, 204]
+    assert len(accepted) == 3  # the first three on one, then one each for the last two

@@ -55,9 +55,13 @@ class FakeTransport(asyncio.Transport):
         return default
 
 
-async def _open(app: Any, max_size: int = 16 * 1024 * 1024) -> Any:
-    """A LeanWSProtocol on a fake transport, its handshake done; (protocol, transport, client)."""
-    config = uvicorn.Config(app, ws=LeanWSProtocol, ws_max_size=max_size, log_level="warning")
+async def _open(
+    app: Any, max_size: int = 16 * 1024 * 1024, options: dict[str, Any] | None = None
+) -> Any:
+    """A LeanWSProtocol on a fake transport, its handshake done; (protocol, transport, client).
+    `options`: uvicorn's, over the test's own."""
+    base = {"ws": LeanWSProtocol, "ws_max_size": max_size, "log_level": "warning"}
+    config = uvicorn.Config(app, **{**base, **(options or {})})
     config.load()
     proto = LeanWSProtocol(config, ServerState(), {})
     transport = FakeTransport()
@@ -118,6 +122,32 @@ def test_protocol_sends_a_batch_in_one_write_and_receives_a_read_at_once() -> No
         proto.close_sent = True  # the close handshake begun: nothing more is sent
         await proto.send_texts(["late"])
         assert not transport.writes
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_write_now_writes_only_while_the_transport_takes_writes() -> None:
+    """`write_now` writes a ready frame at once while the connection is open and below its
+    high-water mark; paused for writing, or closing, it writes nothing and says so."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(1)
+
+    async def scenario() -> None:
+        proto, transport, client = await _open(app)
+        write_now = proto.scope["extensions"][EXTENSION]["write_now"]
+        assert write_now(text_frame("a")) is True
+        proto.pause_writing()  # the transport's buffer over its high-water mark
+        assert write_now(text_frame("b")) is False
+        proto.resume_writing()
+        assert write_now(text_frame("c")) is True
+        proto.close_sent = True
+        assert write_now(text_frame("d")) is False
+        client.receive_data(b"".join(transport.writes))
+        assert [e.data for e in client.events() if isinstance(e, TextMessage)] == ["a", "c"]
         proto.connection_lost(None)
 
     asyncio.run(scenario())
@@ -324,3 +354,25 @@ def test_the_server_declines_deflate_so_browsers_take_the_direct_path(server: An
             client.receive_data(sock.recv(65536))
             accepted = next((e for e in client.events() if isinstance(e, AcceptConnection)), None)
     assert accepted.extensions == []
+
+
+def test_a_served_websocket_sends_no_keepalive_ping_of_its_own() -> None:
+    """Engine.IO's ping (every 25 s, answered by the client's pong) is a session's liveness
+    check; uvicorn's own WebSocket keepalive (a ping frame every 20 s and a pong timer, per
+    socket) is off in the server's options: no ping scheduled once the socket is accepted."""
+    from clickvote.app import SERVER_OPTIONS
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(1)
+
+    async def scenario() -> None:
+        proto, _, _ = await _open(app)  # uvicorn's defaults: a keepalive ping scheduled
+        assert proto.ping_timer is not None
+        proto.connection_lost(None)
+        proto, _, _ = await _open(app, options=SERVER_OPTIONS)
+        assert proto.ping_interval is None and proto.ping_timer is None
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())

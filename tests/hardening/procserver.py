@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services import free_port, load_env, wait_healthy
+from services import free_port, load_env, stop_process, wait_healthy
 
 
 class ServerProcess:
@@ -79,13 +79,8 @@ class ServerProcess:
         self.proc.wait(30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
+        if self.proc is not None:
+            stop_process(self.proc, grace=15)
 
     def export(self) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "clickvote", "export", "--data-dir", str(self.data_dir)]

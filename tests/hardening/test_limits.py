@@ -32,8 +32,15 @@ def settings_of(server: Server, **changes: Any) -> Iterator[None]:
 class FrozenClock(RateLimiter):
     """No refill between takes: the wait answered is exactly the one computed."""
 
-    def take(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
-        return super().take(key, cost, 1000.0)
+    def take(
+        self,
+        key: str,
+        cost: float = 1.0,
+        now: float | None = None,
+        burst: float | None = None,
+        rate: float | None = None,
+    ) -> float:
+        return super().take(key, cost, 1000.0, burst=burst, rate=rate)
 
 
 def test_deep_nesting_is_bad_payload_without_traceback(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from .conftest import Client, Dashboard, login, setup
 from .procserver import ServerProcess
 
 GRACE = 3  # clickvote.app.SERVER_OPTIONS["timeout_graceful_shutdown"]
@@ -59,3 +61,37 @@ def test_sigterm_stops_gracefully_with_status_0(tmp_path: Path, workers: str) ->
         assert srv.proc.wait(GRACE + 20) == 0
     finally:
         srv.stop()
+
+
+def test_a_stop_while_a_vote_waits_for_a_locked_database(tmp_path: Path) -> None:
+    """Another process keeps the SQLite database locked while a vote waits for it, and the
+    server is told to stop: the vote's wait ends with the stop's grace (not its own 5 s), so
+    the stop ends with status 0 and a log without a traceback, and nothing of the vote is
+    stored (its page sends it again, with its msgId, to the next server)."""
+    log = tmp_path / "server.log"
+    srv = ServerProcess(tmp_path / "data", env={"CLICKVOTE_STORAGE_WAIT": "20"}, log=log)
+    srv.start()
+    c = Client(srv.url)
+    lock = sqlite3.connect(tmp_path / "data" / "clickvote.db", isolation_level=None, timeout=10)
+    try:
+        pk = setup(Dashboard(srv.url))
+        token = login(c, pk)
+        lock.execute("BEGIN IMMEDIATE")
+        vote = {"id": "likes", "voteTo": "p", "userId": "u", "value": 1, "msgId": "m"}
+        c.emit("vote", {**vote, "token": token})
+        time.sleep(0.5)  # the vote now waits for the lock
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(GRACE + 20) == 0
+    finally:
+        lock.close()
+        c.close()
+        srv.stop()
+    text = log.read_text()
+    # uvicorn cancels what still runs after GRACE: the vote would end in a traceback
+    assert "Traceback" not in text and "graceful shutdown exceeded" not in text, text
+    votes = sqlite3.connect(tmp_path / "data" / "clickvote.db")
+    try:
+        assert votes.execute("SELECT COUNT(*) FROM votes").fetchone() == (0,)
+    finally:
+        votes.close()

@@ -159,7 +159,9 @@ def test_local_base_image_from_the_environment_everywhere(
 
     bake_env(LOCAL_BASE_IMAGE="mybase:7", BASE_SUITE="sid", PYTHON_VERSION="3.14")
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(build, "build_base", lambda *a, dry: seen.update(base=(*a, dry)))
+    monkeypatch.setattr(
+        build, "build_base", lambda *a, dry, **flags: seen.update(base=(*a, dry), flags=flags)
+    )
     monkeypatch.setattr(
         host,
         "doctor_checks",
@@ -168,6 +170,7 @@ def test_local_base_image_from_the_environment_everywhere(
     tasks.base(Context(), dry=True)
     tasks.doctor(Context())
     assert seen["base"][1:] == ("mybase:7", "sid", True)
+    assert seen["flags"] == {"record": False, "strict": False}
     assert seen["doctor"] == ["mybase:7", "python:3.14-slim-sid"]
     monkeypatch.setattr(build, "image_present", lambda ref: ref == "mybase:7")
     monkeypatch.setattr(build, "image_label", lambda ref, label: "3.14")

@@ -9,6 +9,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 NEEDED = (ROOT / "ci" / "release" / "__init__.py", ROOT / "docker" / "docker-bake.hcl")
@@ -23,3 +25,13 @@ if all(p.exists() for p in NEEDED):
         collect_ignore_glob.append("test_workflows.py")
 else:
     collect_ignore_glob = ["test_*.py"]
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty docker client configuration (DOCKER_CONFIG) of the test's own: what `docker
+    login` stored, as the test writes it, never the machine's."""
+    home = tmp_path / "docker-config"
+    home.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(home))
+    return home

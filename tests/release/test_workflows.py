@@ -1,8 +1,10 @@
 """The GitHub workflows: thin, fed by docker-bake.hcl, pinned, and checked by actionlint and
-zizmor; candidates pushed per platform by digest and merged into one tag (registry faked)."""
+zizmor; candidates pushed per platform by digest (no tag) and merged into one tag (registry
+faked)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform as host_platform
 import re
@@ -11,6 +13,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -132,7 +135,7 @@ def test_zizmor_fails_an_unpinned_action(tmp_path: Path) -> None:
 CFG = config.load({}, environ={})
 
 
-def test_one_platform_is_pushed_under_its_scratch_tag() -> None:
+def test_one_platform_is_baked_for_itself_and_named_for_the_candidate() -> None:
     cmd = publish.bake_command(
         CFG,
         "9.9.9-rc.1",
@@ -145,8 +148,9 @@ def test_one_platform_is_pushed_under_its_scratch_tag() -> None:
         platform="linux/arm64",
     )
     assert "test.platform=linux/arm64" in cmd
-    assert f"test.tags={CFG.image('9.9.9-rc.1-arm64', test=True)}" in cmd
+    assert f"test.tags={CFG.image('9.9.9-rc.1', test=True)}" in cmd  # in the tarball only
     assert f"test.args.CANDIDATE={CFG.image('9.9.9-rc.1')}" in cmd
+    assert not hasattr(publish, "scratch_tag")
     every = publish.bake_command(
         CFG, "9.9.9-rc.1", "default", "app", metadata=Path("m"), base="b", python=None,
         tarball=Path("t.tar"),
@@ -156,19 +160,70 @@ def test_one_platform_is_pushed_under_its_scratch_tag() -> None:
 
 def test_what_is_pushed_is_a_reproducible_builds_tarball() -> None:
     """Bake writes an OCI tarball with rewritten timestamps (what ``inv build`` and a
-    rebuild give), never pushes itself; ``docker load`` and ``docker push`` push it."""
-    ref = publish.target_ref(CFG, "9.9.9-rc.1", "app", "linux/arm64")
+    rebuild give), never pushes itself; for every platform at once ``docker load`` and
+    ``docker push`` push it under the candidate tag."""
+    ref = publish.target_ref(CFG, "9.9.9-rc.1", "app")
     cmd = publish.bake_command(
         CFG, "9.9.9-rc.1", "default", "app", metadata=Path("m"), base="b", python=None,
         tarball=Path("/tmp/x/app.oci.tar"), platform="linux/arm64",
     )  # fmt: skip
     assert "--push" not in cmd and "--no-cache" in cmd  # as a rebuild builds
     assert "app.output=type=oci,dest=/tmp/x/app.oci.tar,rewrite-timestamp=true" in cmd
-    assert ref == CFG.image("9.9.9-rc.1-arm64") and f"app.tags={ref}" in cmd
+    assert ref == CFG.image("9.9.9-rc.1") and f"app.tags={ref}" in cmd
     assert publish.push_commands(Path("/tmp/x/app.oci.tar"), ref) == [
         ["docker", "load", "-i", "/tmp/x/app.oci.tar"],
         ["docker", "push", ref],
     ]
+
+
+@pytest.fixture()
+def baked(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """publish() with bake faked (it writes the digest it reports) and the pushes recorded."""
+    calls: dict[str, list[Any]] = {"commands": [], "uploads": []}
+
+    def change(cmd: list[str], **_: Any) -> None:
+        calls["commands"].append(cmd)
+        if cmd[:3] == ["docker", "buildx", "bake"]:
+            meta, target = Path(cmd[cmd.index("--metadata-file") + 1]), cmd[-1]
+            meta.write_text(json.dumps({target: {"containerimage.digest": digest(target)}}))
+
+    def push(tarball: Path, registry: str, repo: str, *, plain_http: bool) -> str:
+        calls["uploads"].append((tarball.name, registry, repo))
+        return digest(tarball.name.split(".")[0])
+
+    monkeypatch.setattr(publish.shell, "change", change)
+    monkeypatch.setattr(publish, "upload", SimpleNamespace(push=push), raising=False)
+    monkeypatch.setattr(publish.imagetools, "exists", lambda ref: False)
+    monkeypatch.setattr(publish, "ensure_builder", lambda cfg, dry: "default")
+    monkeypatch.setattr(publish, "build_env", lambda: ({}, "base", None))
+    monkeypatch.setattr(publish, "sbom_generator", lambda cfg, base, dry: "")
+    return calls
+
+
+def test_one_platform_is_pushed_by_digest_and_never_tagged(
+    tmp_path: Path, baked: dict[str, list[Any]]
+) -> None:
+    cfg = CFG.with_overrides(state_dir=tmp_path / "state")
+    publish.publish(cfg, tag="9.9.9-rc.1", platform="linux/arm64", digest_dir=tmp_path / "d")
+    assert [c[:3] for c in baked["commands"]] == [["docker", "buildx", "bake"]] * 2
+    assert not any(c[:2] in (["docker", "push"], ["docker", "load"]) for c in baked["commands"])
+    assert baked["uploads"] == [
+        ("app.oci.tar", CFG.registry, CFG.repository),
+        ("test.oci.tar", CFG.registry, CFG.test_repository),
+    ]
+    for target in ("app", "test"):
+        written = (tmp_path / "d" / f"{target}-arm64.digest").read_text()
+        assert written == digest(target) + "\n"
+
+
+def test_a_push_that_is_not_what_bake_reported_is_refused(
+    tmp_path: Path, baked: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish.upload, "push", lambda *a, **k: digest("something else"))
+    cfg = CFG.with_overrides(state_dir=tmp_path / "state")
+    with pytest.raises(ReleaseError, match="but bake reported"):
+        publish.publish(cfg, tag="9.9.9-rc.1", platform="linux/arm64", digest_dir=tmp_path)
+    assert not list(tmp_path.glob("*.digest"))
 
 
 @pytest.fixture()

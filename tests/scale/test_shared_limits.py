@@ -14,7 +14,7 @@ from services import PostgresServer, RedisServer, free_port, load_settings, star
 
 from clickvote import ratelimit
 from clickvote.app import create_app
-from clickvote.ratelimit import SharedBuckets
+from clickvote.ratelimit import WINDOW_REFUSED, SharedBuckets
 
 from .conftest import TIMEOUT, Client, Dashboard, Instance, wait_until
 
@@ -137,3 +137,57 @@ def test_any_key_string_is_shared(redis_server: RedisServer) -> None:
 
     first, second = asyncio.run(takes())
     assert first == 0.0 and second is not None and second > 50, (first, second)
+
+
+def test_the_window_in_redis(redis_server: RedisServer) -> None:
+    """The IP + user-agent window's script: at most `limit` voters, a known voter (any
+    string) always again, the window's voters forgotten once it is over, and the key expiring
+    with them; None once Redis is gone (the instance counts on its own)."""
+
+    async def asks() -> None:
+        shared = SharedBuckets(redis_server.url)
+        try:
+            odd = "voter \ud800"
+            admitted = [await shared.admit_voter("k", v, 3600, 2) for v in (odd, "b", "c")]
+            assert admitted == [True, True, False]
+            assert await shared.admit_voter("k", odd, 3600, 2) is True
+            ttl = await shared._redis.pttl(b"clickvote:rl:win:k")
+            assert 0 < ttl <= 3_600_000
+            assert [await shared.admit_voter("short", v, 0.2, 1) for v in "ab"] == [True, False]
+            await asyncio.sleep(0.3)  # past the window (Redis' clock)
+            assert not await shared._redis.exists(b"clickvote:rl:win:short")
+            assert await shared.admit_voter("short", "b", 0.2, 1) is True
+            redis_server.stop()
+            assert await shared.admit_voter("k", "d", 3600, 2) is None
+        finally:
+            await shared.close()
+
+    asyncio.run(asks())
+
+
+def test_the_window_and_the_bucket_in_one_script(redis_server: RedisServer) -> None:
+    """A vote's window and its voter's bucket in one Redis script: a voter the window refuses
+    takes no token; None once Redis is gone."""
+
+    async def asks() -> None:
+        shared = SharedBuckets(redis_server.url)
+        try:
+
+            async def vote(voter: str) -> float | None:
+                bucket = ("v|" + voter, 2.0, 0.001, 1.0)
+                return await shared.admit_and_take(("k", voter, 3600, 1), bucket)
+
+            assert await vote("a \ud800") == 0.0
+            assert await vote("b") == WINDOW_REFUSED
+            assert not await shared._redis.exists(b"clickvote:rl:v|b")  # no token taken
+            assert await shared.take("v|b", 2.0, 0.001, 1.0) == 0.0  # its bucket is full
+            assert await vote("a \ud800") == 0.0
+            wait = await vote("a \ud800")
+            assert wait is not None and wait > 50  # the third token of a burst of 2
+            assert await shared._redis.zcard(b"clickvote:rl:win:k") == 1
+            redis_server.stop()
+            assert await vote("a \ud800") is None
+        finally:
+            await shared.close()
+
+    asyncio.run(asks())

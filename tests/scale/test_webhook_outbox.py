@@ -124,3 +124,47 @@ def test_two_claimers_on_one_database_share_nothing(store: SQLStorage) -> None: 
         assert len(claimed) == min(40, 8 * 7)
 
     run(go())
+
+
+def test_outbox_held_to_its_bound_oldest_dropped(store: SQLStorage) -> None:  # noqa: F811
+    """Past the bound, the oldest events go (leased ones too: their attempt is then recorded
+    to no row), the newest stay, one log entry per pass says how many; every vote stays."""
+
+    async def go() -> None:
+        _, env = await seed(store)
+        g = await store.create_group(env, "likes", "single", None, None)
+        await store.set_webhook(env, "http://127.0.0.1:9/", "sealed", max_pending=4)
+        for i in range(10):
+            await store.apply_vote(env, g.id, f"i{i}", f"s:{i}", 1, None, {}, respond)
+            await asyncio.sleep(0.002)  # event ids are time-ordered: a millisecond apart
+        (leased,) = await store.claim_webhook_events(now_ms(), FAR, 1)  # the oldest
+        assert await store.trim_webhook_outboxes(100, 50) != []
+        assert await store.trim_webhook_outboxes(100, 50) == []  # at the bound: nothing to do
+        kept = await store.claim_webhook_events(now_ms(), FAR, 10)
+        assert sorted(e.vote_to or "" for e in kept) == ["i6", "i7", "i8", "i9"]
+        await store.webhook_attempted([(leased, attempt(leased, 1, False), 0)], 50)
+        log, pending = await store.webhook_log(env, 10)
+        assert pending == 4  # the leased one's failed attempt brought nothing back
+        drop = log[-1]
+        assert (drop.type, drop.dropped, drop.attempt, drop.delivered) == ("discarded", 6, 0, False)
+        assert drop.error and "6 oldest" in drop.error and "bound of 4" in drop.error
+        totals = await store._run(lambda tx: tx.all("SELECT SUM(voters) FROM tallies"))
+        assert int(totals[0][0]) == 10  # the votes themselves are all there
+
+    run(go())
+
+
+def test_outbox_bound_defaults_to_the_installations(store: SQLStorage) -> None:  # noqa: F811
+    async def go() -> None:
+        _, env = await seed(store)
+        await store.set_webhook(env, "http://127.0.0.1:9/", "sealed")
+        ids = sorted([str(await store.queue_test_event(env)) for _ in range(5)])
+        (entry,) = await store.trim_webhook_outboxes(3, 50)
+        assert (entry.dropped, entry.event_id) == (2, ids[1])  # the newest one dropped
+        assert {e.id for e in await store.claim_webhook_events(now_ms(), FAR, 10)} == set(ids[2:])
+        hook = await store.set_webhook(env, "http://127.0.0.1:9/", "sealed", max_pending=2)
+        assert hook.max_pending == 2
+        (entry,) = await store.trim_webhook_outboxes(3, 50)
+        assert entry.dropped == 1
+
+    run(go())

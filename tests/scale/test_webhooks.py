@@ -145,3 +145,35 @@ def test_two_instances_on_one_postgres_lose_and_repeat_nothing(
     wait_until(lambda: log(dash)["pending"] == 0, what="an empty outbox")
     ids = [e["id"] for e in receiver.events(SECRET)]
     assert len(ids) == len(set(ids)) == 30  # a healthy receiver: each event sent once
+
+
+def test_outbox_bound_drops_the_oldest_keeps_the_votes(
+    database: str, tmp_path: Path, instances: list[Instance], receiver: Receiver, clients: Clients
+) -> None:
+    # retries a second apart: the log's newest 100 entries still hold the discards
+    inst = start_instance(tmp_path, database, "", webhook_backoff=1.0, webhook_backoff_max=1.0)
+    instances.append(inst)
+    dash, pk = setup(inst.url, receiver)
+    r = dash.http.put(
+        f"{inst.url}/settings/webhook", json={"url": receiver.url, "maxPending": 4}, timeout=TIMEOUT
+    )
+    assert r.status_code == 200 and r.json()["maxPending"] == 4, r.text
+    items = [f"post-{i:02}" for i in range(12)]
+    c = clients(inst.url)
+    for item in items:
+        vote(c, pk, item)
+        time.sleep(0.002)  # event ids are time-ordered: one millisecond apart at least
+    wait_until(lambda: log(dash)["pending"] == 4, what="the outbox at its bound")
+    drops = [d for d in log(dash)["deliveries"] if d["type"] == "discarded"]
+    assert drops and sum(d["dropped"] for d in drops) == 8, drops
+    for item in items:  # every vote stored and counted
+        got = dash.http.get(
+            f"{inst.url}/public/v1/counts",
+            params={"key": pk, "group": "likes", "item": item},
+            timeout=TIMEOUT,
+        )
+        assert got.json()["total"]["count"] == 1, got.text
+    receiver.start()
+    wait_until(delivered(receiver, set(items[-4:])), timeout=30, what="the events kept")
+    wait_until(lambda: log(dash)["pending"] == 0, what="an empty outbox")
+    assert {e["item"] for e in receiver.events(SECRET)} == set(items[-4:])

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import requests
+from services import stop_process
 
 from clickvote.client import free_port
 
@@ -72,9 +73,20 @@ def cv_server(
 ) -> Iterator[Server]:
     """`clickvote serve` on a free 127.0.0.1 port with a fresh data dir (session-wide); one
     process, or `--workers N` where a test asks for N with
-    `@pytest.mark.parametrize("cv_server", [N], indirect=True)`."""
-    workers = getattr(request, "param", 1)
-    data = tmp_path_factory.mktemp("cv-data")
+    `@pytest.mark.parametrize("cv_server", [N], indirect=True)`, or (N, {VAR: value}) for
+    more settings."""
+    param = getattr(request, "param", 1)
+    workers, more = param if isinstance(param, tuple) else (param, {})
+    with running_server(tmp_path_factory.mktemp("cv-data"), workers, more) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_server(
+    data: Path, workers: int = 1, more: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`clickvote serve` on a free 127.0.0.1 port with data in `data` and `more` settings,
+    until the block ends."""
     port = free_port()
     log = data / "server.log"
     env = {
@@ -94,6 +106,7 @@ def cv_server(
         # webhooks to the tests' receivers on 127.0.0.1, sent at once
         "CLICKVOTE_WEBHOOK_ALLOW_PRIVATE": "1",
         "CLICKVOTE_WEBHOOK_POLL": "0.1",
+        **(more or {}),
     }
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
@@ -118,12 +131,7 @@ def cv_server(
         wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
         yield Server(f"http://127.0.0.1:{port}", data, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 @dataclass
@@ -159,9 +167,14 @@ class Account:
 
 @pytest.fixture()
 def account(cv_server: Server) -> Account:
-    acc = Account(cv_server, f"u{uuid.uuid4().hex[:10]}@example.com", "correct horse battery")
+    return register(cv_server)
+
+
+def register(server: Server) -> Account:
+    """A new dashboard user of `server`, logged in."""
+    acc = Account(server, f"u{uuid.uuid4().hex[:10]}@example.com", "correct horse battery")
     r = acc.http.post(
-        cv_server.url("/auth/register"),
+        server.url("/auth/register"),
         json={"email": acc.email, "password": acc.password},
         timeout=10,
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -203,9 +207,110 @@ def test_dashboard_small_screen_and_pagination(cv_server: Server, new_page: Any)
     assert not new_page.errors, new_page.errors
 
 
-def lambda_re(pattern: str) -> Any:
-    import re
+def signed_in(cv_server: Server, new_page: Any, who: str, group: str = "") -> tuple[Any, str]:
+    """A page signed in as a new owner (`who` starts its email) and, if `group` is named, a
+    `single` group of that name: (page, the group's id or "")."""
+    page = new_page()
+    r = page.request.post(
+        cv_server.url("/auth/register"),
+        data={"email": f"{who}-{uuid.uuid4().hex[:8]}@example.com", "password": "s3cret-pass"},
+    )
+    assert r.ok, r.text()
+    if not group:
+        return page, ""
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    r = page.request.post(
+        cv_server.url("/votes/"),
+        data={"name": group, "type": "single"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert r.ok, r.text()
+    return page, str(r.json()["id"])
 
+
+def answered(status: int, message: str) -> Callable[[Any], None]:
+    """A route handler answering as the API refuses: {message, statusCode}."""
+    body = json.dumps({"message": message, "statusCode": status})
+    return lambda route: route.fulfill(status=status, content_type="application/json", body=body)
+
+
+def test_a_panel_that_fails_to_load_says_why_alike_on_every_page(
+    cv_server: Server, new_page: Any
+) -> None:
+    """A panel's GET answered 500 on three pages: each shows the same error box with the
+    API's message and a "Try again" that loads the panel once the API answers again; a 404
+    has no retry (asking again won't help); a 401 goes to the login page."""
+    from playwright.sync_api import expect
+
+    page, _ = signed_in(cv_server, new_page, "panel", "article-likes")
+    message = "Storage is busy, said the API"
+    busy = answered(500, message)
+    cases = [  # (page, the GET that fails (its URL's start), its panel, what it shows loaded)
+        ("/groups", "/votes/?page=1&limit=10", "#groups-box", "tbody tr"),
+        ("/settings", "/settings/webhook", "#webhook", "#webhook-url"),
+        ("/analytics", "/analytics/data?", "#chart", "#chart[data-total]"),
+    ]
+    boxes = []
+    for where, get, panel, loaded in cases:
+
+        def failing(url: str, get: str = get) -> bool:
+            return url.startswith(cv_server.url(get))
+
+        page.route(failing, busy)
+        page.goto(cv_server.url(where))
+        alert = page.locator(panel).locator(".alert.error[role=alert]")
+        expect(alert).to_have_text(message)
+        expect(page.locator(loaded)).to_have_count(0)
+        boxes.append(alert.evaluate("(el) => el.parentElement.innerHTML"))
+        screenshot(page, "dash-panel-error" + where.replace("/", "-"))
+        page.unroute(failing, busy)
+        page.locator(panel).get_by_role("button", name="Try again").click()
+        expect(page.locator(loaded).first).to_be_visible()
+        expect(alert).to_have_count(0)
+    assert len(set(boxes)) == 1, boxes  # the same box, word for word, on every page
+
+    page.goto(cv_server.url("/groups/does-not-exist"))
+    expect(page.locator(".alert.error")).to_contain_text("does not exist")
+    expect(page.get_by_role("link", name="← Vote groups")).to_be_visible()
+    expect(page.get_by_role("button", name="Try again")).to_have_count(0)
+    screenshot(page, "dash-panel-error-404")
+
+    page.route(cv_server.url("/settings/webhook"), answered(401, "Log in first"))
+    page.goto(cv_server.url("/settings"))
+    expect(page).to_have_url(cv_server.url("/login?next=%2Fsettings"))
+    expect(page.get_by_role("heading", name="Welcome back")).to_be_visible()
+    assert not new_page.errors, new_page.errors
+
+
+def test_a_panel_draws_only_its_newest_answer(cv_server: Server, new_page: Any) -> None:
+    """Ranges clicked faster than the API answers: the chart shows the last one clicked, not
+    an older answer (nor an older failure) that comes after it."""
+    from playwright.sync_api import expect
+
+    page, _ = signed_in(cv_server, new_page, "newest")
+    held: list[Any] = []  # the 30d and 1y GETs, kept unanswered until 1d is drawn
+    page.route(re.compile(r"/analytics/data\?dateRange=(30d|1y)$"), lambda r: held.append(r))
+    page.goto(cv_server.url("/analytics"))
+    sub = page.locator("#chart-sub")
+    expect(sub).to_have_text("Last 7 days · hourly totals")
+    for range_ in ("30d", "1y"):
+        page.locator(f'#range-seg button[data-range="{range_}"]').click()
+    deadline = time.monotonic() + 10
+    while len(held) < 2:
+        assert time.monotonic() < deadline, held
+        page.wait_for_timeout(20)
+    page.locator('#range-seg button[data-range="1d"]').click()
+    expect(sub).to_have_text("Last 24 hours · hourly totals")
+    held[0].continue_()
+    held[1].fulfill(status=500, content_type="application/json", body='{"message": "late"}')
+    page.wait_for_load_state("networkidle")
+    expect(sub).to_have_text("Last 24 hours · hourly totals")
+    expect(page.locator("#chart[data-total] > svg")).to_have_count(1)
+    expect(page.locator("#chart .alert")).to_have_count(0)
+    assert not new_page.errors, new_page.errors
+
+
+def lambda_re(pattern: str) -> Any:
     return re.compile(pattern)
 
 
@@ -214,20 +319,8 @@ def test_group_page_lists_items_as_votes_arrive_from_other_pages(
 ) -> None:
     from playwright.sync_api import expect
 
-    page = new_page()
-    r = page.request.post(
-        cv_server.url("/auth/register"),
-        data={"email": f"items-{uuid.uuid4().hex[:8]}@example.com", "password": "s3cret-pass"},
-    )
-    assert r.ok, r.text()
-    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
-    r = page.request.post(
-        cv_server.url("/votes/"),
-        data={"name": "article-likes", "type": "single"},
-        headers={"X-CSRF-Token": csrf},
-    )
-    assert r.ok, r.text()
-    url = cv_server.url(f"/groups/{r.json()['id']}")
+    page, group_id = signed_in(cv_server, new_page, "items", "article-likes")
+    url = cv_server.url(f"/groups/{group_id}")
     page.goto(url)
     expect(page.locator("#items")).to_contain_text("No votes yet")
     page.locator("#preview click-vote .w[aria-busy=false]").wait_for()

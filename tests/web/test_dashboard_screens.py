@@ -217,6 +217,8 @@ def settings_with_webhook(screen: Screen, receiver: Receiver) -> None:
     expect(page.locator("#id-signed")).to_be_checked()
     expect(page.locator("#webhook-url")).to_have_value(receiver.url)
     expect(page.locator("#webhook-secret")).to_have_value("")  # write-only: never shown
+    expect(page.locator("#webhook-max-pending")).to_have_value("100000")  # the installation's
+    expect(page.locator("#webhook-batch-size")).to_have_value("1")  # one event per POST
     expect(page.locator("#webhook-deliveries tbody tr")).to_have_count(1)
     expect(page.locator("#webhook-deliveries tbody tr")).to_contain_text(sent)
     screen.shot("settings")
@@ -226,6 +228,11 @@ def settings_with_webhook(screen: Screen, receiver: Receiver) -> None:
         "http:// or https://"
     )
     page.locator("#webhook-url").fill(receiver.url)
+    page.locator("#webhook-max-pending").fill("0")
+    page.locator("#webhook-form button[type=submit]").click()
+    expect(page.locator('#webhook-form .field[data-field="maxPending"] .err')).to_be_visible()
+    page.locator("#webhook-max-pending").fill("3")
+    page.locator("#webhook-batch-size").fill("4")
     page.locator("#webhook-generate").click()
     generated = page.locator("#webhook-secret").input_value()
     assert re.fullmatch(r"whsec_[0-9a-f]{64}", generated), generated
@@ -237,8 +244,29 @@ def settings_with_webhook(screen: Screen, receiver: Receiver) -> None:
     received(receiver, 2)
     assert len(receiver.received) == 2
     last = receiver.received[-1]
-    assert verify(generated, last.headers, last.body) and last.event["type"] == "test"
+    assert verify(generated, last.headers, last.body) and last.event["type"] == "batch"
+    assert [e["type"] for e in last.event["events"]] == ["test"]
     expect(page.locator("#webhook-deliveries tbody tr")).to_have_count(2)
+    hook = screen.call("GET", "/settings/webhook", None)
+    assert (hook["maxPending"], hook["batchSize"]) == (3, 4)
+    webhook_discards_shown(screen, receiver)
+
+
+def webhook_discards_shown(screen: Screen, receiver: Receiver) -> None:
+    """The receiver down and more events than the bound (3): the log shows the discard."""
+    from playwright.sync_api import expect
+
+    receiver.stop()
+    for _ in range(6):
+        screen.call("POST", "/settings/webhook/test", {})
+    deadline = time.monotonic() + 10
+    while screen.call("GET", "/settings/webhook", None)["pending"] > 3:
+        assert time.monotonic() < deadline, "the outbox never came back to its bound"
+        time.sleep(0.05)
+    screen.page.locator("#webhook-refresh").click()
+    shown = screen.page.locator("#webhook-deliveries tr.discarded").first
+    expect(shown).to_contain_text("oldest discarded")
+    expect(shown).to_contain_text("events")
 
 
 def x_labels(page: Any) -> list[str]:

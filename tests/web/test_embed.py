@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from services import PostgresServer
 
 from clickvote.client import Client, proof_of_work
 
-from .conftest import Account, Server, Site, screenshot
+from .conftest import Account, Server, Site, register, running_server, screenshot
 
 pytestmark = pytest.mark.host
 
@@ -430,3 +433,128 @@ def test_proof_of_work_solved_in_a_worker_before_the_first_vote(
     refused = account.call("GET", "/analytics/refusals?dateRange=1d")
     assert [r["proofOfWork"] for r in refused] == [1]
     assert not new_page.errors, new_page.errors
+
+
+# every Socket.IO event the page sends over its WebSocket, by name
+EVENTS_SENT = """
+window.cvSent = [];
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  const m = /^42\\d*\\["([^"]+)"/.exec(String(data));
+  if (m) window.cvSent.push(m[1]);
+  return send.call(this, data);
+};
+"""
+
+
+def sent(page: Any, event: str) -> int:
+    return int(page.evaluate("(e) => window.cvSent.filter((n) => n === e).length", event))
+
+
+def test_no_challenge_asked_without_proof_of_work_one_once_it_is_on(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    """Login says proof of work is off: the embed asks for no challenge. Turned on since,
+    the vote refused with proof_of_work_required is solved and sent again (one challenge)."""
+    group = account.group("single")
+    url = site.page("nopow.html", embed_page(cv_server, tag(account, group, "post-free", "like")))
+    a = new_page()
+    a.add_init_script(EVENTS_SENT)
+    a.goto(url)
+    wait_loaded(a)
+    like = widget(a).locator("button.like")
+    like.click()
+    expect_count(a, "1")
+    wait_loaded(a)
+    assert (sent(a, "login"), sent(a, "vote"), sent(a, "challenge")) == (1, 1, 0)
+    account.call("PUT", "/settings/", {"powDifficulty": 8})
+    like.click()  # refused, then solved and sent again with the same msgId
+    expect_count(a, "0")
+    wait_loaded(a)
+    assert (sent(a, "vote"), sent(a, "challenge")) == (3, 1)
+    assert like.get_attribute("aria-pressed") == "false"
+    refused = account.call("GET", "/analytics/refusals?dateRange=1d")
+    assert [r["proofOfWork"] for r in refused] == [1]
+    assert not new_page.errors, new_page.errors
+
+
+@pytest.mark.parametrize(
+    "cv_server", [(1, {"CLICKVOTE_STORAGE_WAIT": "0.3"})], indirect=True, ids=["storage-wait"]
+)
+def test_a_vote_waits_out_a_locked_database(
+    cv_server: Server, site: Site, account: Account, new_page: Any
+) -> None:
+    """Another process keeps the database locked for longer than the server waits: the vote
+    meets `storage_unavailable`, the embed sends it again (same msgId) until it lands, without
+    an error shown or the count taken back; it counts once."""
+    from app.test_sqlite_busy import Holder
+
+    group = account.group("single")
+    url = site.page("locked.html", embed_page(cv_server, tag(account, group, "post-l", "like")))
+    a = new_page()
+    a.goto(url)
+    wait_loaded(a)
+    holder = Holder(str(cv_server.data_dir / "clickvote.db")).hold()
+    try:
+        widget(a).locator("button.like").click()
+        a.wait_for_timeout(2_500)  # a few answers of storage_unavailable meanwhile
+        assert widget(a).locator(".err").inner_text().strip() == ""
+        assert count_text(a) == "1"  # still shown, not taken back
+    finally:
+        holder.release()
+    expect_count(a, "1")
+    a.wait_for_timeout(1_500)
+    assert "database is locked" in cv_server.log.read_text()
+    a.reload()
+    wait_loaded(a)
+    assert count_text(a) == "1"
+
+
+@pytest.fixture
+def pg_site(tmp_path: Path) -> Iterator[tuple[Server, PostgresServer]]:
+    """A server on a PostgreSQL of its own, which the test stops and starts again."""
+    pg = PostgresServer()
+    try:
+        pg.start()
+        with running_server(tmp_path, 1, {"CLICKVOTE_DATABASE_URL": pg.create_database()}) as srv:
+            yield srv, pg
+    finally:
+        pg.stop()
+
+
+def test_logins_and_reads_wait_out_a_stopped_database(
+    pg_site: tuple[Server, PostgresServer], site: Site, new_page: Any
+) -> None:
+    """PostgreSQL stopped: a new page's `login` and a new widget's `get-votes` meet
+    `storage_unavailable`; the embed asks again after `retryAfter`, without an error shown,
+    and both load once the database is back."""
+    server, pg = pg_site
+    account = register(server)
+    group = account.group("single")
+    a = new_page()
+    a.goto(site.page("pg-a.html", embed_page(server, tag(account, group, "post-a", "like"))))
+    wait_loaded(a)
+    pg.halt()
+    try:
+        a.evaluate(  # a widget added to the page online: only its get-votes meets the outage
+            "html => document.body.insertAdjacentHTML('beforeend', html)",
+            tag(account, group, "post-b", "like", tid="cv2"),
+        )
+        a.wait_for_timeout(2_500)  # a few answers of storage_unavailable meanwhile
+        # a page opened now, the environment no longer cached: its login meets the outage
+        b = new_page()
+        b.goto(site.page("pg-b.html", embed_page(server, tag(account, group, "post-b", "like"))))
+        b.wait_for_timeout(2_500)
+        for page, tid in ((a, "cv2"), (b, "cv")):
+            assert widget(page, tid).locator(".err").inner_text().strip() == ""
+            assert widget(page, tid).locator(".w").get_attribute("aria-busy") == "true"
+    finally:
+        pg.start()
+    wait_loaded(a, "cv2")
+    wait_loaded(b)
+    widget(b).locator("button.like").click()
+    expect_count(b, "1")
+    expect_count(a, "1", "cv2")
+    assert "storage_unavailable" not in str(new_page.errors)
+    log = server.log.read_text()
+    assert "login: " in log and "get-votes: " in log  # each met the outage

@@ -11,6 +11,13 @@
     document.querySelector('script[src$="/embed.js"],script[src*="/embed.js?"]');
   var ORIGIN = new URL(script ? script.src : location.href, location.href).origin;
   var STORE = "clickvote:";
+  // a vote, login or get-votes met by storage_unavailable is sent again after its retryAfter
+  // (about a second), up to this many times in a row
+  var STORAGE_TRIES = 30;
+  function storageRetry(err, tries) {
+    return !!err && err.code === "storage_unavailable" && tries <= STORAGE_TRIES;
+  }
+  function retryMs(err) { return 1000 * (+err.retryAfter || 1); }
 
   function rid() {
     var a = new Uint8Array(12);
@@ -97,7 +104,7 @@
     this.voterToken = this.anon ? lsGet(this.tokenKey) : null;
     this.userId = uid || (this.voterToken ? this.voterToken.split(".")[0] : "");
     this.handlers = {}; this.acks = {}; this.ackId = 0; this.queue = [];
-    this.ready = false; this.token = null; this.exp = 0; this.tries = 0; this.wsFails = 0;
+    this.ready = false; this.token = null; this.exp = 0; this.tries = 0; this.wsFails = 0; this.loginTries = 0;
     this.waiting = []; this.work = null; this.asked = false;
     this.open();
   }
@@ -123,7 +130,7 @@
       } else if (t === "4") {   // socket.io packet: 0 connect, 2 event, 3 ack, 4 connect error
         var p = d.charAt(1), rest = d.slice(2), m = /^\d+/.exec(rest), id = m ? +m[0] : null;
         if (m) rest = rest.slice(m[0].length);
-        if (p === "0") { self.tries = 0; self.login(); }
+        if (p === "0") { self.tries = 0; self.loginTries = 0; self.login(); }
         else if (p === "4") { self.fire("cv-error", JSON.parse(rest || "{}")); }
         else if (p === "2") { var a = JSON.parse(rest); self.fire(a[0], a[1]); }
         else if (p === "3" && id !== null && self.acks[id]) {
@@ -133,7 +140,7 @@
     };
     ws.onclose = function () {
       if (useWs && !opened) self.wsFails++;
-      clearTimeout(pingTimer); clearTimeout(self.loginTimer);
+      clearTimeout(pingTimer); clearTimeout(self.loginTimer); clearTimeout(self.loginRetry);
       self.ready = false; self.token = null;
       for (var k in self.acks) { var cb = self.acks[k]; delete self.acks[k]; cb(null); }
       self.fire("cv-offline", {});
@@ -149,14 +156,22 @@
   };
   Conn.prototype.login = function () {
     var self = this;
-    clearTimeout(this.loginTimer);
+    clearTimeout(this.loginTimer); clearTimeout(this.loginRetry);
     this.loginTimer = setTimeout(function () {
       if (!self.ready) self.fire("cv-error", { message: "ClickVote did not answer", event: "login" });
     }, 10000);
     // the server also emits a "login" event; the acknowledgement is enough here
     this.raw("login", { apiKey: this.key }, function (r) {
-      if (!r || r.ok === false) return; // errors arrive as clickvote:error
+      var err = r && r.ok === false && r.error;
+      if (err && err.code === "storage_unavailable") { // the database is not answering just now
+        if (storageRetry(err, ++self.loginTries)) self.loginRetry = setTimeout(function () { self.login(); }, retryMs(err));
+        else self.fire("cv-error", err);
+        return;
+      }
+      if (!r || r.ok === false) return; // other errors arrive as clickvote:error
+      self.loginTries = 0;
       self.token = r.token; self.exp = +r.expiration || 0;
+      self.pow = +r.proofOfWork || 0; // the environment's proof-of-work bits, 0: none asked
       if (self.exp && self.exp < 1e12) self.exp *= 1000; // seconds or milliseconds
       if (self.anon && !self.voterToken) self.newVoter(); else self.online();
     });
@@ -179,6 +194,8 @@
       }, fallback);
   };
   // Ask for a challenge and solve it (none asked: nothing to do); `done` once this.work is set.
+  // Asked as the connection comes online where login said the environment wants one, and
+  // whenever a vote is refused with proof_of_work_required (it was turned on since).
   Conn.prototype.prove = function (done) {
     var self = this;
     this.waiting.push(done);
@@ -197,7 +214,7 @@
   Conn.prototype.online = function () {
     clearTimeout(this.loginTimer);
     this.ready = true;
-    if (!this.asked) { this.asked = true; this.prove(function () {}); } // before the first vote
+    if (!this.asked && this.pow) { this.asked = true; this.prove(function () {}); } // before the first vote
     var q = this.queue; this.queue = [];
     for (var i = 0; i < q.length; i++) this.send(q[i][0], q[i][1], q[i][2]);
     this.fire("cv-online", {});
@@ -224,7 +241,9 @@
       // a stale token or a voter token of a rotated environment: start over
       if (code === "token_expired" || code === "bad_token") { this.ready = false; this.login(); return; }
       if (code === "bad_voter_token" && this.anon) { this.voterToken = null; lsSet(this.tokenKey, ""); this.ready = false; this.login(); return; }
-      if (code === "proof_of_work_required" && data.event === "vote") return; // the vote's answer: solved and sent again
+      // the answer says: solved, or waited for the database, and sent again
+      if (code === "proof_of_work_required" && data.event === "vote") return;
+      if (code === "storage_unavailable" && /^(vote|login|get-votes)$/.test(data.event)) return;
       name = "cv-error";
     }
     var h = (this.handlers[name] || []).slice();
@@ -336,8 +355,21 @@
       .catch(function () { /* the socket's answer will do */ });
   };
   P.load = function () {
-    this.c.send("get-votes", { id: this.group, voteTo: this.item, type: this.variant() === "stars" ? "range" : "single" });
+    this.loadTries = 0;
+    this.getVotes();
     if (this.pending) this.sendVote(); // a vote interrupted by a reconnect: same msgId, never counted twice
+  };
+  // the voter's state comes as the get-votes-<group>-<item> event; the answer says only whether
+  // the database could not be read just now (then asked again) or the request failed
+  P.getVotes = function () {
+    var self = this, c = this.c, evt = this.evt;
+    clearTimeout(this.loadTimer);
+    c.send("get-votes", { id: this.group, voteTo: this.item, type: this.variant() === "stars" ? "range" : "single" }, function (res) {
+      var err = res && res.ok === false && res.error;
+      if (!err || err.code !== "storage_unavailable" || self.c !== c || self.evt !== evt) return;
+      if (storageRetry(err, ++self.loadTries)) self.loadTimer = setTimeout(function () { if (self.c === c && self.evt === evt) self.getVotes(); }, retryMs(err));
+      else self.onErr(err);
+    });
   };
   // server -> {voted, voteValue, total:{count, avg, mean?}, startEnd} (the voter's own state) or
   // a broadcast {total, poster: {value}} (another voter's vote: totals only)
@@ -414,6 +446,11 @@
       if (res && res.error && res.error.code === "proof_of_work_required" && !p.worked) {
         p.worked = true; // solve a new challenge, then the same vote (same msgId) once more
         self.c.prove(function () { if (self.pending === p) self.sendVote(); });
+        return;
+      }
+      if (res && storageRetry(res.error, p.tries = (p.tries || 0) + 1)) {
+        // the database is not answering just now: the same vote (same msgId) once more, later
+        self.voteTimer = setTimeout(function () { if (self.pending === p) self.sendVote(); }, retryMs(res.error));
         return;
       }
       self.pending = null;

@@ -1,5 +1,5 @@
 // Form errors shown by their fields (`.field[data-field=name]`), the rest in a box.
-import { fieldErrors } from "./api.js";
+import { api, fieldErrors } from "./api.js";
 import { $, $$, errorBox } from "./dom.js";
 
 // errs: {field: message}; returns whether there were any.
@@ -36,4 +36,17 @@ export function showFieldErrors(form, errs, box) {
 export function formError(form, e, box) {
   showFieldErrors(form, fieldErrors(e), box);
   if (box && !box.innerHTML && !$(".field.invalid", form)) box.innerHTML = errorBox(e);
+}
+
+// Sends a form's body: refused, the refusal shown as above; accepted, the form's errors
+// cleared. Resolves to whether it was accepted.
+export async function sendForm(form, box, method, path, body) {
+  try {
+    await api(method, path, body);
+  } catch (e) {
+    formError(form, e, box);
+    return false;
+  }
+  showFieldErrors(form, {}, box);
+  return true;
 }

@@ -1,8 +1,9 @@
 // Votes over time, for the environment, one group, or one item; the votes each abuse layer
 // refused, per day.
 import { api, state } from "../api.js";
-import { $, $$, errorBox, esc, fmt, spinner } from "../dom.js";
+import { $, $$, esc, fmt } from "../dom.js";
 import { drawChart, hourStart, toSeries } from "../chart.js";
+import { loadPanel } from "../panel.js";
 import { shell } from "../shell.js";
 
 // The server's dateRange values, each drawn in buckets of `bucket` hours.
@@ -30,16 +31,7 @@ function pageHtml(sel) {
 const LAYERS = [["token", "Voter token"], ["ipWindow", "Address + browser"], ["rateLimit", "Rate limit"], ["proofOfWork", "Proof of work"]];
 
 // GET /analytics/refusals: [{day, dayStart, token, ipWindow, rateLimit, proofOfWork}]
-async function loadRefusals(range) {
-  let rows;
-  try {
-    rows = await api("GET", "/analytics/refusals?dateRange=" + range);
-  } catch (e) {
-    if ($("#refusals")) $("#refusals").innerHTML = errorBox(e);
-    return;
-  }
-  const box = $("#refusals");
-  if (!box) return;
+function drawRefusals(rows, box) {
   if (!rows.length) {
     box.innerHTML = '<p class="muted" id="no-refusals">No votes refused.</p>';
     return;
@@ -70,11 +62,11 @@ function drawStats(sel, rows, groupCount) {
     `<div class="stat"><div class="label">${esc(label)}</div><div class="value">${esc(value)}</div><div class="sub">${esc(sub)}</div></div>`).join("");
 }
 
-export async function pageAnalytics() {
+export function pageAnalytics() {
   const q = new URLSearchParams(location.search);
   const sel = { range: RANGES[q.get("range")] ? q.get("range") : "7d", group: q.get("group") || "", voteTo: q.get("voteTo") || "" };
   shell(pageHtml(sel));
-  let groupCount = 0, loadSeq = 0;
+  let groupCount = 0;
 
   const syncUrl = () => {
     const p = new URLSearchParams();
@@ -94,26 +86,20 @@ export async function pageAnalytics() {
     s.innerHTML = '<option value="">All items</option>' + items.map((v) => option(v, sel.voteTo)).join("");
   };
 
-  const load = async () => {
-    const seq = ++loadSeq, range = RANGES[sel.range];
-    $("#chart").innerHTML = spinner(300);
+  // GET /analytics/data: [{hour, count}]
+  const load = () => {
+    const range = RANGES[sel.range];
     delete $("#chart").dataset.total; // the total of the chart drawn, none while loading
     const p = new URLSearchParams({ dateRange: sel.range });
     if (sel.group) p.set("group", sel.group);
     if (sel.voteTo) p.set("voteTo", sel.voteTo);
-    let rows;
-    try {
-      rows = await api("GET", "/analytics/data?" + p);
-    } catch (e) {
-      if (seq === loadSeq && $("#chart")) $("#chart").innerHTML = errorBox(e);
-      return;
-    }
-    if (seq !== loadSeq || !$("#chart")) return;
-    drawChart($("#chart"), toSeries(rows, range), range);
-    drawStats(sel, rows, groupCount);
-    loadRefusals(sel.range);
-    $("#chart-title").textContent = (sel.group || "All groups") + (sel.voteTo ? " · " + sel.voteTo : "");
-    $("#chart-sub").textContent = `${range.label} · ${PER[range.bucket]} totals`;
+    return loadPanel($("#chart"), "/analytics/data?" + p, (rows, box) => {
+      drawChart(box, toSeries(rows, range), range);
+      drawStats(sel, rows, groupCount);
+      loadPanel($("#refusals"), "/analytics/refusals?dateRange=" + sel.range, drawRefusals);
+      $("#chart-title").textContent = (sel.group || "All groups") + (sel.voteTo ? " · " + sel.voteTo : "");
+      $("#chart-sub").textContent = `${range.label} · ${PER[range.bucket]} totals`;
+    }, { height: 300 });
   };
 
   for (const b of $$("#range-seg button")) {
@@ -136,16 +122,11 @@ export async function pageAnalytics() {
     load();
   };
 
-  let groups;
-  try {
-    groups = await api("GET", "/votes/?page=1&limit=100");
-  } catch (e) {
-    $("#chart").innerHTML = errorBox(e);
-    return;
-  }
-  if (!$("#f-group")) return;
-  groupCount = groups.total;
-  $("#f-group").innerHTML = '<option value="">All groups</option>' + groups.items.map((g) => option(g.name, sel.group)).join("");
-  await loadItems();
-  load();
+  // GET /votes/: the groups to choose from, then the chart
+  loadPanel($("#chart"), "/votes/?page=1&limit=100", async (groups) => {
+    groupCount = groups.total;
+    $("#f-group").innerHTML = '<option value="">All groups</option>' + groups.items.map((g) => option(g.name, sel.group)).join("");
+    await loadItems();
+    load();
+  }, { height: 300 });
 }

@@ -1,6 +1,7 @@
 // One vote group: its embed snippet, a live preview with the real embed, the items voted on.
-import { api, state } from "../api.js";
-import { $, $$, copy, errorBox, esc, fmt, icon, spinner } from "../dom.js";
+import { state } from "../api.js";
+import { $, $$, copy, esc, fmt, icon } from "../dom.js";
+import { loadPanel } from "../panel.js";
 import { go } from "../router.js";
 import { shell } from "../shell.js";
 import { deleteGroup, groupDialog, typeBadge } from "./groups.js";
@@ -44,46 +45,38 @@ function pageHtml(g, variants, st) {
     '<p class="muted" style="margin-top:14px">Logged-in users on your site? Pass <code>user-id="…"</code> and <code>signature="…"</code> (HMAC-SHA256 of the id with your secret key) so nobody can vote as someone else. Otherwise each visitor gets an anonymous voter token.</p></div>' +
     '<div class="panel"><h2>Live preview</h2><p class="muted">This is the real embed, connected to this environment: votes here count.</p>' +
     '<div class="preview" id="preview"></div>' +
-    '<h3 style="margin-top:18px">Items voted on</h3><div class="chips" id="items"><span class="muted">Loading…</span></div></div></div>';
+    '<h3 style="margin-top:18px">Items voted on</h3><div class="chips" id="items"></div></div></div>';
 }
 
 // GET /votes/{name}/stats: `top` lists the leading items with their totals.
-async function loadItems(g, pick) {
-  let res;
-  try {
-    res = await api("GET", "/votes/" + encodeURIComponent(g.name) + "/stats?limit=50");
-  } catch (e) {
-    const b = $("#items");
-    if (b) b.innerHTML = errorBox(e);
-    return;
-  }
-  const box = $("#items");
-  if (!box) return;
-  if (!res.top.length) {
-    box.innerHTML = '<span class="muted">No votes yet. Try the preview!</span>';
-    return;
-  }
-  box.innerHTML = res.top.map((it) => {
-    const total = it.reactions
-      ? Object.entries(it.reactions).filter(([, n]) => n).map(([id, n]) => `${id} ${fmt(n)}`).join(" ") || "–"
-      : g.type !== "range" ? fmt(it.count) : it.count ? `${(+it.mean).toFixed(1)}★ ×${fmt(it.count)}` : "–";
-    return `<button class="chip" type="button" data-v="${esc(it.voteTo)}" title="Preview this item">${esc(it.voteTo)} · ${esc(total)}</button>`;
-  }).join("");
-  for (const c of $$(".chip", box)) c.onclick = () => pick(c.dataset.v);
+function loadItems(g, pick) {
+  return loadPanel($("#items"), "/votes/" + encodeURIComponent(g.name) + "/stats?limit=50", (res, box) => {
+    if (!res.top.length) {
+      box.innerHTML = '<span class="muted">No votes yet. Try the preview!</span>';
+      return;
+    }
+    box.innerHTML = res.top.map((it) => {
+      const total = it.reactions
+        ? Object.entries(it.reactions).filter(([, n]) => n).map(([id, n]) => `${id} ${fmt(n)}`).join(" ") || "–"
+        : g.type !== "range" ? fmt(it.count) : it.count ? `${(+it.mean).toFixed(1)}★ ×${fmt(it.count)}` : "–";
+      return `<button class="chip" type="button" data-v="${esc(it.voteTo)}" title="Preview this item">${esc(it.voteTo)} · ${esc(total)}</button>`;
+    }).join("");
+    for (const c of $$(".chip", box)) c.onclick = () => pick(c.dataset.v);
+  });
 }
 
-export async function pageGroup(id) {
-  shell('<div id="group-box"></div>');
+const BACK = '<div class="page-head"><p><a href="/groups">← Vote groups</a></p></div>';
+
+// GET /votes/{id}: the group, or why there is none
+export function pageGroup(id) {
+  shell(`<div id="group-box">${BACK}<div class="panel" id="group-load"></div></div>`);
+  return loadPanel($("#group-load"), "/votes/" + encodeURIComponent(id), (g) => drawGroup(id, g), {
+    height: 200, messages: { 404: "This vote group does not exist (or was deleted)." },
+  });
+}
+
+function drawGroup(id, g) {
   const box = $("#group-box");
-  box.innerHTML = spinner();
-  let g;
-  try {
-    g = await api("GET", "/votes/" + encodeURIComponent(id));
-  } catch (e) {
-    const msg = e.status === 404 ? "This vote group does not exist (or was deleted)." : e;
-    box.innerHTML = `<div class="page-head"><p><a href="/groups">← Vote groups</a></p></div><div class="panel">${errorBox(msg)}</div>`;
-    return;
-  }
   const key = state.me.currentEnv.public_key;
   const variants = g.type === "range" ? ["stars"] : g.type === "reactions" ? ["reactions"] : ["like", "updown"];
   const st = { variant: variants[0], item: "demo-item" };

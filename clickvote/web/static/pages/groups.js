@@ -1,7 +1,8 @@
 // The vote groups of the environment: list (paged), create, edit, delete.
 import { api, state } from "../api.js";
-import { $, $$, errorBox, esc, fmt, icon, plural, spinner, toast } from "../dom.js";
+import { $, $$, esc, fmt, icon, plural, toast } from "../dom.js";
 import { formError } from "../forms.js";
+import { loadPanel } from "../panel.js";
 import { go } from "../router.js";
 import { shell } from "../shell.js";
 
@@ -44,45 +45,38 @@ function row(g) {
 }
 
 // GET /votes/ answers {items, total, page, limit, pages}.
-async function loadGroups() {
-  const box = $("#groups-box"), page = state.groupsPage;
-  box.innerHTML = spinner();
-  let res;
-  try {
-    res = await api("GET", `/votes/?page=${page}&limit=${PAGE_SIZE}`);
-  } catch (e) {
-    box.innerHTML = `<div style="padding:16px">${errorBox(e)}</div>`;
-    return;
-  }
-  if (!$("#groups-box")) return;
-  if (!res.items.length && page > 1) {
-    state.groupsPage = page - 1;
-    return loadGroups();
-  }
-  if (!res.items.length) {
-    box.innerHTML = EMPTY;
-    $("#add-first").onclick = () => groupDialog(null);
-    return;
-  }
-  box.innerHTML =
-    '<table><thead><tr><th>Name</th><th>Type</th><th class="num">Clicks</th><th class="num">Score</th><th class="hide-sm"></th></tr></thead><tbody>' +
-    res.items.map(row).join("") + "</tbody></table>" +
-    `<div class="pager"><span>${plural(res.total, "group")} · page ${res.page} of ${res.pages}</span><span>` +
-    `<button class="btn ghost sm" id="prev"${res.page <= 1 ? " disabled" : ""}>← Previous</button> ` +
-    `<button class="btn ghost sm" id="next"${res.page >= res.pages ? " disabled" : ""}>Next →</button></span></div>`;
-  $("#prev").onclick = () => {
-    state.groupsPage = Math.max(1, page - 1);
-    loadGroups();
-  };
-  $("#next").onclick = () => {
-    state.groupsPage = page + 1;
-    loadGroups();
-  };
-  for (const tr of $$("tr[data-id]", box)) {
-    const g = res.items.find((x) => x.id === tr.dataset.id);
-    $("[data-edit]", tr).onclick = () => groupDialog(g);
-    $("[data-del]", tr).onclick = () => deleteGroup(g, loadGroups);
-  }
+function loadGroups() {
+  const page = state.groupsPage;
+  return loadPanel($("#groups-box"), `/votes/?page=${page}&limit=${PAGE_SIZE}`, (res, box) => {
+    if (!res.items.length && page > 1) {
+      state.groupsPage = page - 1;
+      return loadGroups();
+    }
+    if (!res.items.length) {
+      box.innerHTML = EMPTY;
+      $("#add-first").onclick = () => groupDialog(null);
+      return;
+    }
+    box.innerHTML =
+      '<table><thead><tr><th>Name</th><th>Type</th><th class="num">Clicks</th><th class="num">Score</th><th class="hide-sm"></th></tr></thead><tbody>' +
+      res.items.map(row).join("") + "</tbody></table>" +
+      `<div class="pager"><span>${plural(res.total, "group")} · page ${res.page} of ${res.pages}</span><span>` +
+      `<button class="btn ghost sm" id="prev"${res.page <= 1 ? " disabled" : ""}>← Previous</button> ` +
+      `<button class="btn ghost sm" id="next"${res.page >= res.pages ? " disabled" : ""}>Next →</button></span></div>`;
+    $("#prev").onclick = () => {
+      state.groupsPage = Math.max(1, page - 1);
+      loadGroups();
+    };
+    $("#next").onclick = () => {
+      state.groupsPage = page + 1;
+      loadGroups();
+    };
+    for (const tr of $$("tr[data-id]", box)) {
+      const g = res.items.find((x) => x.id === tr.dataset.id);
+      $("[data-edit]", tr).onclick = () => groupDialog(g);
+      $("[data-del]", tr).onclick = () => deleteGroup(g, loadGroups);
+    }
+  }, { height: 200 });
 }
 
 export async function deleteGroup(g, after) {

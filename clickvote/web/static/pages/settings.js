@@ -2,8 +2,9 @@
 // other abuse layers (IP + browser window, rate limits, proof of work) and its webhook
 // (pages/webhooks.js).
 import { api, loadMe, state } from "../api.js";
-import { $, $$, copy, errorBox, esc, icon, toast } from "../dom.js";
-import { formError, showFieldErrors } from "../forms.js";
+import { $, $$, copy, esc, icon, toast } from "../dom.js";
+import { sendForm, showFieldErrors } from "../forms.js";
+import { loadPanel } from "../panel.js";
 import { render } from "../router.js";
 import { shell } from "../shell.js";
 import { loadWebhook, webhookPanel } from "./webhooks.js";
@@ -25,20 +26,9 @@ function identityBox(k) {
 }
 
 // GET /settings/ ({publicKey, secretKey, identities, identityOptions: [{kind, label, protects}],
-// abuse, ...}) once, for the panels given (`#keys`, `#abuse`): each filled, or its error shown.
-async function loadSettings(panels) {
-  let k;
-  try {
-    k = await api("GET", "/settings/");
-  } catch (e) {
-    for (const [id] of panels) if ($(id)) $(id).innerHTML = errorBox(e);
-    return;
-  }
-  for (const [id, show] of panels) if ($(id)) show($(id), k);
-}
-
-const KEYS = ["#keys", showKeys];
-const ABUSE = ["#abuse", showAbuse];
+// abuse, ...}) once for the panels given (`#keys`, `#abuse`), each drawn by its own function.
+const PANELS = { keys: showKeys, abuse: showAbuse };
+const loadSettings = (boxes) => loadPanel(boxes, "/settings/", (k, box) => PANELS[box.id](box, k));
 
 function showKeys(box, k) {
   box.innerHTML = keyRow("public-key", "Public key", k.publicKey, false) +
@@ -80,7 +70,7 @@ function showKeys(box, k) {
     }
     toast("New keys issued");
     await loadMe();
-    loadSettings([KEYS]);
+    loadSettings($("#keys"));
   };
 }
 
@@ -113,14 +103,7 @@ function showAbuse(box, k) {
       const v = f[name].value.trim();
       body[name] = /^-?[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : v; // the server names a bad one
     }
-    try {
-      await api("PUT", "/settings/", body);
-    } catch (e) {
-      formError(f, e, $("#abuse-error"));
-      return;
-    }
-    showFieldErrors(f, {}, $("#abuse-error"));
-    toast("Saved");
+    if (await sendForm(f, $("#abuse-error"), "PUT", "/settings/", body)) toast("Saved");
   };
 }
 
@@ -132,25 +115,19 @@ export function pageSettings() {
     `<label class="field" data-field="name"><span>Name</span><input name="name" value="${esc(org.name)}" required></label>` +
     '<div class="field btn-cell"><span aria-hidden="true">&nbsp;</span><button class="btn" type="submit">Save</button></div></div></form></div>' +
     `<div class="panel"><h2>API keys · ${esc(env.name)}</h2><p class="muted">The public key goes into your pages. The secret key stays on your server: use it to sign user ids.</p>` +
-    '<div id="keys"><div class="spinner"></div></div></div>' +
-    `<div class="panel"><h2>Abuse control · ${esc(env.name)}</h2><div id="abuse"><div class="spinner"></div></div></div>` +
+    '<div id="keys"></div></div>' +
+    `<div class="panel"><h2>Abuse control · ${esc(env.name)}</h2><div id="abuse"></div></div>` +
     webhookPanel(env.name));
   const f = $("#org-form");
   f.onsubmit = async (ev) => {
     ev.preventDefault();
     const name = f.name.value.trim();
     if (name.length < 2 && showFieldErrors(f, { name: "Use at least 2 characters" }, $("#org-error"))) return;
-    try {
-      await api("PUT", "/org/update", { name });
-    } catch (e) {
-      formError(f, e, $("#org-error"));
-      return;
-    }
-    showFieldErrors(f, {}, $("#org-error"));
+    if (!(await sendForm(f, $("#org-error"), "PUT", "/org/update", { name }))) return;
     toast("Organisation renamed");
     await loadMe();
     render();
   };
-  loadSettings([KEYS, ABUSE]);
+  loadSettings([$("#keys"), $("#abuse")]);
   loadWebhook();
 }
