@@ -65,7 +65,8 @@ def test_hot_rows_show_the_ack_latency_and_the_cpu_wait() -> None:
 
     fig = {
         "watchers": 1000, "votes_per_s": 100.0, "frames_per_s": 9000.0, "lag_p50": 300.0,
-        "lag_p99": 900.0, "unseen": 0.0, "ack_p50": 200.0, "ack_p99": 800.0,
+        "lag_p99": 900.0, "lag_acked_p99": 600.0, "lag_read_p99": 1200.0, "unseen": 0.0,
+        "ack_p50": 200.0, "ack_p99": 800.0,
         "cpu_cores": 0.3, "cpu_wait_cores": 0.7, "watchers_cpu_cores": 0.2,
         "load_average": 9.5,
     }  # fmt: skip
@@ -73,3 +74,48 @@ def test_hot_rows_show_the_ack_latency_and_the_cpu_wait() -> None:
     assert any("ack p99" in n and r.value == 800.0 for n, r in rows.items())
     assert any("waiting for a CPU" in n and r.value == 70.0 for n, r in rows.items())
     assert any("load average" in n and r.value == 9.5 for n, r in rows.items())
+    assert any("lower bound" in n and r.value == 600.0 for n, r in rows.items())
+    assert any("processes read it" in n and r.value == 1200.0 for n, r in rows.items())
+
+
+def test_a_frame_is_stamped_when_it_arrives_not_when_it_is_read() -> None:
+    """The lag is read off the kernel's receive stamp: a frame read 0.3 s after it arrived
+    still shows its arrival time (the watchers share the cores and read late)."""
+    import socket
+
+    from benchmarks.hotbench import recv_stamped, stamp_arrivals
+
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, socket.create_connection(server.getsockname()) as watcher:
+        sender, _ = server.accept()
+        with sender:
+            stamp_arrivals(watcher)
+            # The kernel turns receive stamping on in a deferred work item (net_enable_timestamp),
+            # so on a busy machine the first segments can arrive unstamped: wait until one is.
+            deadline = time.monotonic() + 5
+            while True:
+                sender.sendall(b"w")
+                warm, stamped = recv_stamped(watcher)
+                assert warm == b"w"
+                if stamped is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            sent = time.time()
+            sender.sendall(frame(update(25)))
+            time.sleep(0.3)
+            data, arrived = recv_stamped(watcher)
+            read = time.time()
+    assert data == frame(update(25))
+    assert arrived is not None
+    assert sent - 0.05 <= arrived <= sent + 0.1 < read - 0.15
+
+
+def test_unstamped_reads_say_so() -> None:
+    import socket
+
+    from benchmarks.hotbench import recv_stamped
+
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"x")
+        assert recv_stamped(b) == (b"x", None)
