@@ -120,6 +120,7 @@ async def watch(url: str, token: str, n: int, out: Path) -> None:
     bins: dict[int, int] = {}  # frames at all watchers per BIN seconds of arrival time
     arrivals: list[dict[int, float]] = [{} for _ in range(n)]  # probe -> first arrival
     reads: list[dict[int, float]] = [{} for _ in range(n)]  # probe -> read by this process
+    unstamped = [0, 0]  # frames that came without a kernel stamp (their read time used), all
     loop = asyncio.get_running_loop()
 
     clients = await _connect_all(url, n)
@@ -141,9 +142,12 @@ async def watch(url: str, token: str, n: int, out: Path) -> None:
                 loop.remove_reader(sock.fileno())
                 return
             read_at = time.time()
+            stamped = arrived is not None
             arrived = arrived or read_at
             buf += data
             for payload in frames(buf):
+                unstamped[0] += not stamped
+                unstamped[1] += 1
                 if payload == b"2":  # engine.io ping
                     c._send("3")
                 count = count_of(payload)
@@ -166,7 +170,9 @@ async def watch(url: str, token: str, n: int, out: Path) -> None:
         sock.close()
     for c in clients:
         await c.close()
-    out.write_text(json.dumps({"bins": bins, "arrivals": arrivals, "reads": reads}))
+    out.write_text(
+        json.dumps({"bins": bins, "arrivals": arrivals, "reads": reads, "unstamped": unstamped})
+    )
 
 
 async def take_over(c: SioClient) -> tuple[socket.socket, bytes]:
@@ -251,13 +257,17 @@ def one_run(window: float, watchers: int) -> dict[str, Any]:
                 for a, b in zip(after, before, strict=True)
             )
             time.sleep(min(SETTLE, 1.0 + 4 * window))
-            frames, missing = 0, 0
+            frames, missing, unstamped, read_frames = 0, 0, 0, 0
             lags: list[float] = []  # from sending: an upper bound on the lag from the commit
             lags_acked: list[float] = []  # from the acknowledgement: a lower bound
             lags_read: list[float] = []  # from sending to the watcher's process reading it
             for got in results():
                 first, last = int(start / BIN), int((start + seconds) / BIN)
                 frames += sum(v for b, v in got["bins"].items() if first <= int(b) < last)
+                unstamped, read_frames = (
+                    unstamped + got["unstamped"][0],
+                    read_frames + got["unstamped"][1],
+                )
                 for arrived, read in zip(got["arrivals"], got["reads"], strict=True):
                     for probe, (t0, t1) in sent.items():
                         t = arrived.get(str(probe))
@@ -277,6 +287,8 @@ def one_run(window: float, watchers: int) -> dict[str, Any]:
         "lag_acked_p99": pct(lags_acked, 99),
         "lag_read_p99": pct(lags_read, 99),
         "unseen": missing / max(1, missing + len(lags)),  # share of (probe, watcher) never shown
+        # share of the frames read that the kernel gave no arrival stamp (their read time used)
+        "unstamped": unstamped / max(1, read_frames),
         "ack_p50": pct(acks, 50),
         "ack_p99": pct(acks, 99),
         "cpu_cores": cpu,

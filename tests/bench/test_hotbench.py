@@ -66,6 +66,7 @@ def test_hot_rows_show_the_ack_latency_and_the_cpu_wait() -> None:
     fig = {
         "watchers": 1000, "votes_per_s": 100.0, "frames_per_s": 9000.0, "lag_p50": 300.0,
         "lag_p99": 900.0, "lag_acked_p99": 600.0, "lag_read_p99": 1200.0, "unseen": 0.0,
+        "unstamped": 0.02,
         "ack_p50": 200.0, "ack_p99": 800.0,
         "cpu_cores": 0.3, "cpu_wait_cores": 0.7, "watchers_cpu_cores": 0.2,
         "load_average": 9.5,
@@ -76,6 +77,7 @@ def test_hot_rows_show_the_ack_latency_and_the_cpu_wait() -> None:
     assert any("load average" in n and r.value == 9.5 for n, r in rows.items())
     assert any("lower bound" in n and r.value == 600.0 for n, r in rows.items())
     assert any("processes read it" in n and r.value == 1200.0 for n, r in rows.items())
+    assert any("arrival stamp" in n and r.value == 2.0 for n, r in rows.items())
 
 
 def test_a_frame_is_stamped_when_it_arrives_not_when_it_is_read() -> None:
@@ -119,3 +121,20 @@ def test_unstamped_reads_say_so() -> None:
     with a, b:
         a.sendall(b"x")
         assert recv_stamped(b) == (b"x", None)
+
+
+def test_a_small_run_shows_every_probed_vote_to_every_watcher_at_its_kernel_stamp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole bench on a small scale (10 watchers, bounded: about 4 s of votes): every
+    probed vote reaches every watcher, the arrival stamps are the kernel's, and the lower
+    bound on the lag is below the upper one."""
+    from benchmarks import hotbench
+
+    monkeypatch.setattr(hotbench, "WARM_UP", 0.5)
+    fig = hotbench.one_run(0.1, 10)
+    assert fig["watchers"] == 10
+    assert fig["votes_per_s"] > 0 and fig["frames_per_s"] > 0
+    assert fig["unseen"] == 0
+    assert fig["unstamped"] < 0.5
+    assert 0 <= fig["lag_acked_p99"] <= fig["lag_p99"]
