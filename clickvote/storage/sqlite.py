@@ -15,8 +15,10 @@ another process (another worker) holds the write lock, SQLite answers SQLITE_BUS
 transaction is rolled back (nothing of it applied), and the queue (writes and the reads
 requested after them, in their order) is tried again from the loop a little later (1 ms,
 doubling up to 20 ms) until it goes through, each caller failing with StorageBusy only once it
-has waited `busy_timeout` (30 s), or at a stop once its grace is over (STOP_GRACE). Callers from
-other threads (`run_sync`) wait the same way, sleeping in their own thread.
+has waited `busy_timeout` (the server passes its `storage_wait` setting, 5 s by default;
+BUSY_TIMEOUT when the class is used on its own), or at a stop once its grace is over
+(STOP_GRACE). Callers from other threads (`run_sync`) wait the same way, sleeping in their own
+thread.
 
 Checkpoints (copying the WAL back into the database file, with fsyncs) run in a background
 thread on a connection of their own, instead of inside whichever COMMIT crosses the WAL size
@@ -50,7 +52,7 @@ CHECKPOINT_EVERY = 0.1  # seconds between passive checkpoints by the background 
 # pages (SQLite's default is 1000; the thread normally keeps the WAL far below).
 BACKSTOP_PAGES = 20_000
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a WAL file is truncated to once checkpointed
-BUSY_TIMEOUT = 30.0  # seconds a caller waits for a database another process holds locked
+BUSY_TIMEOUT = 30.0  # seconds a caller waits for a locked database, where none is passed
 RETRY_FIRST = 0.001  # seconds before the first retry of a transaction refused as busy
 RETRY_MAX = 0.02  # the wait doubles up to this (a try costs microseconds)
 
