@@ -296,12 +296,26 @@ def _registry_reachable(ref: str, timeout: float = 15) -> bool:
     return host.output(cmd, timeout=timeout) is not None
 
 
+PINNED = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+
+
+def is_pinned(ref: str) -> bool:
+    """``ref`` names its image by digest (``name[:tag]@sha256:...``): what it names can't move."""
+    return bool(PINNED.match(ref))
+
+
 def resolve_base(mode: str) -> tuple[str, str | None]:
-    """(base image, its Python version if known) for ``--base auto|local|registry``."""
+    """(base image, its Python version if known) for ``--base auto|local|registry``, or a
+    base named by digest (``NAME@sha256:...``: a candidate's pinned registry base), as given."""
     registry_ref = project.base_image()
     local_ref = project.local_base_image()
+    if is_pinned(mode):
+        return mode, None
     if mode not in ("auto", "local", "registry"):
-        raise BuildError(f"--base must be auto, local or registry, not {mode!r}")
+        raise BuildError(
+            f"--base must be auto, local, registry or an image named by digest "
+            f"(NAME@sha256:...), not {mode!r}"
+        )
     if mode == "registry" or (
         mode == "auto" and (image_present(registry_ref) or _registry_reachable(registry_ref))
     ):

@@ -20,7 +20,8 @@ from tasks._common import fail, failures, task
         "push": "push to the registry named in --tag",
         "tag": "image reference (default: IMAGE:TAG or TEST_IMAGE:TAG from the bake file)",
         "print": "print the resolved bake configuration instead of building",
-        "base": "base image: auto (registry if reachable, else local), local, registry",
+        "base": "base image: auto (registry if reachable, else local), local, registry, "
+        "or one named by digest (NAME@sha256:...)",
         "dry": "print the bake command instead of running it",
         "reproducible_check": "build the commit twice without cache (two checkouts, OCI "
         "tarballs in a temporary directory), compare the image digests per platform, name "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from functools import cache
@@ -38,6 +39,12 @@ def inspect_raw(ref: str) -> bytes:
             raise ReleaseError(f"{ref} does not exist in the registry")
         raise ReleaseError(f"cannot read {ref}: {err}")
     return proc.stdout
+
+
+def digest(ref: str) -> str:
+    """The digest ``ref`` names in its registry now: the sha256 of the manifest (or index)
+    bytes the registry serves for it."""
+    return "sha256:" + hashlib.sha256(inspect_raw(ref)).hexdigest()
 
 
 def exists(ref: str) -> bool:

@@ -219,6 +219,24 @@ def build_env() -> tuple[dict[str, str], str, str | None]:
     return env, base, python
 
 
+def pin_base(base: str, *, dry: bool) -> str:
+    """The base a candidate is built on, named by digest: a registry base named by tag is
+    pinned to the digest its registry gives for the tag now, so the candidate's provenance
+    (its ``BASE_IMAGE`` build argument) names bytes a rebuild gets again (``rebuild.py``).
+    The offline base (``inv base``) is local; its packages are checked against their record
+    (``require_recorded_base``)."""
+    from ci import build as images
+
+    if dry or base == project.local_base_image() or images.is_pinned(base):
+        return base
+    try:
+        pinned = f"{base}@{imagetools.digest(base)}"
+    except ReleaseError as e:
+        raise ReleaseError(f"the base image {base} can't be pinned by digest: {e}") from e
+    shell.echo(f"base image: {base} pinned as {pinned}")
+    return pinned
+
+
 BASE_STRICT = "CLICKVOTE_BASE_STRICT"
 
 
@@ -278,6 +296,7 @@ def publish(
     if not dry:
         metadata.parent.mkdir(parents=True, exist_ok=True)
     env, base, python = build_env()
+    base = pin_base(base, dry=dry)
     if not dry:
         require_recorded_base(base, [platform] if platform else project.platforms())
     sbom = sbom_generator(cfg, base, dry=dry)

@@ -6,7 +6,9 @@ uncached, for the platform verified, into an OCI tarball with rewritten timestam
 ``inv build`` and ``inv publish`` build), with the version, revision and ``SOURCE_DATE_EPOCH``
 of that commit. The report's ``rebuild`` section (judged by ``ci/release/quorum.py``):
 ``{rebuilt: true, commit, pulled, rebuilt_digest, equal}``, or ``{rebuilt: false, reason}``
-(``--no-rebuild REASON``, a device without a checkout, a failed rebuild).
+(``--no-rebuild REASON``, a device without a checkout, a failed rebuild). The base is the
+one the candidate was built on where its provenance names it by digest (``inv publish`` pins
+a registry base), else what ``CLICKVOTE_BASE`` chooses, as publish chose (the offline base).
 """
 
 from __future__ import annotations
@@ -46,7 +48,25 @@ def provenance_commit(provenance: Any, platform: str) -> str:
     return revision
 
 
-def candidate_commit(cfg: ReleaseConfig, tag: str, platform: str) -> str:
+def provenance_base(provenance: Any, platform: str) -> str | None:
+    """The base image the candidate's build was given (its ``BASE_IMAGE`` build argument:
+    SLSA v0.2's ``invocation.parameters.args``, v1's ``buildDefinition.externalParameters.
+    request.args``; ``--provenance=mode=max`` records them), or None where none is recorded."""
+    doc = provenance.get(platform, provenance) if isinstance(provenance, Mapping) else {}
+    slsa = doc.get("SLSA") if isinstance(doc, Mapping) else None
+    for path in (("invocation", "parameters", "args"),
+                 ("buildDefinition", "externalParameters", "request", "args")):  # fmt: skip
+        node: Any = slsa
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        base = node.get("build-arg:BASE_IMAGE") if isinstance(node, Mapping) else None
+        if isinstance(base, str) and base:
+            return base
+    return None
+
+
+def candidate_provenance(cfg: ReleaseConfig, tag: str) -> Any:
+    """``docker buildx imagetools inspect --format '{{json .Provenance}}'`` of the candidate."""
     ref = cfg.image(tag)
     proc = shell.run(
         ["docker", "buildx", "imagetools", "inspect", ref, "--format", "{{json .Provenance}}"],
@@ -58,7 +78,20 @@ def candidate_commit(cfg: ReleaseConfig, tag: str, platform: str) -> str:
         provenance = None
     if provenance is None:
         raise ReleaseError(f"no provenance of {ref}: {proc.stderr.decode(errors='replace')[-300:]}")
-    return provenance_commit(provenance, platform)
+    return provenance
+
+
+def candidate_commit(cfg: ReleaseConfig, tag: str, platform: str) -> str:
+    return provenance_commit(candidate_provenance(cfg, tag), platform)
+
+
+def rebuild_base(recorded: str | None) -> str:
+    """The base a rebuild uses: the one the candidate was built on where its provenance names
+    it by digest (``inv publish`` pins a registry base), else ``CLICKVOTE_BASE`` (``auto``:
+    the registry base if reachable, else the offline base, as ``inv publish`` chose)."""
+    if recorded is not None and images.is_pinned(recorded):
+        return recorded
+    return os.environ.get("CLICKVOTE_BASE", "auto")
 
 
 def section(commit: str, pulled: str, rebuilt: str) -> dict[str, Any]:
@@ -97,9 +130,9 @@ def commit_time(root: Path, commit: str) -> str:
     return proc.stdout.strip()
 
 
-def build(commit: str, platform: str, work: Path, root: Path = images.ROOT) -> str:
-    """Rebuild the app image of ``commit`` for ``platform`` in ``work`` (on the base
-    ``CLICKVOTE_BASE`` names, as ``inv publish``); its digest."""
+def build(commit: str, platform: str, work: Path, root: Path = images.ROOT, base: str = "") -> str:
+    """Rebuild the app image of ``commit`` for ``platform`` in ``work`` on ``base`` (default:
+    ``rebuild_base(None)``, as ``inv publish`` chose); its digest."""
     epoch = commit_time(root, commit)
     src = reproducible.export(root, work / "src", commit=commit)
     tar, log = work / "rebuild.oci.tar", work / "rebuild.log"
@@ -112,9 +145,9 @@ def build(commit: str, platform: str, work: Path, root: Path = images.ROOT) -> s
         oci=tar,
         log=log,
         env=commit_env(src, commit, epoch),
-        base=os.environ.get("CLICKVOTE_BASE", "auto"),
+        base=base or rebuild_base(None),
     )
-    shell.echo(f"rebuilding {commit[:12]} for {platform} (log: {log})")
+    shell.echo(f"rebuilding {commit[:12]} for {platform} on {opts.base} (log: {log})")
     try:
         images.build(opts)
     except shell.ToolError as e:
@@ -134,12 +167,14 @@ def run(cfg: ReleaseConfig, tag: str, platform: str, pulled: str) -> dict[str, A
     """The report's ``rebuild`` section; what keeps the rebuild from happening is recorded
     as its reason (the report then counts only where no rebuild is required)."""
     try:
-        commit = candidate_commit(cfg, tag, platform)
+        provenance = candidate_provenance(cfg, tag)
+        commit = provenance_commit(provenance, platform)
     except ReleaseError as e:
         return not_rebuilt(str(e))
+    base = rebuild_base(provenance_base(provenance, platform))
     try:
         with tempfile.TemporaryDirectory(prefix="clickvote-rebuild-") as tmp:
-            rebuilt = build(commit, platform, Path(tmp))
+            rebuilt = build(commit, platform, Path(tmp), base=base)
     except ReleaseError as e:
         shell.echo(f"warning: {e}")
         return not_rebuilt(str(e).split("\n")[0][:300], commit)

@@ -175,6 +175,10 @@ def test_local_base_image_from_the_environment_everywhere(
     monkeypatch.setattr(build, "image_present", lambda ref: ref == "mybase:7")
     monkeypatch.setattr(build, "image_label", lambda ref, label: "3.14")
     assert build.resolve_base("local") == ("mybase:7", "3.14")
+    pinned = "python:3.13-slim-trixie@sha256:" + "0f" * 32
+    assert build.resolve_base(pinned) == (pinned, None)  # a candidate's base, as recorded
+    with pytest.raises(build.BuildError, match="named by digest"):
+        build.resolve_base("python:3.13-slim-trixie")
 
 
 def test_machine_probe_names_a_32_bit_x86_python_i686() -> None:

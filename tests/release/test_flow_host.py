@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from ci import build as images
 from ci import project
 from ci.release import (
     ReleaseError,
@@ -463,7 +464,12 @@ def test_per_platform_pushes_by_digest_merge_into_one_candidate(
             assert idx.images[p].digest == job.images[p].digest
             assert {a.digest for a in job.attestations} <= {a.digest for a in idx.attestations}
     amd64 = imagetools.index(run.image(tag)).images["linux/amd64"].digest
-    commit = rebuild.candidate_commit(run, tag, "linux/amd64")
+    prov = rebuild.candidate_provenance(run, tag)
+    commit = rebuild.provenance_commit(prov, "linux/amd64")
+    # the base publish built on, as BuildKit's provenance records it: the offline base (local,
+    # so the rebuild resolves it as publish did), or a registry base pinned by digest
+    recorded = rebuild.provenance_base(prov, "linux/amd64")
+    assert recorded == project.local_base_image() or images.is_pinned(recorded or "")
     assert rebuild.build(commit, "linux/amd64", tmp_path / "rebuild") == amd64
 
 

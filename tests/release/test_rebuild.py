@@ -103,3 +103,65 @@ def test_a_device_records_why_it_did_not_rebuild(
     assert device.main(["1.0.0-rc.1", "--out", str(tmp_path)], environ={}) == 0
     assert device.main(["1.0.0-rc.1", "--out", str(tmp_path), "--no-rebuild", "x"], {}) == 0
     assert [c["no_rebuild"] for c in calls] == [device.NO_REBUILD, "x"]
+
+
+BASE_DIGEST = "sha256:" + "ab" * 32
+
+
+def test_the_base_comes_from_the_build_arguments_the_provenance_records() -> None:
+    """BuildKit's SLSA v0.2 provenance (the default) and v1 both record BASE_IMAGE."""
+    pinned = f"python:3.13-slim-trixie@{BASE_DIGEST}"
+    v02 = {"SLSA": {"invocation": {"parameters": {"args": {"build-arg:BASE_IMAGE": pinned}}}}}
+    v1 = {
+        "SLSA": {
+            "buildDefinition": {
+                "externalParameters": {"request": {"args": {"build-arg:BASE_IMAGE": pinned}}}
+            }
+        }
+    }
+    several = {"linux/amd64": v02, "linux/arm64": provenance(COMMIT)}
+    assert rebuild.provenance_base(v02, "linux/amd64") == pinned
+    assert rebuild.provenance_base(v1, "linux/amd64") == pinned
+    assert rebuild.provenance_base(several, "linux/amd64") == pinned
+    assert rebuild.provenance_base(several, "linux/arm64") is None  # no arguments recorded
+    assert rebuild.provenance_base({"SLSA": {"invocation": "?"}}, "linux/amd64") is None
+
+
+def test_a_rebuild_uses_the_candidates_base_where_it_is_pinned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLICKVOTE_BASE", "local")
+    pinned = f"python:3.13-slim-trixie@{BASE_DIGEST}"
+    assert rebuild.rebuild_base(pinned) == pinned
+    assert rebuild.rebuild_base("python:3.13-slim-trixie") == "local"  # by tag: may have moved
+    assert rebuild.rebuild_base("clickvote-base:trixie") == "local"
+    assert rebuild.rebuild_base(None) == "local"
+    assert rebuild.rebuild_base(f"python@sha256:{'ab' * 31}") == "local"  # not a digest
+    monkeypatch.delenv("CLICKVOTE_BASE")
+    assert rebuild.rebuild_base(None) == "auto"
+
+
+def test_publish_pins_a_registry_base_named_by_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from ci import project
+    from ci.release import imagetools, publish
+
+    served = b'{"schemaVersion": 2, "manifests": []}'
+    asked: list[str] = []
+
+    def inspect_raw(ref: str) -> bytes:
+        asked.append(ref)
+        if ref == "gone:1":
+            raise ReleaseError("gone:1 does not exist in the registry")
+        return served
+
+    monkeypatch.setattr(imagetools, "inspect_raw", inspect_raw)
+    want = f"python:3.13-slim-trixie@sha256:{hashlib.sha256(served).hexdigest()}"
+    assert publish.pin_base("python:3.13-slim-trixie", dry=False) == want
+    assert publish.pin_base(want, dry=False) == want  # already pinned: not asked again
+    local = project.local_base_image()
+    assert publish.pin_base(local, dry=False) == local  # the offline base: not in a registry
+    assert asked == ["python:3.13-slim-trixie"]
+    with pytest.raises(ReleaseError, match="gone:1 can't be pinned by digest"):
+        publish.pin_base("gone:1", dry=False)
