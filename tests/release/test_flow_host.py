@@ -461,8 +461,13 @@ def test_per_platform_pushes_by_digest_merge_into_one_candidate(
         for p in two:
             wrote = (tmp_path / "digests" / f"{target}-{project.arch_name(p)}.digest").read_text()
             job = imagetools.index(run.image(wrote.strip(), test=test))
+            assert imagetools.digest(run.image(wrote.strip(), test=test)) == wrote.strip()
             assert idx.images[p].digest == job.images[p].digest
             assert {a.digest for a in job.attestations} <= {a.digest for a in idx.attestations}
+    # a base named by tag is pinned to the digest the registry serves for it (publish.pin_base)
+    pinned = publish.pin_base(run.image(tag), dry=False)
+    assert images.is_pinned(pinned) and pinned.startswith(run.image(tag) + "@sha256:")
+    assert imagetools.index(pinned).images == imagetools.index(run.image(tag)).images
     amd64 = imagetools.index(run.image(tag)).images["linux/amd64"].digest
     prov = rebuild.candidate_provenance(run, tag)
     commit = rebuild.provenance_commit(prov, "linux/amd64")
