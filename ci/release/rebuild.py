@@ -81,10 +81,6 @@ def candidate_provenance(cfg: ReleaseConfig, tag: str) -> Any:
     return provenance
 
 
-def candidate_commit(cfg: ReleaseConfig, tag: str, platform: str) -> str:
-    return provenance_commit(candidate_provenance(cfg, tag), platform)
-
-
 def rebuild_base(recorded: str | None) -> str:
     """The base a rebuild uses: the one the candidate was built on where its provenance names
     it by digest (``inv publish`` pins a registry base), else ``CLICKVOTE_BASE`` (``auto``:
