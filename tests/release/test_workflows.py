@@ -133,6 +133,7 @@ def test_zizmor_fails_an_unpinned_action(tmp_path: Path) -> None:
 # --- per-platform pushes by digest, merged into one tag ----------------------------------
 
 CFG = config.load({}, environ={})
+BASE_DIGEST = "sha256:" + "b1" * 32
 
 
 def test_one_platform_is_baked_for_itself_and_named_for_the_candidate() -> None:
@@ -196,6 +197,7 @@ def baked(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     monkeypatch.setattr(publish.imagetools, "exists", lambda ref: False)
     monkeypatch.setattr(publish, "ensure_builder", lambda cfg, dry: "default")
     monkeypatch.setattr(publish, "build_env", lambda: ({}, "base", None))
+    monkeypatch.setattr(publish.imagetools, "digest", lambda ref: BASE_DIGEST)
     monkeypatch.setattr(publish, "sbom_generator", lambda cfg, base, dry: "")
     return calls
 
@@ -206,6 +208,8 @@ def test_one_platform_is_pushed_by_digest_and_never_tagged(
     cfg = CFG.with_overrides(state_dir=tmp_path / "state")
     publish.publish(cfg, tag="9.9.9-rc.1", platform="linux/arm64", digest_dir=tmp_path / "d")
     assert [c[:3] for c in baked["commands"]] == [["docker", "buildx", "bake"]] * 2
+    for cmd in baked["commands"]:  # built on the base pinned to its registry's digest
+        assert f"*.args.BASE_IMAGE=base@{BASE_DIGEST}" in cmd
     assert not any(c[:2] in (["docker", "push"], ["docker", "load"]) for c in baked["commands"])
     assert baked["uploads"] == [
         ("app.oci.tar", CFG.registry, CFG.repository),
