@@ -63,6 +63,51 @@ def test_sigterm_stops_gracefully_with_status_0(tmp_path: Path, workers: str) ->
         srv.stop()
 
 
+def test_a_stop_told_twice_is_one_graceful_stop_a_second_ctrl_c_forces_it() -> None:
+    """A worker hears a terminal's Ctrl-C and its supervisor's SIGTERM: one stop, not the
+    forced exit uvicorn makes of a second SIGINT (which skips the app's lifespan shutdown)."""
+    import uvicorn
+
+    from clickvote.graceful import Server
+
+    for first, second in ((signal.SIGTERM, signal.SIGINT), (signal.SIGINT, signal.SIGTERM)):
+        server = Server(uvicorn.Config(app=None))
+        server.handle_exit(first, None)
+        server.handle_exit(second, None)
+        assert server.should_exit and not server.force_exit
+    server.handle_exit(signal.SIGINT, None)  # Ctrl-C again: the user insists
+    assert server.force_exit
+
+
+def test_sigterm_then_sigint_shuts_down_without_a_traceback(tmp_path: Path) -> None:
+    """SIGINT while a SIGTERM's shutdown waits for a long-poll: the poll is still answered
+    and the app's shutdown runs (a forced exit skips it, leaving a traceback)."""
+    log = tmp_path / "stderr.log"
+    srv = ServerProcess(tmp_path, log=log)
+    srv.start()
+    try:
+        opened = requests.get(f"{srv.url}/socket.io/?EIO=4&transport=polling", timeout=10)
+        sid = json.loads(opened.text[1:])["sid"]
+        answer: list[str] = []
+        poll_url = f"{srv.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+        poll = threading.Thread(
+            target=lambda: answer.append(requests.get(poll_url, timeout=60).text)
+        )
+        poll.start()
+        time.sleep(0.5)  # the GET waits: the shutdown below waits for it
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        srv.proc.send_signal(signal.SIGINT)
+        assert srv.proc.wait(GRACE + 20) == 0
+        poll.join(10)
+        assert answer == ["1"]
+    finally:
+        srv.stop()
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text
+
+
 def test_a_stop_while_a_vote_waits_for_a_locked_database(tmp_path: Path) -> None:
     """Another process keeps the SQLite database locked while a vote waits for it, and the
     server is told to stop: the vote's wait ends with the stop's grace (not its own 5 s), so
