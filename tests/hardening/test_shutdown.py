@@ -19,6 +19,19 @@ from .procserver import ServerProcess
 GRACE = 3  # clickvote.app.SERVER_OPTIONS["timeout_graceful_shutdown"]
 
 
+def pending_long_poll(srv: ServerProcess) -> tuple[threading.Thread, list[str]]:
+    """An Engine.IO session's GET left waiting (nothing to send for 25 s, the next ping), in a
+    thread; its answer lands in the list."""
+    opened = requests.get(f"{srv.url}/socket.io/?EIO=4&transport=polling", timeout=10)
+    sid = json.loads(opened.text[1:])["sid"]
+    answer: list[str] = []
+    poll_url = f"{srv.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+    poll = threading.Thread(target=lambda: answer.append(requests.get(poll_url, timeout=60).text))
+    poll.start()
+    time.sleep(0.5)  # the GET now waits
+    return poll, answer
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_stop_with_a_pending_long_poll(tmp_path: Path, workers: str) -> None:
     """With workers, the long-poll waits in one of them: the stop reaches it through the
@@ -26,15 +39,7 @@ def test_stop_with_a_pending_long_poll(tmp_path: Path, workers: str) -> None:
     srv = ServerProcess(tmp_path, env={"CLICKVOTE_WORKERS": workers})
     srv.start()
     try:
-        opened = requests.get(f"{srv.url}/socket.io/?EIO=4&transport=polling", timeout=10)
-        sid = json.loads(opened.text[1:])["sid"]
-        answer: list[str] = []
-        poll_url = f"{srv.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
-        poll = threading.Thread(
-            target=lambda: answer.append(requests.get(poll_url, timeout=60).text)
-        )
-        poll.start()
-        time.sleep(0.5)  # the GET now waits: nothing to send for 25 s (the next ping)
+        poll, answer = pending_long_poll(srv)
         assert srv.proc is not None
         t0 = time.monotonic()
         srv.proc.send_signal(signal.SIGINT)
@@ -86,15 +91,7 @@ def test_sigterm_then_sigint_shuts_down_without_a_traceback(tmp_path: Path) -> N
     srv = ServerProcess(tmp_path, log=log)
     srv.start()
     try:
-        opened = requests.get(f"{srv.url}/socket.io/?EIO=4&transport=polling", timeout=10)
-        sid = json.loads(opened.text[1:])["sid"]
-        answer: list[str] = []
-        poll_url = f"{srv.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
-        poll = threading.Thread(
-            target=lambda: answer.append(requests.get(poll_url, timeout=60).text)
-        )
-        poll.start()
-        time.sleep(0.5)  # the GET waits: the shutdown below waits for it
+        poll, answer = pending_long_poll(srv)  # the shutdown below waits for it
         assert srv.proc is not None
         srv.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
